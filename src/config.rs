@@ -1,0 +1,168 @@
+//! Tunables of a Raft node, with defaults for a local network and a check
+//! that names what to fix.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::message::ENTRIES_BYTES_LIMIT;
+use crate::types::{NodeId, ENTRY_OVERHEAD_BYTES};
+
+/// How a node behaves. Build one with [`Config::new`] and adjust fields; the
+/// core checks it with [`Config::validate`] when a node is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id. Never `0`.
+    pub id: NodeId,
+    /// The shortest election timeout. A follower that heard from a leader more
+    /// recently than this refuses to vote for anyone else (thesis §4.2.3).
+    pub election_timeout_min: Duration,
+    /// The election timeout is drawn uniformly from
+    /// `[election_timeout_min, election_timeout_max)` every time it is armed.
+    pub election_timeout_max: Duration,
+    /// How often a leader sends heartbeats to idle followers.
+    pub heartbeat_interval: Duration,
+    /// Run a pre-vote round before campaigning (thesis §9.6), so that a node
+    /// cut off from the cluster does not inflate its term and depose a healthy
+    /// leader when it comes back.
+    pub pre_vote: bool,
+    /// A leader steps down when it has not heard from a quorum within
+    /// `election_timeout_min` (thesis §6.2).
+    pub check_quorum: bool,
+    /// How many AppendEntries messages may be unacknowledged per follower.
+    pub inflight_messages_max: usize,
+    /// How many entry bytes may be unacknowledged per follower.
+    pub inflight_bytes_max: u64,
+    /// The most entry bytes (as counted by [`crate::Entry::size_bytes`]) one
+    /// AppendEntries message carries. A single entry always fits, since
+    /// `entry_bytes_max` must be smaller.
+    pub message_bytes_max: u64,
+    /// The largest command a client may propose, in bytes.
+    pub entry_bytes_max: u64,
+    /// The most bytes of proposals a leader holds uncommitted; beyond it,
+    /// proposals are refused with `Backpressure`.
+    pub uncommitted_bytes_max: u64,
+    /// Seeds the node's pseudo-random generator (election timeouts). Give
+    /// every node a different seed.
+    pub seed: u64,
+    /// Deliberate bugs, so that tests can prove the simulator's checker finds
+    /// them. Only compiled into the crate's own unit tests.
+    #[cfg(test)]
+    pub bugs: crate::config::InjectedBugs,
+}
+
+/// Deliberate protocol bugs a test can switch on.
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InjectedBugs {
+    /// Commit entries of earlier terms by counting replicas (Raft Figure 8).
+    pub commit_old_terms_by_counting: bool,
+    /// Acknowledge appended entries before they are durable.
+    pub ack_before_persist: bool,
+}
+
+impl Config {
+    /// A configuration for node `id` with defaults suited to a local network:
+    /// elections after 150–300 ms of silence, heartbeats every 50 ms, pre-vote
+    /// and check-quorum on.
+    pub fn new(id: NodeId) -> Config {
+        Config {
+            id,
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            heartbeat_interval: Duration::from_millis(50),
+            pre_vote: true,
+            check_quorum: true,
+            inflight_messages_max: 256,
+            inflight_bytes_max: 16 << 20,
+            message_bytes_max: 1 << 20,
+            entry_bytes_max: (1 << 20) - 1024,
+            uncommitted_bytes_max: 64 << 20,
+            seed: id.0,
+            #[cfg(test)]
+            bugs: InjectedBugs::default(),
+        }
+    }
+
+    /// Checks that the settings make sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |field, reason: String| Err(ConfigError { field, reason });
+        if self.id == NodeId(0) {
+            return fail("id", "node id 0 is reserved; number nodes from 1".into());
+        }
+        if self.heartbeat_interval.is_zero() {
+            return fail("heartbeat_interval", "must be positive".into());
+        }
+        if self.election_timeout_min <= self.heartbeat_interval {
+            return fail(
+                "election_timeout_min",
+                format!(
+                    "{:?} must exceed heartbeat_interval {:?} (ten times it is typical)",
+                    self.election_timeout_min, self.heartbeat_interval
+                ),
+            );
+        }
+        if self.election_timeout_max <= self.election_timeout_min {
+            return fail(
+                "election_timeout_max",
+                format!(
+                    "{:?} must exceed election_timeout_min {:?} so that timeouts are randomized",
+                    self.election_timeout_max, self.election_timeout_min
+                ),
+            );
+        }
+        if self.inflight_messages_max == 0 {
+            return fail("inflight_messages_max", "must be at least 1".into());
+        }
+        if self.message_bytes_max > ENTRIES_BYTES_LIMIT {
+            return fail(
+                "message_bytes_max",
+                format!("{} exceeds the wire limit of {ENTRIES_BYTES_LIMIT}", self.message_bytes_max),
+            );
+        }
+        if self.entry_bytes_max + ENTRY_OVERHEAD_BYTES > self.message_bytes_max {
+            return fail(
+                "entry_bytes_max",
+                format!(
+                    "{} plus {ENTRY_OVERHEAD_BYTES} bytes of framing must fit in message_bytes_max {}",
+                    self.entry_bytes_max, self.message_bytes_max
+                ),
+            );
+        }
+        if self.inflight_bytes_max < self.message_bytes_max {
+            return fail(
+                "inflight_bytes_max",
+                format!(
+                    "{} must be at least message_bytes_max {} so that one full message can be in flight",
+                    self.inflight_bytes_max, self.message_bytes_max
+                ),
+            );
+        }
+        if self.uncommitted_bytes_max < self.entry_bytes_max {
+            return fail(
+                "uncommitted_bytes_max",
+                format!(
+                    "{} must be at least entry_bytes_max {} or the largest proposal could never be accepted",
+                    self.uncommitted_bytes_max, self.entry_bytes_max
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A setting that does not make sense, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The name of the offending `Config` field.
+    pub field: &'static str,
+    /// What is wrong and what to change.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid config: {}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}

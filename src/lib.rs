@@ -1,0 +1,26 @@
+//! oar: Raft consensus for synchronous Rust.
+//!
+//! The heart of the crate is [`Node`], a deterministic, sans-IO Raft state
+//! machine: it consumes inputs (messages, the time, "these writes are durable")
+//! and produces outputs (messages to send, writes to persist, entries to apply,
+//! the next deadline). Around it:
+//!
+//! - [`codec`]: the wire format, with total decoders fit for fuzzing;
+//! - [`sim`]: a deterministic cluster simulator with fault injection and a
+//!   safety checker, driven by a seed.
+//!
+//! See `DESIGN.md` in the repository for the architecture and its contracts.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod config;
+pub mod core;
+pub mod message;
+pub mod rng;
+pub mod sim;
+pub mod types;
+
+pub use crate::config::{Config, ConfigError};
+pub use crate::message::{Message, MessageBody};
+pub use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};

@@ -1,0 +1,125 @@
+//! The messages Raft nodes exchange, as plain data. The wire layout lives in
+//! [`crate::codec`]; the rules for handling each message live in the core.
+
+use crate::types::{Entry, LogIndex, NodeId, Term};
+
+/// A message from one node to another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The sender.
+    pub from: NodeId,
+    /// The receiver.
+    pub to: NodeId,
+    /// The sender's current term; for a pre-vote request, the term the sender
+    /// would campaign in.
+    pub term: Term,
+    /// What the message says.
+    pub body: MessageBody,
+}
+
+/// The kinds of message, named as in the Raft paper.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageBody {
+    /// A candidate (or pre-candidate) asks for a vote (Raft §5.2, thesis §9.6).
+    RequestVote(RequestVote),
+    /// The answer to [`MessageBody::RequestVote`].
+    RequestVoteResponse(RequestVoteResponse),
+    /// A leader replicates entries, or probes where a follower's log matches
+    /// (Raft §5.3).
+    AppendEntries(AppendEntries),
+    /// The answer to [`MessageBody::AppendEntries`].
+    AppendEntriesResponse(AppendEntriesResponse),
+    /// A leader asserts its leadership and tells a follower how far it may
+    /// commit. Carries no entries and needs no log check.
+    Heartbeat(Heartbeat),
+    /// The answer to [`MessageBody::Heartbeat`].
+    HeartbeatResponse,
+}
+
+impl MessageBody {
+    /// A short name for logs and traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MessageBody::RequestVote(r) if r.pre_vote => "PreVote",
+            MessageBody::RequestVote(_) => "RequestVote",
+            MessageBody::RequestVoteResponse(r) if r.pre_vote => "PreVoteResponse",
+            MessageBody::RequestVoteResponse(_) => "RequestVoteResponse",
+            MessageBody::AppendEntries(_) => "AppendEntries",
+            MessageBody::AppendEntriesResponse(_) => "AppendEntriesResponse",
+            MessageBody::Heartbeat(_) => "Heartbeat",
+            MessageBody::HeartbeatResponse => "HeartbeatResponse",
+        }
+    }
+}
+
+/// A request for a vote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestVote {
+    /// A pre-vote asks "would you vote for me?" without disturbing anyone's
+    /// term: the sender campaigns for real only if a quorum says yes.
+    pub pre_vote: bool,
+    /// The index of the candidate's last log entry.
+    pub last_log_index: LogIndex,
+    /// The term of the candidate's last log entry.
+    pub last_log_term: Term,
+}
+
+/// The answer to a vote request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestVoteResponse {
+    /// Whether this answers a pre-vote.
+    pub pre_vote: bool,
+    /// Whether the vote is granted.
+    pub granted: bool,
+}
+
+/// Entries to append after a given position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendEntries {
+    /// The index of the entry just before `entries`.
+    pub prev_log_index: LogIndex,
+    /// The term of the entry at `prev_log_index`.
+    pub prev_log_term: Term,
+    /// Consecutive entries starting at `prev_log_index + 1`; empty for a probe.
+    pub entries: Vec<Entry>,
+    /// The leader's commit index.
+    pub leader_commit: LogIndex,
+}
+
+/// The answer to [`AppendEntries`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendEntriesResponse {
+    /// The follower's log matches the leader's up to and including
+    /// `match_index`, and those entries are durable on the follower.
+    Accepted {
+        /// The last index known to match the leader's log.
+        match_index: LogIndex,
+    },
+    /// The follower's log does not contain an entry at `rejected_index` with
+    /// the term the leader named.
+    Rejected {
+        /// The `prev_log_index` of the rejected request.
+        rejected_index: LogIndex,
+        /// The largest index at or below `rejected_index` whose term in the
+        /// follower's log is at most the requested `prev_log_term`: no index
+        /// between it and `rejected_index` can match, so the leader can skip
+        /// them all (fast backtracking).
+        hint_index: LogIndex,
+        /// The term of the follower's entry at `hint_index`.
+        hint_term: Term,
+    },
+}
+
+/// A leader's heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// `min(leader commit, follower's match index)`: a follower may commit up
+    /// to it without a log check, because the leader knows the follower's log
+    /// matches its own that far.
+    pub commit: LogIndex,
+}
+
+/// The most entry bytes (as counted by [`Entry::size_bytes`]) any message may
+/// carry on the wire. Decoders reject more before allocating; a
+/// [`crate::Config`] cannot ask for more.
+pub const ENTRIES_BYTES_LIMIT: u64 = 64 << 20;

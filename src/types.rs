@@ -1,0 +1,165 @@
+//! Plain data shared by every layer: identifiers, log positions, entries and
+//! points in time. Nothing here does IO.
+
+use std::fmt;
+use std::ops::{Add, Sub};
+use std::time::Duration;
+
+pub use bytes::Bytes;
+
+/// The identity of a node in a cluster. `0` is never a valid node id; it
+/// stands for "nobody" on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct NodeId(pub u64);
+
+/// A Raft term: a logical clock that increases with every election.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Term(pub u64);
+
+/// A position in the replicated log. Index `0` is the empty prefix: the first
+/// entry ever written has index `1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LogIndex(pub u64);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+impl fmt::Display for LogIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "i{}", self.0)
+    }
+}
+
+impl Term {
+    /// The term after this one.
+    pub fn next(self) -> Term {
+        Term(self.0 + 1)
+    }
+}
+
+impl LogIndex {
+    /// The index after this one.
+    pub fn next(self) -> LogIndex {
+        LogIndex(self.0 + 1)
+    }
+
+    /// The index before this one; `LogIndex(0)` stays `0`.
+    pub fn prev(self) -> LogIndex {
+        LogIndex(self.0.saturating_sub(1))
+    }
+
+    /// This index moved forward by `count` entries.
+    pub fn plus(self, count: u64) -> LogIndex {
+        LogIndex(self.0 + count)
+    }
+}
+
+/// A point in time on the embedder's monotonic clock, in nanoseconds since an
+/// origin the embedder chooses (the runtime uses its start, the simulator uses
+/// zero). The core never reads a clock: every input carries `now`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The origin.
+    pub const ZERO: Instant = Instant(0);
+
+    /// The instant `nanos` nanoseconds after the origin.
+    pub const fn from_nanos(nanos: u64) -> Instant {
+        Instant(nanos)
+    }
+
+    /// Nanoseconds since the origin.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// How long after `earlier` this instant is; zero if it is not after it.
+    pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, rhs: Duration) -> Instant {
+        let nanos = u64::try_from(rhs.as_nanos()).unwrap_or(u64::MAX);
+        Instant(self.0.saturating_add(nanos))
+    }
+}
+
+impl Sub<Duration> for Instant {
+    type Output = Instant;
+    fn sub(self, rhs: Duration) -> Instant {
+        let nanos = u64::try_from(rhs.as_nanos()).unwrap_or(u64::MAX);
+        Instant(self.0.saturating_sub(nanos))
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}s", self.0 / 1_000_000_000, (self.0 % 1_000_000_000) / 1_000)
+    }
+}
+
+/// What an entry carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum EntryKind {
+    /// The empty entry a new leader appends at the start of its term so that
+    /// it can commit (Raft §5.4.2). Its data is empty; the application applies
+    /// nothing but must still report its index as applied.
+    Blank = 0,
+    /// A command for the application's state machine, opaque to Raft.
+    Command = 1,
+}
+
+/// One entry of the replicated log.
+///
+/// The payload is a shared, reference-counted slice: cloning an entry (to
+/// send it to several peers, to hand it to the log writer) copies no bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// The term of the leader that created the entry.
+    pub term: Term,
+    /// The entry's position in the log.
+    pub index: LogIndex,
+    /// What the entry carries.
+    pub kind: EntryKind,
+    /// The command bytes; empty for [`EntryKind::Blank`].
+    pub data: Bytes,
+}
+
+impl Entry {
+    /// The bytes this entry counts for against byte limits (inflight windows,
+    /// message size, uncommitted bytes): its payload plus a fixed overhead, so
+    /// that a flood of empty entries is bounded too.
+    pub fn size_bytes(&self) -> u64 {
+        self.data.len() as u64 + ENTRY_OVERHEAD_BYTES
+    }
+}
+
+/// The fixed per-entry overhead counted by [`Entry::size_bytes`]: the encoded
+/// size of an entry's term, kind and length fields.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 8 + 1 + 4;
+
+/// The state a node must make durable besides its log: the current term, the
+/// vote cast in it, and the highest index known committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// The candidate this node voted for in `term`, if any.
+    pub vote: Option<NodeId>,
+    /// The highest log index this node knows to be committed.
+    pub commit: LogIndex,
+}
