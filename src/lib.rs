@@ -22,5 +22,9 @@ pub mod sim;
 pub mod types;
 
 pub use crate::config::{Config, ConfigError};
+pub use crate::core::{
+    Event, Node, PeerStatus, Persist, PersistId, ProgressState, ProposeError, RecoveredState, Role,
+    StartError, Status,
+};
 pub use crate::message::{Message, MessageBody};
 pub use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};

@@ -1,1 +1,782 @@
-//! The Raft core (in progress).
+//! The Raft state machine: pure, deterministic, single-threaded.
+//!
+//! [`Node`] is one member of a cluster. It never touches a clock, a socket, a
+//! file or a thread: time arrives as `now`, randomness comes from a generator
+//! seeded by [`Config::seed`], and everything it wants done leaves through its
+//! `poll_*` methods.
+
+mod election;
+mod log;
+mod progress;
+mod quorum;
+mod replication;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+use ::log::{debug, info};
+
+use crate::config::{Config, ConfigError};
+use crate::message::{Message, MessageBody};
+use crate::rng::Rng;
+use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};
+
+use self::log::{Durability, RaftLog};
+use self::progress::Progress;
+pub use self::progress::ProgressState;
+use self::quorum::Voters;
+
+/// One Raft node: the consensus state machine without any IO.
+///
+/// # Driving a node
+///
+/// The methods come in four kinds (as in quinn-proto's `Connection`):
+///
+/// - **getters**: [`id`](Node::id), [`role`](Node::role), [`term`](Node::term),
+///   [`leader`](Node::leader), [`commit_index`](Node::commit_index),
+///   [`status`](Node::status), ...
+/// - **inputs**: [`handle_message`](Node::handle_message),
+///   [`handle_timeout`](Node::handle_timeout),
+///   [`handle_persisted`](Node::handle_persisted),
+///   [`handle_applied`](Node::handle_applied),
+///   [`handle_unreachable`](Node::handle_unreachable);
+/// - **commands**: [`propose`](Node::propose), [`campaign`](Node::campaign);
+///   each returns a `Result` with a typed error;
+/// - **outputs**, drained after every input or command, in this order:
+///   1. [`poll_persist`](Node::poll_persist) until `None`: start these writes
+///      first, so the disk works while messages travel. Write them in order;
+///      report each with [`handle_persisted`](Node::handle_persisted) once it
+///      (and every earlier one) is durable.
+///   2. [`poll_send`](Node::poll_send) until `None`: messages to deliver.
+///      Anything that promises durability (a vote, an acknowledgement) is
+///      held back inside the node until the writes it depends on are
+///      reported durable, so sending in parallel with persisting is safe.
+///   3. [`poll_apply`](Node::poll_apply) until `None`: committed entries, in
+///      index order, for the state machine; report progress with
+///      [`handle_applied`](Node::handle_applied).
+///   4. [`poll_event`](Node::poll_event) until `None`: role and leader changes.
+///   5. [`poll_timeout`](Node::poll_timeout): the next deadline. Call
+///      [`handle_timeout`](Node::handle_timeout) when it passes (early or late
+///      calls are harmless).
+///
+/// Every queue behind these methods is bounded by what one input can produce
+/// and by the limits in [`Config`], provided they are drained after each input.
+pub struct Node {
+    config: Config,
+    rng: Rng,
+
+    // Durable state (see `HardState`).
+    term: Term,
+    vote: Option<NodeId>,
+    log: RaftLog,
+
+    // Volatile state.
+    role: Role,
+    leader: Option<NodeId>,
+    voters: Voters,
+    /// One entry per voter other than this node, sorted by id; meaningful
+    /// while leader.
+    peers: Vec<Progress>,
+    /// Answers to this node's (pre-)vote requests in the current election,
+    /// by voter; this node's own vote is counted separately, once durable.
+    votes: Vec<(NodeId, bool)>,
+    /// Bytes of this leader's entries not yet committed.
+    uncommitted_bytes: u64,
+
+    // Timers; `None` when disarmed.
+    election_deadline: Option<Instant>,
+    heartbeat_deadline: Option<Instant>,
+    check_quorum_deadline: Option<Instant>,
+    /// When a leader of the current term was last heard from (or, as leader,
+    /// when a quorum last was): votes are refused until
+    /// `election_timeout_min` after it.
+    leader_contact: Option<Instant>,
+
+    // Durability tracking.
+    /// The id the next write will carry; writes are numbered from 1.
+    next_persist_id: PersistId,
+    /// Every write up to this one is durable.
+    durable_id: PersistId,
+    /// The write that holds the current term and vote: nothing leaves this
+    /// node until it is durable, so no message ever speaks for a term or vote
+    /// that a crash could forget.
+    term_vote_id: PersistId,
+    /// The hard state changed since the last write.
+    hard_state_dirty: bool,
+
+    // Outputs.
+    outbox: VecDeque<Message>,
+    /// Messages waiting for a write, in creation order.
+    held: VecDeque<(PersistId, Message)>,
+    events: VecDeque<Event>,
+    /// Entries were appended or the commit index moved: followers need to
+    /// hear. Flushed lazily so that proposals between two drains share one
+    /// AppendEntries per follower.
+    replication_pending: bool,
+
+    scratch_indexes: Vec<LogIndex>,
+}
+
+/// A node's role in its current term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Follows a leader, or waits for one.
+    Follower,
+    /// Asks whether it could win an election, without changing its term.
+    PreCandidate,
+    /// Campaigns for votes in its current term.
+    Candidate,
+    /// Leads the current term.
+    Leader,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Something a runtime may want to log or count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The node's role changed.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The term it holds it in.
+        term: Term,
+    },
+    /// The node learned of a new leader, or lost track of it.
+    LeaderChanged {
+        /// The leader, if known.
+        leader: Option<NodeId>,
+        /// The term of that knowledge.
+        term: Term,
+    },
+}
+
+/// The number of a write handed out by [`Node::poll_persist`]. Writes are
+/// numbered consecutively from 1 in the order they are handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PersistId(pub u64);
+
+/// A write the node needs made durable.
+///
+/// Apply it to storage in this order: if `entries` is not empty, delete every
+/// stored entry at or after `entries[0].index`, then append `entries`; then,
+/// if `hard_state` is set, store it. Once this write and every earlier one
+/// are durable (fsync), call [`Node::handle_persisted`] with its `id`. Storage
+/// must never make a later write durable without the earlier ones: if the
+/// hard state lives apart from the log, sync the log first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Persist {
+    /// The write's number, for [`Node::handle_persisted`].
+    pub id: PersistId,
+    /// Entries to append, consecutive, replacing any stored suffix from the
+    /// first one's index.
+    pub entries: Vec<Entry>,
+    /// The new hard state, if it changed.
+    pub hard_state: Option<HardState>,
+}
+
+/// What a node recovers from durable storage when it starts.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveredState {
+    /// The last durable hard state; all zero for a new node.
+    pub hard_state: HardState,
+    /// The durable log, consecutive from index 1.
+    pub entries: Vec<Entry>,
+    /// The index up to which the application's state already reflects the
+    /// log. Entries at or below it are not handed to [`Node::poll_apply`]
+    /// again.
+    pub applied: LogIndex,
+}
+
+/// Why a node could not be created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// The recovered state contradicts itself: the storage it came from is
+    /// damaged or belongs to another node.
+    State(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => e.fmt(f),
+            StartError::State(reason) => write!(f, "recovered state is inconsistent: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> StartError {
+        StartError::Config(e)
+    }
+}
+
+/// Why a proposal was refused. Nothing was appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Only the leader accepts proposals; retry at the hinted node, if any.
+    NotLeader {
+        /// The leader this node knows of.
+        leader_hint: Option<NodeId>,
+    },
+    /// The leader holds `uncommitted_bytes_max` of uncommitted proposals;
+    /// retry once some commit.
+    Backpressure,
+    /// The command exceeds `entry_bytes_max`.
+    EntryTooLarge {
+        /// The command's size.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
+}
+
+impl fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProposeError::NotLeader { leader_hint: Some(id) } => write!(f, "not the leader; try {id}"),
+            ProposeError::NotLeader { leader_hint: None } => write!(f, "not the leader; no leader known"),
+            ProposeError::Backpressure => write!(f, "too many uncommitted proposals; retry later"),
+            ProposeError::EntryTooLarge { bytes, max } => {
+                write!(f, "command of {bytes} bytes exceeds entry_bytes_max {max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProposeError {}
+
+/// A snapshot of a node's state, for operators and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The node's id.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: Term,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// Its commit index.
+    pub commit: LogIndex,
+    /// The index the application reported applied.
+    pub applied: LogIndex,
+    /// Its last log index.
+    pub last_index: LogIndex,
+    /// The end of its durable log prefix.
+    pub persisted: LogIndex,
+    /// Replication progress per follower; empty unless leader.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// A leader's view of one follower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The follower.
+    pub id: NodeId,
+    /// Its log matches the leader's, durably, up to here.
+    pub match_index: LogIndex,
+    /// The next index to send it.
+    pub next_index: LogIndex,
+    /// Probe or Replicate.
+    pub state: ProgressState,
+    /// AppendEntries sent and not acknowledged.
+    pub inflight_messages: usize,
+    /// Entry bytes sent and not acknowledged.
+    pub inflight_bytes: u64,
+    /// When it was last heard from in this term.
+    pub last_heard: Option<Instant>,
+}
+
+impl Node {
+    /// Creates a node of a cluster whose voters are `voters` (this node among
+    /// them), from the state recovered from its storage (`Default` for a new
+    /// node), at time `now`.
+    pub fn new(
+        config: Config,
+        voters: &[NodeId],
+        state: RecoveredState,
+        now: Instant,
+    ) -> Result<Node, StartError> {
+        config.validate()?;
+        let voters = Voters::new(voters);
+        if !voters.contains(config.id) {
+            return Err(ConfigError {
+                field: "id",
+                reason: format!("{} is not among the voters {:?}", config.id, voters.ids()),
+            }
+            .into());
+        }
+        if voters.contains(NodeId(0)) {
+            return Err(ConfigError { field: "voters", reason: "node id 0 is reserved".into() }.into());
+        }
+        let RecoveredState { hard_state, entries, applied } = state;
+        check_recovered(&hard_state, &entries, applied)?;
+        let last = LogIndex(entries.len() as u64);
+        // The stored commit index may run ahead of a log whose tail was lost;
+        // it is knowledge, not a promise, so keep what the log still holds.
+        let commit = hard_state.commit.max(applied).min(last);
+        let peers = voters
+            .ids()
+            .iter()
+            .filter(|&&id| id != config.id)
+            .map(|&id| {
+                Progress::new(id, last.next(), (config.inflight_messages_max, config.inflight_bytes_max))
+            })
+            .collect();
+        let mut node = Node {
+            rng: Rng::new(config.seed),
+            term: hard_state.term,
+            vote: hard_state.vote,
+            log: RaftLog::recovered(entries, commit, applied),
+            role: Role::Follower,
+            leader: None,
+            voters,
+            peers,
+            votes: Vec::new(),
+            uncommitted_bytes: 0,
+            election_deadline: None,
+            heartbeat_deadline: None,
+            check_quorum_deadline: None,
+            leader_contact: None,
+            next_persist_id: PersistId(1),
+            durable_id: PersistId(0),
+            term_vote_id: PersistId(0),
+            hard_state_dirty: false,
+            outbox: VecDeque::new(),
+            held: VecDeque::new(),
+            events: VecDeque::new(),
+            replication_pending: false,
+            scratch_indexes: Vec::new(),
+            config,
+        };
+        node.reset_election_deadline(now);
+        info!("{} {}: started as follower, last index {}, commit {}", node.id(), node.term, last, commit);
+        Ok(node)
+    }
+
+    // ---------------------------------------------------------------- getters
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// This node's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// This node's current term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// The vote this node cast in its current term.
+    pub fn vote(&self) -> Option<NodeId> {
+        self.vote
+    }
+
+    /// The leader of the current term, if this node knows it.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The highest index this node knows committed.
+    pub fn commit_index(&self) -> LogIndex {
+        self.log.commit()
+    }
+
+    /// The highest index the application reported applied.
+    pub fn applied_index(&self) -> LogIndex {
+        self.log.applied()
+    }
+
+    /// The index of the last entry in this node's log.
+    pub fn last_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+
+    /// The end of the durable prefix of this node's log.
+    pub fn persisted_index(&self) -> LogIndex {
+        self.log.persisted()
+    }
+
+    /// The entry at `index`, if this node's log holds it.
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        self.log.entry(index)
+    }
+
+    /// The configuration this node runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A snapshot of this node's state and, if leader, of its followers.
+    pub fn status(&self) -> Status {
+        let peers = if self.role == Role::Leader {
+            self.peers
+                .iter()
+                .map(|p| PeerStatus {
+                    id: p.id,
+                    match_index: p.match_index,
+                    next_index: p.next_index,
+                    state: p.state,
+                    inflight_messages: p.inflight.count(),
+                    inflight_bytes: p.inflight.bytes(),
+                    last_heard: p.last_heard,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Status {
+            id: self.id(),
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+            commit: self.log.commit(),
+            applied: self.log.applied(),
+            last_index: self.log.last_index(),
+            persisted: self.log.persisted(),
+            peers,
+        }
+    }
+
+    // ----------------------------------------------------------------- inputs
+
+    /// Handles a message from the network. Anything malformed, stale or
+    /// impossible is dropped (with a `debug!` line), never trusted.
+    pub fn handle_message(&mut self, now: Instant, msg: Message) {
+        if msg.to != self.id() || msg.from == self.id() || !self.voters.contains(msg.from) {
+            debug!(
+                "{} {}: dropped {} from {} to {}: not for us",
+                self.id(),
+                self.term,
+                msg.body.name(),
+                msg.from,
+                msg.to
+            );
+            return;
+        }
+        if !self.admit_term(now, &msg) {
+            return;
+        }
+        if let Some(p) = self.peer_mut(msg.from) {
+            p.last_heard = Some(now);
+        }
+        let from = msg.from;
+        let term = msg.term;
+        match msg.body {
+            MessageBody::RequestVote(req) => self.on_request_vote(now, from, term, req),
+            MessageBody::RequestVoteResponse(resp) => self.on_vote_response(now, from, term, resp),
+            MessageBody::AppendEntries(req) => self.on_append_entries(now, from, req),
+            MessageBody::AppendEntriesResponse(resp) => self.on_append_response(now, from, resp),
+            MessageBody::Heartbeat(hb) => self.on_heartbeat(now, from, hb),
+            MessageBody::HeartbeatResponse => self.on_heartbeat_response(from),
+        }
+    }
+
+    /// Handles the passing of time: elections, heartbeats, quorum checks.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.election_deadline.is_some_and(|d| d <= now) {
+            self.on_election_timeout(now);
+        }
+        if self.heartbeat_deadline.is_some_and(|d| d <= now) {
+            self.heartbeat_deadline = Some(now + self.config.heartbeat_interval);
+            self.broadcast_heartbeats();
+        }
+        if self.check_quorum_deadline.is_some_and(|d| d <= now) {
+            self.check_quorum(now);
+        }
+    }
+
+    /// Reports that the write `id` handed out by [`poll_persist`](Node::poll_persist),
+    /// and every write before it, is durable. Reporting an id twice, or a
+    /// lower one later, is harmless.
+    pub fn handle_persisted(&mut self, now: Instant, id: PersistId) {
+        assert!(
+            id < self.next_persist_id,
+            "handle_persisted({id:?}) for a write never handed out (last was {:?})",
+            PersistId(self.next_persist_id.0 - 1)
+        );
+        if id <= self.durable_id {
+            return;
+        }
+        self.durable_id = id;
+        self.log.persisted_to(id);
+        while let Some((needed, _)) = self.held.front() {
+            if *needed > self.durable_id {
+                break;
+            }
+            let (_, msg) = self.held.pop_front().expect("front exists");
+            self.outbox.push_back(msg);
+        }
+        match self.role {
+            Role::Candidate | Role::PreCandidate => self.tally_votes(now),
+            Role::Leader => self.maybe_commit(),
+            Role::Follower => {}
+        }
+    }
+
+    /// Reports that the application applied every entry up to `index` (all of
+    /// them handed out by [`poll_apply`](Node::poll_apply)).
+    pub fn handle_applied(&mut self, index: LogIndex) {
+        self.log.applied_to(index);
+    }
+
+    /// Reports that messages to `peer` are not getting through (a broken
+    /// connection, a full send queue). A leader stops streaming to it and
+    /// probes instead, so it does not pile up messages that will be lost.
+    pub fn handle_unreachable(&mut self, peer: NodeId) {
+        if self.role != Role::Leader {
+            return;
+        }
+        if let Some(p) = self.peer_mut(peer) {
+            if p.state == ProgressState::Replicate {
+                debug!("{peer} unreachable: back to probing");
+                p.become_probe();
+            }
+        }
+    }
+
+    // --------------------------------------------------------------- commands
+
+    /// Proposes a command. On success it is appended to the leader's log at
+    /// the returned index; it is committed once [`poll_apply`](Node::poll_apply)
+    /// hands it out. A leader that loses its term may lose the entry: the
+    /// caller learns the outcome by watching what is applied at that index.
+    pub fn propose(&mut self, _now: Instant, data: Bytes) -> Result<LogIndex, ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader { leader_hint: self.leader });
+        }
+        let bytes = data.len() as u64;
+        if bytes > self.config.entry_bytes_max {
+            return Err(ProposeError::EntryTooLarge { bytes, max: self.config.entry_bytes_max });
+        }
+        let entry =
+            Entry { term: self.term, index: self.log.last_index().next(), kind: EntryKind::Command, data };
+        let size = entry.size_bytes();
+        if self.uncommitted_bytes + size > self.config.uncommitted_bytes_max {
+            return Err(ProposeError::Backpressure);
+        }
+        Ok(self.append_as_leader(entry))
+    }
+
+    /// Starts an election now instead of waiting for the election timeout
+    /// (with a pre-vote round first if configured). Does nothing on a leader.
+    pub fn campaign(&mut self, now: Instant) {
+        if self.role != Role::Leader {
+            self.start_election(now);
+        }
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    /// The next write to make durable. See [`Persist`] for how to apply it.
+    pub fn poll_persist(&mut self) -> Option<Persist> {
+        if !self.hard_state_dirty && !self.log.has_unstable() {
+            return None;
+        }
+        let id = self.next_persist_id;
+        self.next_persist_id = PersistId(id.0 + 1);
+        let mut entries = Vec::new();
+        if self.log.has_unstable() {
+            self.log.take_unstable(id, &mut entries);
+        }
+        let hard_state = std::mem::take(&mut self.hard_state_dirty).then(|| self.hard_state());
+        Some(Persist { id, entries, hard_state })
+    }
+
+    /// The next message to send.
+    pub fn poll_send(&mut self) -> Option<Message> {
+        if self.replication_pending {
+            self.replication_pending = false;
+            self.flush_replication();
+        }
+        self.outbox.pop_front()
+    }
+
+    /// The next committed entry to apply, in index order. Blank entries
+    /// (a new leader's first) are handed out too, so that the application can
+    /// report their index as applied.
+    pub fn poll_apply(&mut self) -> Option<Entry> {
+        self.log.next_to_apply()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Node::handle_timeout) should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.election_deadline, self.heartbeat_deadline, self.check_quorum_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    // ------------------------------------------------------------- internals
+
+    fn hard_state(&self) -> HardState {
+        HardState { term: self.term, vote: self.vote, commit: self.log.commit() }
+    }
+
+    fn peer_mut(&mut self, id: NodeId) -> Option<&mut Progress> {
+        let k = self.peers.binary_search_by_key(&id, |p| p.id).ok()?;
+        self.peers.get_mut(k)
+    }
+
+    /// Records a change of term or vote: it goes into the next write, and
+    /// every message from now on waits for that write.
+    fn term_or_vote_changed(&mut self) {
+        self.hard_state_dirty = true;
+        self.term_vote_id = self.next_persist_id;
+    }
+
+    fn commit_changed(&mut self) {
+        self.hard_state_dirty = true;
+    }
+
+    /// Queues a message that needs nothing more durable than the current term
+    /// and vote.
+    fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.send_after(PersistId(0), to, body);
+    }
+
+    /// Queues a message that may leave only once write `needed` (and the
+    /// write holding the current term and vote) is durable.
+    fn send_after(&mut self, needed: PersistId, to: NodeId, body: MessageBody) {
+        let msg = Message { from: self.id(), to, term: self.term, body };
+        self.queue(needed, msg);
+    }
+
+    /// Queues a fully formed message that needs nothing more durable than the
+    /// current term and vote.
+    fn send_message(&mut self, msg: Message) {
+        self.queue(PersistId(0), msg);
+    }
+
+    fn queue(&mut self, needed: PersistId, msg: Message) {
+        let needed = needed.max(self.term_vote_id);
+        if needed <= self.durable_id {
+            self.outbox.push_back(msg);
+        } else {
+            self.held.push_back((needed, msg));
+        }
+    }
+
+    /// The write after which entries up to `index` are durable.
+    fn write_covering(&self, index: LogIndex) -> PersistId {
+        match self.log.durability_of(index) {
+            Durability::Durable => PersistId(0),
+            Durability::InFlight => PersistId(self.next_persist_id.0 - 1),
+            Durability::Unstable => self.next_persist_id,
+        }
+    }
+
+    fn set_role(&mut self, role: Role) {
+        if self.role != role {
+            info!("{} {}: {} -> {}", self.id(), self.term, self.role, role);
+            self.role = role;
+            self.events.push_back(Event::RoleChanged { role, term: self.term });
+        }
+    }
+
+    fn set_leader(&mut self, leader: Option<NodeId>) {
+        if self.leader != leader {
+            if let Some(l) = leader {
+                info!("{} {}: leader is {}", self.id(), self.term, l);
+            }
+            self.leader = leader;
+            self.events.push_back(Event::LeaderChanged { leader, term: self.term });
+        }
+    }
+
+    fn random_election_timeout(&mut self) -> Duration {
+        let min = self.config.election_timeout_min.as_nanos() as u64;
+        let max = self.config.election_timeout_max.as_nanos() as u64;
+        Duration::from_nanos(self.rng.range(min, max))
+    }
+
+    fn reset_election_deadline(&mut self, now: Instant) {
+        let timeout = self.random_election_timeout();
+        self.election_deadline = Some(now + timeout);
+    }
+
+    /// Checks every invariant of the node. O(log length): the simulator calls
+    /// it after every step; production code never needs to.
+    pub fn check_invariants(&self) {
+        self.log.check_invariants();
+        assert!(self.durable_id < self.next_persist_id);
+        assert!(self.term_vote_id <= self.next_persist_id);
+        assert!(self.log.last_term() <= self.term, "log term beyond current term");
+        match self.role {
+            Role::Leader => {
+                assert_eq!(self.leader, Some(self.id()));
+                assert_eq!(self.vote, Some(self.id()));
+                assert!(self.term_vote_id <= self.durable_id, "leader before its vote was durable");
+                assert!(self.heartbeat_deadline.is_some() && self.election_deadline.is_none());
+                for p in &self.peers {
+                    p.check_invariants();
+                    assert!(p.match_index <= self.log.last_index());
+                }
+            }
+            Role::Candidate => {
+                assert_eq!(self.vote, Some(self.id()));
+                assert!(self.leader.is_none());
+            }
+            Role::PreCandidate | Role::Follower => {}
+        }
+        if self.role != Role::Leader {
+            assert!(self.election_deadline.is_some() && self.heartbeat_deadline.is_none());
+        }
+        let mut prev = PersistId(0);
+        for (needed, _) in &self.held {
+            assert!(*needed > self.durable_id || *needed >= prev);
+            prev = *needed;
+        }
+    }
+}
+
+fn check_recovered(hs: &HardState, entries: &[Entry], applied: LogIndex) -> Result<(), StartError> {
+    let mut prev_term = Term(0);
+    for (k, e) in entries.iter().enumerate() {
+        let expected = LogIndex(k as u64 + 1);
+        if e.index != expected {
+            return Err(StartError::State(format!(
+                "entry {} found where {} was expected",
+                e.index, expected
+            )));
+        }
+        if e.term < prev_term {
+            return Err(StartError::State(format!("term decreases at {}", e.index)));
+        }
+        prev_term = e.term;
+    }
+    if prev_term > hs.term {
+        return Err(StartError::State(format!(
+            "log holds term {prev_term} beyond the stored term {}",
+            hs.term
+        )));
+    }
+    let last = LogIndex(entries.len() as u64);
+    if applied > last {
+        return Err(StartError::State(format!(
+            "the application applied up to {applied} but the log ends at {last}: entries were lost"
+        )));
+    }
+    Ok(())
+}

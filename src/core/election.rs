@@ -1,0 +1,293 @@
+//! Terms, votes and roles: Raft §5.1–§5.2, with PreVote (thesis §9.6),
+//! CheckQuorum and the leader lease on votes (thesis §4.2.3, §6.2).
+
+use ::log::{debug, info};
+
+use super::progress::Progress;
+use super::quorum::VoteResult;
+use super::{Node, Role};
+use crate::message::{Message, MessageBody, RequestVote, RequestVoteResponse};
+use crate::types::{Entry, EntryKind, Instant, NodeId, Term};
+
+impl Node {
+    /// Applies the rules every message goes through before its own handler
+    /// (Figure 2, "all servers"): adopt a newer term, answer a stale sender so
+    /// that it catches up, refuse to be disrupted while a leader is alive.
+    /// Returns whether the message should be handled further.
+    pub(super) fn admit_term(&mut self, now: Instant, msg: &Message) -> bool {
+        if msg.term > self.term {
+            match &msg.body {
+                MessageBody::RequestVote(req) => {
+                    if self.in_leader_lease(now) {
+                        debug!(
+                            "{} {}: ignored {} from {} for {}: a leader is alive",
+                            self.id(),
+                            self.term,
+                            msg.body.name(),
+                            msg.from,
+                            msg.term
+                        );
+                        return false;
+                    }
+                    // A pre-vote names the term the sender would campaign in;
+                    // it changes nothing here.
+                    if !req.pre_vote {
+                        self.become_follower(now, msg.term, None);
+                    }
+                }
+                // A granted pre-vote carries the prospective term.
+                MessageBody::RequestVoteResponse(resp) if resp.pre_vote && resp.granted => {}
+                MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) => {
+                    self.become_follower(now, msg.term, Some(msg.from));
+                }
+                _ => self.become_follower(now, msg.term, None),
+            }
+            return true;
+        }
+        if msg.term < self.term {
+            match &msg.body {
+                // A deposed leader, or one cut off for a while: our term in
+                // the answer makes it step down. With CheckQuorum this is also
+                // what frees a node stuck at a higher term (it answers the
+                // leader's heartbeats with its term, forcing a new election).
+                MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) => {
+                    self.send(msg.from, MessageBody::HeartbeatResponse);
+                }
+                MessageBody::RequestVote(req) => {
+                    let body = RequestVoteResponse { pre_vote: req.pre_vote, granted: false };
+                    self.send(msg.from, MessageBody::RequestVoteResponse(body));
+                }
+                _ => {}
+            }
+            debug!(
+                "{} {}: stale {} from {} at {}",
+                self.id(),
+                self.term,
+                msg.body.name(),
+                msg.from,
+                msg.term
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Whether this node believes a leader is alive: then it refuses votes,
+    /// so a node that was cut off cannot depose a healthy leader when it comes
+    /// back. Only with CheckQuorum: without it, a deposed leader that can still
+    /// reach this node could hold the lease up forever.
+    fn in_leader_lease(&self, now: Instant) -> bool {
+        if !self.config.check_quorum {
+            return false;
+        }
+        match self.role {
+            Role::Leader => true,
+            _ => {
+                self.leader.is_some()
+                    && self.leader_contact.is_some_and(|t| now < t + self.config.election_timeout_min)
+            }
+        }
+    }
+
+    pub(super) fn on_request_vote(&mut self, now: Instant, from: NodeId, term: Term, req: RequestVote) {
+        let up_to_date = self.log.is_up_to_date(req.last_log_index, req.last_log_term);
+        if req.pre_vote {
+            let granted = term > self.term && up_to_date;
+            let answer_term = if granted { term } else { self.term };
+            debug!("{} {}: pre-vote for {} at {}: {}", self.id(), self.term, from, term, granted);
+            let body = MessageBody::RequestVoteResponse(RequestVoteResponse { pre_vote: true, granted });
+            let msg = Message { from: self.id(), to: from, term: answer_term, body };
+            self.send_message(msg);
+            return;
+        }
+        debug_assert_eq!(term, self.term);
+        let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
+        let granted = can_vote && up_to_date;
+        debug!("{} {}: vote for {}: {}", self.id(), self.term, from, granted);
+        if granted {
+            if self.vote.is_none() {
+                self.vote = Some(from);
+                self.term_or_vote_changed();
+            }
+            self.reset_election_deadline(now);
+        }
+        let body = RequestVoteResponse { pre_vote: false, granted };
+        self.send(from, MessageBody::RequestVoteResponse(body));
+    }
+
+    pub(super) fn on_vote_response(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        term: Term,
+        resp: RequestVoteResponse,
+    ) {
+        let expected_term = match (self.role, resp.pre_vote) {
+            (Role::PreCandidate, true) if resp.granted => self.term.next(),
+            (Role::PreCandidate, true) | (Role::Candidate, false) => self.term,
+            _ => {
+                debug!(
+                    "{} {}: unsolicited {} from {}",
+                    self.id(),
+                    self.term,
+                    if resp.pre_vote { "PreVoteResponse" } else { "RequestVoteResponse" },
+                    from
+                );
+                return;
+            }
+        };
+        if term != expected_term {
+            debug!("{} {}: vote response from {} for {} ignored", self.id(), self.term, from, term);
+            return;
+        }
+        if !self.votes.iter().any(|&(id, _)| id == from) {
+            self.votes.push((from, resp.granted));
+        }
+        self.tally_votes(now);
+    }
+
+    /// Counts the election so far and acts on the outcome. A candidate counts
+    /// its own vote only once that vote is durable.
+    pub(super) fn tally_votes(&mut self, now: Instant) {
+        let own = match self.role {
+            Role::PreCandidate => Some(true),
+            Role::Candidate => (self.term_vote_id <= self.durable_id).then_some(true),
+            Role::Follower | Role::Leader => return,
+        };
+        let me = self.id();
+        let votes = &self.votes;
+        let result = self.voters.vote_result(|id| {
+            if id == me {
+                own
+            } else {
+                votes.iter().find(|&&(v, _)| v == id).map(|&(_, granted)| granted)
+            }
+        });
+        match (result, self.role) {
+            (VoteResult::Won, Role::PreCandidate) => self.become_candidate(now),
+            (VoteResult::Won, _) => self.become_leader(now),
+            (VoteResult::Lost, _) => {
+                info!("{} {}: lost the {} election", self.id(), self.term, self.role);
+                self.become_follower(now, self.term, None);
+            }
+            (VoteResult::Pending, _) => {}
+        }
+    }
+
+    pub(super) fn on_election_timeout(&mut self, now: Instant) {
+        debug!("{} {}: election timeout", self.id(), self.term);
+        self.start_election(now);
+    }
+
+    pub(super) fn start_election(&mut self, now: Instant) {
+        if self.config.pre_vote {
+            self.become_pre_candidate(now);
+        } else {
+            self.become_candidate(now);
+        }
+    }
+
+    fn become_pre_candidate(&mut self, now: Instant) {
+        self.set_role(Role::PreCandidate);
+        self.set_leader(None);
+        self.votes.clear();
+        self.reset_election_deadline(now);
+        self.request_votes(true);
+        self.tally_votes(now);
+    }
+
+    fn become_candidate(&mut self, now: Instant) {
+        self.term = self.term.next();
+        self.vote = Some(self.id());
+        self.term_or_vote_changed();
+        self.set_role(Role::Candidate);
+        self.set_leader(None);
+        self.votes.clear();
+        self.reset_election_deadline(now);
+        self.request_votes(false);
+        self.tally_votes(now);
+    }
+
+    fn request_votes(&mut self, pre_vote: bool) {
+        let term = if pre_vote { self.term.next() } else { self.term };
+        let req = RequestVote {
+            pre_vote,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        };
+        for k in 0..self.voters.ids().len() {
+            let to = self.voters.ids()[k];
+            if to != self.id() {
+                let msg = Message { from: self.id(), to, term, body: MessageBody::RequestVote(req) };
+                self.send_message(msg);
+            }
+        }
+    }
+
+    /// Steps down to follower in `term` (adopting it if newer) under
+    /// `leader`, if known.
+    pub(super) fn become_follower(&mut self, now: Instant, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+            self.term_or_vote_changed();
+        }
+        self.set_role(Role::Follower);
+        self.set_leader(leader);
+        if leader.is_some() {
+            self.leader_contact = Some(now);
+        }
+        self.votes.clear();
+        self.heartbeat_deadline = None;
+        self.check_quorum_deadline = None;
+        self.replication_pending = false;
+        self.uncommitted_bytes = 0;
+        self.reset_election_deadline(now);
+    }
+
+    fn become_leader(&mut self, now: Instant) {
+        self.set_role(Role::Leader);
+        self.set_leader(Some(self.id()));
+        self.votes.clear();
+        self.election_deadline = None;
+        self.heartbeat_deadline = Some(now + self.config.heartbeat_interval);
+        self.check_quorum_deadline = self.config.check_quorum.then(|| now + self.config.election_timeout_min);
+        self.leader_contact = Some(now);
+        let next = self.log.last_index().next();
+        let limits = (self.config.inflight_messages_max, self.config.inflight_bytes_max);
+        for p in self.peers.iter_mut() {
+            *p = Progress::new(p.id, next, limits);
+            // Everyone gets one election timeout to answer before CheckQuorum
+            // counts them absent.
+            p.last_heard = Some(now);
+        }
+        self.uncommitted_bytes = 0;
+        // Raft §5.4.2: entries of earlier terms commit only underneath one of
+        // this term, so start the term with one.
+        let blank = Entry { term: self.term, index: next, kind: EntryKind::Blank, data: Default::default() };
+        self.append_as_leader(blank);
+    }
+
+    /// CheckQuorum: a leader that has not heard from a quorum within
+    /// `election_timeout_min` steps down, since the others may already have
+    /// elected someone else.
+    pub(super) fn check_quorum(&mut self, now: Instant) {
+        let window = self.config.election_timeout_min;
+        let me = self.id();
+        let peers = &self.peers;
+        let active = self.voters.has_quorum(|id| {
+            id == me
+                || peers
+                    .iter()
+                    .find(|p| p.id == id)
+                    .and_then(|p| p.last_heard)
+                    .is_some_and(|t| now.saturating_duration_since(t) < window)
+        });
+        if active {
+            self.check_quorum_deadline = Some(now + self.config.heartbeat_interval);
+        } else {
+            info!("{} {}: no quorum heard within {:?}; stepping down", self.id(), self.term, window);
+            self.become_follower(now, self.term, None);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! What a leader knows about one follower's log, and the rules for how that
+//! knowledge changes (after etcd raft's `tracker/progress.go` design).
+//!
+//! - **Probe**: the leader does not know where the follower's log matches its
+//!   own. It sends one AppendEntries at a time and waits for the answer (or
+//!   the next heartbeat response) before sending another; rejections walk
+//!   `next_index` back using the follower's hint.
+//! - **Replicate**: the follower is known to match up to `match_index`. The
+//!   leader streams entries, advancing `next_index` optimistically as it
+//!   sends, bounded by an inflight window in messages and bytes.
+//!
+//! Probe → Replicate on the first acknowledgement that advances `match_index`;
+//! Replicate → Probe on a rejection or when the transport reports the
+//! follower unreachable.
+
+use std::collections::VecDeque;
+
+use crate::types::{Instant, LogIndex, NodeId};
+
+/// How a leader is replicating to a follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressState {
+    /// Finding where the follower's log matches: one message at a time.
+    Probe,
+    /// Streaming entries, pipelined, within the inflight window.
+    Replicate,
+}
+
+/// A leader's view of one follower.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    pub(crate) id: NodeId,
+    /// The follower's log is known to match ours up to here, durably.
+    pub(crate) match_index: LogIndex,
+    /// The next entry to send; `match_index < next_index`.
+    pub(crate) next_index: LogIndex,
+    pub(crate) state: ProgressState,
+    /// In Probe: a probe is outstanding, send nothing until it is answered.
+    pub(crate) probe_sent: bool,
+    /// The AppendEntries sent in Replicate and not yet acknowledged.
+    pub(crate) inflight: Inflights,
+    /// The commit index last sent to this follower, so that a commit advance
+    /// can be told to followers that have nothing new to receive.
+    pub(crate) commit_sent: LogIndex,
+    /// When any message in the current term last arrived from this follower.
+    pub(crate) last_heard: Option<Instant>,
+}
+
+impl Progress {
+    pub(crate) fn new(id: NodeId, next_index: LogIndex, limits: (usize, u64)) -> Progress {
+        Progress {
+            id,
+            match_index: LogIndex(0),
+            next_index,
+            state: ProgressState::Probe,
+            probe_sent: false,
+            inflight: Inflights::new(limits.0, limits.1),
+            commit_sent: LogIndex(0),
+            last_heard: None,
+        }
+    }
+
+    /// Whether the leader must hold off sending entries.
+    pub(crate) fn is_paused(&self) -> bool {
+        match self.state {
+            ProgressState::Probe => self.probe_sent,
+            ProgressState::Replicate => self.inflight.is_full(),
+        }
+    }
+
+    pub(crate) fn become_probe(&mut self) {
+        self.state = ProgressState::Probe;
+        self.probe_sent = false;
+        self.next_index = self.match_index.next();
+        self.inflight.clear();
+    }
+
+    fn become_replicate(&mut self) {
+        self.state = ProgressState::Replicate;
+        self.probe_sent = false;
+        self.next_index = self.match_index.next();
+        self.inflight.clear();
+    }
+
+    /// Records that an AppendEntries ending at `last` (with `bytes` of
+    /// entries) was sent.
+    pub(crate) fn on_entries_sent(&mut self, last: LogIndex, bytes: u64) {
+        match self.state {
+            ProgressState::Probe => self.probe_sent = true,
+            ProgressState::Replicate => {
+                if last >= self.next_index {
+                    self.next_index = last.next();
+                    self.inflight.add(last, bytes);
+                }
+            }
+        }
+    }
+
+    /// Records an acknowledgement that the follower matches up to `index`.
+    /// Returns whether `match_index` advanced.
+    pub(crate) fn on_accepted(&mut self, index: LogIndex) -> bool {
+        let advanced = index > self.match_index;
+        if advanced {
+            self.match_index = index;
+            self.next_index = self.next_index.max(index.next());
+            self.inflight.free_to(index);
+        }
+        // The answer to the outstanding probe: the logs match where we
+        // probed, so streaming can start even if nothing new was matched.
+        if self.state == ProgressState::Probe && (advanced || index.next() >= self.next_index) {
+            self.become_replicate();
+        }
+        advanced
+    }
+
+    /// Records a rejection of the AppendEntries whose `prev_log_index` was
+    /// `rejected`; `probe_next` is the next index the leader computed from the
+    /// follower's hint. Returns false if the rejection was stale.
+    pub(crate) fn on_rejected(&mut self, rejected: LogIndex, probe_next: LogIndex) -> bool {
+        match self.state {
+            ProgressState::Replicate => {
+                if rejected <= self.match_index {
+                    return false;
+                }
+                self.become_probe();
+                true
+            }
+            ProgressState::Probe => {
+                // Only the answer to the outstanding probe counts.
+                if rejected != self.next_index.prev() {
+                    return false;
+                }
+                self.next_index = probe_next.min(rejected).max(self.match_index.next());
+                self.probe_sent = false;
+                true
+            }
+        }
+    }
+
+    /// A heartbeat response proves the follower is alive: a lost probe may
+    /// be resent.
+    pub(crate) fn on_heartbeat_response(&mut self) {
+        self.probe_sent = false;
+    }
+
+    pub(crate) fn check_invariants(&self) {
+        assert!(self.match_index < self.next_index, "{:?}", self);
+        if self.state == ProgressState::Probe {
+            assert!(self.inflight.is_empty());
+        }
+    }
+}
+
+/// The AppendEntries sent to one follower and not yet acknowledged, bounded
+/// both in count and in bytes.
+#[derive(Debug)]
+pub(crate) struct Inflights {
+    /// (last index carried, bytes carried), in sending order.
+    queue: VecDeque<(LogIndex, u64)>,
+    bytes: u64,
+    messages_max: usize,
+    bytes_max: u64,
+}
+
+impl Inflights {
+    fn new(messages_max: usize, bytes_max: u64) -> Inflights {
+        Inflights { queue: VecDeque::with_capacity(messages_max.min(64)), bytes: 0, messages_max, bytes_max }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.queue.len() >= self.messages_max || self.bytes >= self.bytes_max
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn add(&mut self, last: LogIndex, bytes: u64) {
+        assert!(!self.is_full(), "sent beyond the inflight window");
+        debug_assert!(self.queue.back().is_none_or(|&(l, _)| l < last));
+        self.queue.push_back((last, bytes));
+        self.bytes += bytes;
+    }
+
+    /// Frees every message whose entries are all acknowledged.
+    fn free_to(&mut self, index: LogIndex) {
+        while let Some(&(last, bytes)) = self.queue.front() {
+            if last > index {
+                break;
+            }
+            self.queue.pop_front();
+            self.bytes -= bytes;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.queue.clear();
+        self.bytes = 0;
+    }
+}

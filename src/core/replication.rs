@@ -1,0 +1,291 @@
+//! Log replication and commitment: Raft §5.3–§5.4, with pipelining, flow
+//! control and fast backtracking.
+
+use ::log::{debug, warn};
+
+use super::log::AppendError;
+use super::progress::ProgressState;
+use super::{Node, Role};
+use crate::message::{AppendEntries, AppendEntriesResponse, Heartbeat, MessageBody};
+use crate::types::{Entry, Instant, LogIndex, NodeId};
+
+impl Node {
+    /// Appends an entry this leader created and schedules its replication.
+    pub(super) fn append_as_leader(&mut self, entry: Entry) -> LogIndex {
+        debug_assert_eq!(self.role, Role::Leader);
+        let index = entry.index;
+        self.uncommitted_bytes += entry.size_bytes();
+        self.log.append(entry);
+        self.replication_pending = true;
+        index
+    }
+
+    /// Follows a leader that acknowledged our term: it is alive, so do not
+    /// start an election, and refuse votes for a while.
+    fn heard_from_leader(&mut self, now: Instant, leader: NodeId) {
+        if self.role != Role::Follower {
+            self.become_follower(now, self.term, Some(leader));
+        } else {
+            self.set_leader(Some(leader));
+            self.leader_contact = Some(now);
+            self.reset_election_deadline(now);
+        }
+    }
+
+    pub(super) fn on_append_entries(&mut self, now: Instant, from: NodeId, req: AppendEntries) {
+        if self.role == Role::Leader {
+            debug!(
+                "{} {}: AppendEntries from {} in our own term: impossible, dropped",
+                self.id(),
+                self.term,
+                from
+            );
+            return;
+        }
+        if let Err(reason) = self.check_append(&req) {
+            debug!("{} {}: dropped AppendEntries from {}: {}", self.id(), self.term, from, reason);
+            return;
+        }
+        self.heard_from_leader(now, from);
+        let result = self.log.try_append(req.prev_log_index, req.prev_log_term, &req.entries);
+        match result {
+            Ok(last_new) => {
+                // Raft Figure 2: commit up to the last entry this message
+                // vouches for, never beyond.
+                if self.log.commit_to(req.leader_commit.min(last_new)) {
+                    self.commit_changed();
+                }
+                let needed = self.write_covering(last_new);
+                #[cfg(test)]
+                let needed = if self.config.bugs.ack_before_persist { super::PersistId(0) } else { needed };
+                let body = AppendEntriesResponse::Accepted { match_index: last_new };
+                self.send_after(needed, from, MessageBody::AppendEntriesResponse(body));
+            }
+            Err(AppendError::Mismatch) => {
+                let (hint_index, hint_term) =
+                    self.log.find_conflict_by_term(req.prev_log_index, req.prev_log_term);
+                debug!(
+                    "{} {}: rejected AppendEntries from {} at {}; hint {} {}",
+                    self.id(),
+                    self.term,
+                    from,
+                    req.prev_log_index,
+                    hint_index,
+                    hint_term
+                );
+                let body = AppendEntriesResponse::Rejected {
+                    rejected_index: req.prev_log_index,
+                    hint_index,
+                    hint_term,
+                };
+                self.send(from, MessageBody::AppendEntriesResponse(body));
+            }
+            Err(AppendError::ConflictsWithCommitted(at)) => {
+                warn!(
+                    "{} {}: AppendEntries from {} would overwrite committed entry {}; dropped",
+                    self.id(),
+                    self.term,
+                    from,
+                    at
+                );
+            }
+        }
+    }
+
+    /// Checks what the codec cannot: that the entries could have come from a
+    /// leader of this term.
+    fn check_append(&self, req: &AppendEntries) -> Result<(), &'static str> {
+        if req.prev_log_term > self.term {
+            return Err("prev_log_term beyond the leader's term");
+        }
+        let mut expected = req.prev_log_index;
+        let mut prev_term = req.prev_log_term;
+        for e in &req.entries {
+            expected = LogIndex(expected.0.checked_add(1).ok_or("index overflow")?);
+            if e.index != expected {
+                return Err("entries not consecutive after prev_log_index");
+            }
+            if e.term < prev_term || e.term > self.term {
+                return Err("entry terms out of order");
+            }
+            prev_term = e.term;
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_heartbeat(&mut self, now: Instant, from: NodeId, hb: Heartbeat) {
+        if self.role == Role::Leader {
+            debug!(
+                "{} {}: Heartbeat from {} in our own term: impossible, dropped",
+                self.id(),
+                self.term,
+                from
+            );
+            return;
+        }
+        self.heard_from_leader(now, from);
+        let last = self.log.last_index();
+        if hb.commit > last {
+            // The leader only sends what we acknowledged as durable; our log
+            // cannot be shorter. Keep what we can vouch for.
+            debug!(
+                "{} {}: heartbeat commit {} beyond our last index {}",
+                self.id(),
+                self.term,
+                hb.commit,
+                last
+            );
+        }
+        if self.log.commit_to(hb.commit.min(last)) {
+            self.commit_changed();
+        }
+        self.send(from, MessageBody::HeartbeatResponse);
+    }
+
+    pub(super) fn on_heartbeat_response(&mut self, from: NodeId) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last = self.log.last_index();
+        if let Some(p) = self.peer_mut(from) {
+            p.on_heartbeat_response();
+            if p.match_index < last {
+                self.replication_pending = true;
+            }
+        }
+    }
+
+    pub(super) fn on_append_response(&mut self, _now: Instant, from: NodeId, resp: AppendEntriesResponse) {
+        if self.role != Role::Leader {
+            debug!("{} {}: AppendEntriesResponse from {} but not leader", self.id(), self.term, from);
+            return;
+        }
+        let last = self.log.last_index();
+        match resp {
+            AppendEntriesResponse::Accepted { match_index } => {
+                if match_index > last {
+                    debug!(
+                        "{} {}: {} acknowledged {} beyond our log; dropped",
+                        self.id(),
+                        self.term,
+                        from,
+                        match_index
+                    );
+                    return;
+                }
+                let Some(p) = self.peer_mut(from) else { return };
+                if p.on_accepted(match_index) {
+                    self.maybe_commit();
+                }
+                self.replication_pending = true;
+            }
+            AppendEntriesResponse::Rejected { rejected_index, hint_index, hint_term } => {
+                if rejected_index > last || hint_index > rejected_index || hint_term > self.term {
+                    debug!("{} {}: impossible rejection from {}; dropped", self.id(), self.term, from);
+                    return;
+                }
+                // The follower's hint names the last place its log could
+                // match; find the last place ours could match it too.
+                let (probe_from, _) = self.log.find_conflict_by_term(hint_index, hint_term);
+                let Some(p) = self.peer_mut(from) else { return };
+                if p.on_rejected(rejected_index, probe_from.next()) {
+                    self.replication_pending = true;
+                }
+            }
+        }
+    }
+
+    /// Advances the commit index to the highest entry of this term stored
+    /// durably on a quorum (Raft §5.4.2: earlier terms' entries commit only
+    /// beneath one of the current term).
+    pub(super) fn maybe_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let me = self.id();
+        let persisted = self.log.persisted();
+        let mut scratch = std::mem::take(&mut self.scratch_indexes);
+        let peers = &self.peers;
+        let quorum_index = self.voters.committed_index(&mut scratch, |id| {
+            if id == me {
+                persisted
+            } else {
+                peers.iter().find(|p| p.id == id).map_or(LogIndex(0), |p| p.match_index)
+            }
+        });
+        self.scratch_indexes = scratch;
+        let commit = self.log.commit();
+        if quorum_index <= commit {
+            return;
+        }
+        let of_this_term = self.log.term(quorum_index) == Some(self.term);
+        #[cfg(test)]
+        let of_this_term = of_this_term || self.config.bugs.commit_old_terms_by_counting;
+        if !of_this_term {
+            return;
+        }
+        let mut index = commit.next();
+        while index <= quorum_index {
+            let e = self.log.entry(index).expect("committed entries are in the log");
+            if e.term == self.term {
+                self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(e.size_bytes());
+            }
+            index = index.next();
+        }
+        self.log.commit_to(quorum_index);
+        self.commit_changed();
+        self.replication_pending = true;
+    }
+
+    /// Sends every follower what it is missing, as far as its flow control
+    /// allows.
+    pub(super) fn flush_replication(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        for k in 0..self.peers.len() {
+            self.replicate_to(k);
+        }
+    }
+
+    fn replicate_to(&mut self, k: usize) {
+        let last = self.log.last_index();
+        let commit = self.log.commit();
+        loop {
+            let p = &self.peers[k];
+            if p.is_paused() {
+                return;
+            }
+            let has_entries = p.next_index <= last;
+            let must_probe = p.state == ProgressState::Probe;
+            let commit_news = p.commit_sent < commit;
+            if !has_entries && !must_probe && !commit_news {
+                return;
+            }
+            let next = p.next_index;
+            let to = p.id;
+            let prev_log_index = next.prev();
+            let prev_log_term = self.log.term(prev_log_index).expect("next_index is within the log");
+            let mut entries = Vec::new();
+            let bytes = self.log.entries_from(next, self.config.message_bytes_max, &mut entries);
+            let sent_last = prev_log_index.plus(entries.len() as u64);
+            let p = &mut self.peers[k];
+            p.on_entries_sent(sent_last, bytes);
+            p.commit_sent = commit;
+            let req = AppendEntries { prev_log_index, prev_log_term, entries, leader_commit: commit };
+            self.send(to, MessageBody::AppendEntries(req));
+            if must_probe || !has_entries {
+                return;
+            }
+        }
+    }
+
+    pub(super) fn broadcast_heartbeats(&mut self) {
+        let commit = self.log.commit();
+        for k in 0..self.peers.len() {
+            let p = &self.peers[k];
+            let (to, hb) = (p.id, Heartbeat { commit: commit.min(p.match_index) });
+            self.send(to, MessageBody::Heartbeat(hb));
+        }
+    }
+}
