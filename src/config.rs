@@ -58,6 +58,8 @@ pub struct InjectedBugs {
     pub commit_old_terms_by_counting: bool,
     /// Acknowledge appended entries before they are durable.
     pub ack_before_persist: bool,
+    /// Grant votes without the "at least as up to date" log check (§5.4.1).
+    pub vote_ignores_log: bool,
 }
 
 impl Config {

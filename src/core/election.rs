@@ -91,6 +91,8 @@ impl Node {
 
     pub(super) fn on_request_vote(&mut self, now: Instant, from: NodeId, term: Term, req: RequestVote) {
         let up_to_date = self.log.is_up_to_date(req.last_log_index, req.last_log_term);
+        #[cfg(test)]
+        let up_to_date = up_to_date || self.config.bugs.vote_ignores_log;
         if req.pre_vote {
             let granted = term > self.term && up_to_date;
             let answer_term = if granted { term } else { self.term };
@@ -197,9 +199,8 @@ impl Node {
     }
 
     fn become_candidate(&mut self, now: Instant) {
-        self.term = self.term.next();
+        self.adopt_term(self.term.next());
         self.vote = Some(self.id());
-        self.term_or_vote_changed();
         self.set_role(Role::Candidate);
         self.set_leader(None);
         self.votes.clear();
@@ -224,13 +225,23 @@ impl Node {
         }
     }
 
+    /// Moves to a newer term. Messages still waiting for a write are
+    /// dropped: they speak for a term this node has left, and the network
+    /// may lose any message anyway. So every message leaves in the term it
+    /// was made in.
+    fn adopt_term(&mut self, term: Term) {
+        debug_assert!(term > self.term);
+        self.term = term;
+        self.vote = None;
+        self.term_or_vote_changed();
+        self.held.retain(|(_, m)| m.term >= term);
+    }
+
     /// Steps down to follower in `term` (adopting it if newer) under
     /// `leader`, if known.
     pub(super) fn become_follower(&mut self, now: Instant, term: Term, leader: Option<NodeId>) {
         if term > self.term {
-            self.term = term;
-            self.vote = None;
-            self.term_or_vote_changed();
+            self.adopt_term(term);
         }
         self.set_role(Role::Follower);
         self.set_leader(leader);

@@ -44,6 +44,8 @@ pub(crate) struct Progress {
     pub(crate) commit_sent: LogIndex,
     /// When any message in the current term last arrived from this follower.
     pub(crate) last_heard: Option<Instant>,
+    /// Send an AppendEntries at the next chance even if it carries nothing.
+    pub(crate) resend: bool,
 }
 
 impl Progress {
@@ -57,6 +59,7 @@ impl Progress {
             inflight: Inflights::new(limits.0, limits.1),
             commit_sent: LogIndex(0),
             last_heard: None,
+            resend: false,
         }
     }
 
@@ -137,10 +140,17 @@ impl Progress {
         }
     }
 
-    /// A heartbeat response proves the follower is alive: a lost probe may
-    /// be resent.
-    pub(crate) fn on_heartbeat_response(&mut self) {
+    /// A heartbeat response proves the follower is alive while it lags
+    /// behind (`lagging`): whatever was sent last may have been lost. A lost
+    /// probe is resent; in Replicate one window slot is freed and an append
+    /// is sent even if empty, which the follower rejects if it missed
+    /// entries, sending the leader back to probing.
+    pub(crate) fn on_heartbeat_response(&mut self, lagging: bool) {
         self.probe_sent = false;
+        if lagging {
+            self.inflight.free_first();
+            self.resend = true;
+        }
     }
 
     pub(crate) fn check_invariants(&self) {
@@ -197,6 +207,12 @@ impl Inflights {
                 break;
             }
             self.queue.pop_front();
+            self.bytes -= bytes;
+        }
+    }
+
+    fn free_first(&mut self) {
+        if let Some((_, bytes)) = self.queue.pop_front() {
             self.bytes -= bytes;
         }
     }

@@ -148,10 +148,9 @@ impl Node {
         }
         let last = self.log.last_index();
         if let Some(p) = self.peer_mut(from) {
-            p.on_heartbeat_response();
-            if p.match_index < last {
-                self.replication_pending = true;
-            }
+            let lagging = p.match_index < last;
+            p.on_heartbeat_response(lagging);
+            self.replication_pending |= lagging;
         }
     }
 
@@ -259,7 +258,7 @@ impl Node {
             let has_entries = p.next_index <= last;
             let must_probe = p.state == ProgressState::Probe;
             let commit_news = p.commit_sent < commit;
-            if !has_entries && !must_probe && !commit_news {
+            if !has_entries && !must_probe && !commit_news && !p.resend {
                 return;
             }
             let next = p.next_index;
@@ -272,6 +271,7 @@ impl Node {
             let p = &mut self.peers[k];
             p.on_entries_sent(sent_last, bytes);
             p.commit_sent = commit;
+            p.resend = false;
             let req = AppendEntries { prev_log_index, prev_log_term, entries, leader_commit: commit };
             self.send(to, MessageBody::AppendEntries(req));
             if must_probe || !has_entries {

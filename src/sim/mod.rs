@@ -1,1 +1,594 @@
-//! The simulator (in progress).
+//! A deterministic cluster simulator that tries to break the core.
+//!
+//! One seed drives everything: node configurations, message loss,
+//! duplication and delay, partitions (symmetric, one-way, and a bridge node
+//! that sees both halves), crashes that lose or tear unsynced writes, slow
+//! disks, and a stream of client proposals. Virtual time jumps from one event
+//! or deadline to the next, so a run of minutes takes milliseconds.
+//!
+//! After every step the [`checker`](self) asserts Raft's safety properties.
+//! When the fault phase ends, everything heals and a liveness phase requires
+//! a leader that commits a fresh entry, applied on every node, within a
+//! bounded time. Proposals accepted during the fault phase may be lost when
+//! their leader is deposed: Raft allows that, and the runtime reports such an
+//! outcome as unknown.
+//!
+//! ```
+//! let report = oar::sim::run(&oar::sim::SimOptions::new(42, 3));
+//! assert!(report.violation.is_none() && report.liveness_failure.is_none());
+//! ```
+
+mod checker;
+mod disk;
+mod network;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ::log::{debug, info};
+
+use crate::config::Config;
+use crate::core::{Node, ProposeError, RecoveredState, Role};
+use crate::message::Message;
+use crate::rng::Rng;
+use crate::types::{Bytes, Instant, LogIndex, NodeId};
+
+use self::checker::Checker;
+pub use self::checker::Violation;
+use self::disk::SimDisk;
+use self::network::Network;
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Drives every random choice.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: usize,
+    /// How long faults are injected, in virtual time.
+    pub fault_time: Duration,
+    /// How long after healing the cluster has to show progress.
+    pub liveness_time: Duration,
+    /// Deliberate core bugs, to prove the checker catches them.
+    #[cfg(test)]
+    pub bugs: crate::config::InjectedBugs,
+}
+
+impl SimOptions {
+    /// Options for `seed` with `nodes` nodes and default phase lengths.
+    pub fn new(seed: u64, nodes: usize) -> SimOptions {
+        SimOptions {
+            seed,
+            nodes,
+            fault_time: Duration::from_secs(10),
+            liveness_time: Duration::from_secs(10),
+            #[cfg(test)]
+            bugs: Default::default(),
+        }
+    }
+}
+
+/// What happened in one run.
+#[derive(Clone, Debug, Default)]
+pub struct SimReport {
+    /// The run's seed.
+    pub seed: u64,
+    /// Inputs handed to nodes (messages, timeouts, syncs, restarts).
+    pub steps: u64,
+    /// Messages sent.
+    pub messages: u64,
+    /// Proposals a leader accepted.
+    pub proposals_accepted: u64,
+    /// Entries known committed at the end.
+    pub committed: u64,
+    /// Node crashes.
+    pub crashes: u64,
+    /// The first safety property broken, if any.
+    pub violation: Option<Violation>,
+    /// Why the cluster failed to make progress after healing, if it did.
+    pub liveness_failure: Option<String>,
+    /// Virtual time at the end.
+    pub end: Instant,
+}
+
+/// Runs one simulation.
+pub fn run(opts: &SimOptions) -> SimReport {
+    World::new(opts).run()
+}
+
+enum Event {
+    Deliver(Message),
+    /// The disk of a node (in a given incarnation) finishes syncing.
+    Sync(NodeId, u64),
+    Restart(NodeId),
+    Fault,
+    Propose,
+    LivenessProbe,
+}
+
+struct SimNode {
+    node: Option<Node>,
+    config: Config,
+    incarnation: u64,
+    /// The application's applied index; survives crashes if `app_durable`.
+    app_applied: LogIndex,
+    sync_scheduled: bool,
+    disk_slow_until: Instant,
+    probe_applied: bool,
+}
+
+const STEP_BUDGET: u64 = 20_000_000;
+const PROBE: &[u8] = b"liveness-probe";
+
+struct World {
+    opts: SimOptions,
+    rng: Rng,
+    now: Instant,
+    voters: Vec<NodeId>,
+    nodes: BTreeMap<NodeId, SimNode>,
+    disks: BTreeMap<NodeId, SimDisk>,
+    events: BTreeMap<(Instant, u64), Event>,
+    event_seq: u64,
+    network: Network,
+    checker: Checker,
+    app_durable: bool,
+    fault_end: Instant,
+    healed: bool,
+    next_payload: u64,
+    report: SimReport,
+    fates: Vec<Duration>,
+}
+
+impl World {
+    fn new(opts: &SimOptions) -> World {
+        let mut rng = Rng::new(opts.seed);
+        let voters: Vec<NodeId> = (1..=opts.nodes as u64).map(NodeId).collect();
+        let template = random_config(&mut rng);
+        let app_durable = rng.chance(1, 2);
+        let mut world = World {
+            opts: opts.clone(),
+            now: Instant::ZERO,
+            voters: voters.clone(),
+            nodes: BTreeMap::new(),
+            disks: voters.iter().map(|&id| (id, SimDisk::default())).collect(),
+            events: BTreeMap::new(),
+            event_seq: 0,
+            network: Network::healthy(),
+            checker: Checker::default(),
+            app_durable,
+            fault_end: Instant::ZERO + opts.fault_time,
+            healed: false,
+            next_payload: 0,
+            report: SimReport { seed: opts.seed, ..SimReport::default() },
+            fates: Vec::new(),
+            rng,
+        };
+        info!(
+            target: "oar::sim",
+            "seed {} nodes {} pre_vote {} check_quorum {} inflight {} msg_bytes {} app_durable {}",
+            opts.seed,
+            opts.nodes,
+            template.pre_vote,
+            template.check_quorum,
+            template.inflight_messages_max,
+            template.message_bytes_max,
+            app_durable
+        );
+        for &id in &voters {
+            let mut config = template.clone();
+            config.id = id;
+            #[cfg(test)]
+            {
+                config.bugs = opts.bugs;
+            }
+            let sim_node = SimNode {
+                node: None,
+                config,
+                incarnation: 0,
+                app_applied: LogIndex(0),
+                sync_scheduled: false,
+                disk_slow_until: Instant::ZERO,
+                probe_applied: false,
+            };
+            world.nodes.insert(id, sim_node);
+            world.restart(id);
+        }
+        world.schedule(Duration::from_millis(50), Event::Fault);
+        world.schedule(Duration::from_millis(5), Event::Propose);
+        world
+    }
+
+    fn schedule(&mut self, after: Duration, event: Event) {
+        self.event_seq += 1;
+        self.events.insert((self.now + after, self.event_seq), event);
+    }
+
+    fn run(mut self) -> SimReport {
+        let deadline = self.fault_end + self.opts.liveness_time;
+        while self.checker.violation.is_none() {
+            if self.report.steps >= STEP_BUDGET {
+                self.report.liveness_failure = Some(format!("step budget of {STEP_BUDGET} exhausted"));
+                break;
+            }
+            if !self.healed && self.now >= self.fault_end {
+                self.heal();
+            }
+            if self.healed && self.nodes.values().all(|n| n.probe_applied) {
+                break;
+            }
+            let Some(next) = self.next_time() else { break };
+            if next > deadline {
+                self.now = deadline;
+                let waiting: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| !n.probe_applied)
+                    .map(|(id, _)| id.to_string())
+                    .collect();
+                self.report.liveness_failure = Some(format!(
+                    "no progress within {:?} after healing: {} never applied a fresh entry",
+                    self.opts.liveness_time,
+                    waiting.join(", ")
+                ));
+                break;
+            }
+            self.step();
+        }
+        self.report.violation = self.checker.violation.clone();
+        self.report.committed = self.checker.committed_len();
+        self.report.end = self.now;
+        self.report
+    }
+
+    /// The time of the next event or node deadline.
+    fn next_time(&self) -> Option<Instant> {
+        let event = self.events.keys().next().map(|&(t, _)| t);
+        let timer = self.nodes.values().filter_map(|n| n.node.as_ref()?.poll_timeout()).min();
+        match (event, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn step(&mut self) {
+        self.report.steps += 1;
+        let event_time = self.events.keys().next().map(|&(t, _)| t);
+        let timer =
+            self.nodes.iter().filter_map(|(&id, n)| Some((n.node.as_ref()?.poll_timeout()?, id))).min();
+        if let Some((t, id)) = timer {
+            if event_time.is_none_or(|e| t < e) {
+                self.now = self.now.max(t);
+                let now = self.now;
+                if let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) {
+                    node.handle_timeout(now);
+                }
+                self.drain(id);
+                return;
+            }
+        }
+        let Some(((t, _), event)) = self.events.pop_first() else { return };
+        self.now = self.now.max(t);
+        match event {
+            Event::Deliver(msg) => self.deliver(msg),
+            Event::Sync(id, incarnation) => self.sync(id, incarnation),
+            Event::Restart(id) => {
+                if self.nodes[&id].node.is_none() {
+                    self.restart(id);
+                }
+            }
+            Event::Fault => {
+                if !self.healed {
+                    self.inject_fault();
+                    let next = Duration::from_millis(self.rng.range(100, 1500));
+                    self.schedule(next, Event::Fault);
+                }
+            }
+            Event::Propose => {
+                if !self.healed {
+                    self.propose_random();
+                    let next = Duration::from_millis(self.rng.range(2, 40));
+                    self.schedule(next, Event::Propose);
+                }
+            }
+            Event::LivenessProbe => {
+                self.propose_probe();
+                self.schedule(Duration::from_millis(100), Event::LivenessProbe);
+            }
+        }
+    }
+
+    fn deliver(&mut self, msg: Message) {
+        let (from, to) = (msg.from, msg.to);
+        if !self.network.can_send(from, to) {
+            return;
+        }
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&to).and_then(|n| n.node.as_mut()) else { return };
+        debug!(target: "oar::sim", "{now} {from}->{to} {} {}: {:?}", msg.body.name(), msg.term, msg.body);
+        node.handle_message(now, msg);
+        self.drain(to);
+    }
+
+    fn sync(&mut self, id: NodeId, incarnation: u64) {
+        let now = self.now;
+        let sim = self.nodes.get_mut(&id).expect("known node");
+        if sim.incarnation != incarnation || sim.node.is_none() {
+            return;
+        }
+        sim.sync_scheduled = false;
+        if let Some(last) = self.disks.get_mut(&id).expect("disk").sync() {
+            sim.node.as_mut().expect("alive").handle_persisted(now, last);
+        }
+        self.drain(id);
+    }
+
+    /// Drains a node's outputs after an input, checking each against the
+    /// safety properties.
+    fn drain(&mut self, id: NodeId) {
+        let now = self.now;
+        let World { nodes, disks, checker, network, rng, events, event_seq, report, fates, .. } = self;
+        let sim = nodes.get_mut(&id).expect("known node");
+        let Some(node) = sim.node.as_mut() else { return };
+        let mut schedule = |after: Duration, event: Event| {
+            *event_seq += 1;
+            events.insert((now + after, *event_seq), event);
+        };
+        loop {
+            let mut progressed = false;
+            while let Some(p) = node.poll_persist() {
+                progressed = true;
+                checker.on_write(node, &p.entries);
+                disks.get_mut(&id).expect("disk").write(p);
+            }
+            if disks[&id].has_pending() && !sim.sync_scheduled {
+                sim.sync_scheduled = true;
+                let latency = if now < sim.disk_slow_until {
+                    Duration::from_millis(rng.range(50, 800))
+                } else {
+                    Duration::from_micros(rng.range(50, 2000))
+                };
+                schedule(latency, Event::Sync(id, sim.incarnation));
+            }
+            while let Some(msg) = node.poll_send() {
+                progressed = true;
+                checker.on_send(node, &disks[&id], &msg);
+                report.messages += 1;
+                if !network.can_send(msg.from, msg.to) {
+                    continue;
+                }
+                network.fate(rng, fates);
+                for &delay in fates.iter() {
+                    schedule(delay, Event::Deliver(msg.clone()));
+                }
+            }
+            // Commit first, so that what is applied next is known committed.
+            checker.after_step(node, disks, &self.voters);
+            while let Some(entry) = node.poll_apply() {
+                progressed = true;
+                checker.on_apply(id, sim.app_applied, &entry);
+                sim.app_applied = entry.index;
+                if entry.data.as_ref() == PROBE {
+                    sim.probe_applied = true;
+                }
+                node.handle_applied(entry.index);
+            }
+            while let Some(event) = node.poll_event() {
+                debug!(target: "oar::sim", "{now} {id} event {event:?}");
+            }
+            if !progressed {
+                break;
+            }
+        }
+        node.check_invariants();
+        let node = sim.node.as_ref().expect("alive");
+        checker.after_step(node, disks, &self.voters);
+        let leaders = nodes.values().filter_map(|n| n.node.as_ref()).filter(|n| n.role() == Role::Leader);
+        checker.check_leaders_hold_new_commits(leaders);
+    }
+
+    fn restart(&mut self, id: NodeId) {
+        let now = self.now;
+        let sim = self.nodes.get_mut(&id).expect("known node");
+        let disk = &self.disks[&id];
+        sim.incarnation += 1;
+        sim.sync_scheduled = false;
+        sim.config.seed = self.opts.seed ^ (id.0 << 48) ^ (sim.incarnation << 32);
+        let state = RecoveredState {
+            hard_state: disk.hard_state,
+            entries: disk.entries.clone(),
+            applied: sim.app_applied,
+        };
+        match Node::new(sim.config.clone(), &self.voters, state, now) {
+            Ok(node) => sim.node = Some(node),
+            Err(e) => {
+                self.checker.violation =
+                    Some(Violation { property: "recovery", detail: format!("{id}: {e}") });
+                return;
+            }
+        }
+        info!(target: "oar::sim", "{now} {id} starts (incarnation {})", sim.incarnation);
+        self.checker.on_restart(id, sim.incarnation);
+        self.drain(id);
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        let sim = self.nodes.get_mut(&id).expect("known node");
+        if sim.node.take().is_none() {
+            return;
+        }
+        sim.incarnation += 1;
+        sim.sync_scheduled = false;
+        if !self.app_durable {
+            sim.app_applied = LogIndex(0);
+        }
+        let loss = self.disks.get_mut(&id).expect("disk").crash(&mut self.rng);
+        self.report.crashes += 1;
+        info!(target: "oar::sim", "{} {id} crashes, losing {} unsynced writes (torn: {})", self.now, loss.writes_lost, loss.torn);
+        let downtime = Duration::from_millis(self.rng.range(10, 3000));
+        self.schedule(downtime, Event::Restart(id));
+    }
+
+    fn random_node(&mut self) -> NodeId {
+        self.voters[self.rng.below(self.voters.len() as u64) as usize]
+    }
+
+    /// Two random groups covering every node, the first nonempty.
+    fn random_split(&mut self) -> (Vec<NodeId>, Vec<NodeId>) {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for &id in &self.voters {
+            if self.rng.chance(1, 2) {
+                a.push(id);
+            } else {
+                b.push(id);
+            }
+        }
+        if a.is_empty() {
+            a.push(b.pop().expect("some node"));
+        }
+        (a, b)
+    }
+
+    fn inject_fault(&mut self) {
+        let now = self.now;
+        match self.rng.below(10) {
+            0 => {
+                let id = self.random_node();
+                self.crash(id);
+            }
+            1 => {
+                let leader = self
+                    .nodes
+                    .iter()
+                    .find(|(_, n)| n.node.as_ref().is_some_and(|n| n.role() == Role::Leader));
+                if let Some((&id, _)) = leader {
+                    self.crash(id);
+                }
+            }
+            2 => {
+                let (a, b) = self.random_split();
+                info!(target: "oar::sim", "{now} partition {a:?} | {b:?}");
+                self.network.split(&a, &b);
+            }
+            3 => {
+                let (a, b) = self.random_split();
+                info!(target: "oar::sim", "{now} one-way cut {a:?} -> {b:?}");
+                self.network.cut_one_way(&a, &b);
+            }
+            4 => {
+                let bridge = self.random_node();
+                let others: Vec<NodeId> = self.voters.iter().copied().filter(|&id| id != bridge).collect();
+                let half = others.len() / 2;
+                info!(target: "oar::sim", "{now} bridge {bridge} between {:?} and {:?}", &others[..half], &others[half..]);
+                self.network.cut.clear();
+                self.network.split(&others[..half], &others[half..]);
+            }
+            5 => {
+                let id = self.random_node();
+                let others: Vec<NodeId> = self.voters.iter().copied().filter(|&o| o != id).collect();
+                info!(target: "oar::sim", "{now} isolate {id}");
+                self.network.split(&[id], &others);
+            }
+            6 | 7 => {
+                info!(target: "oar::sim", "{now} network heals");
+                self.network.cut.clear();
+            }
+            8 => {
+                self.network.drop_percent = self.rng.below(25);
+                self.network.duplicate_percent = self.rng.below(10);
+                self.network.long_delay_percent = self.rng.below(10);
+                info!(
+                    target: "oar::sim",
+                    "{now} links: drop {}% duplicate {}% long delays {}%",
+                    self.network.drop_percent,
+                    self.network.duplicate_percent,
+                    self.network.long_delay_percent
+                );
+            }
+            _ => {
+                let id = self.random_node();
+                let until = now + Duration::from_millis(self.rng.range(100, 2000));
+                info!(target: "oar::sim", "{now} disk of {id} slow until {until}");
+                self.nodes.get_mut(&id).expect("known").disk_slow_until = until;
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        info!(target: "oar::sim", "{} fault phase over: healing everything", self.now);
+        self.healed = true;
+        self.network = Network::healthy();
+        let now = self.now;
+        for sim in self.nodes.values_mut() {
+            sim.disk_slow_until = now;
+        }
+        let crashed: Vec<NodeId> =
+            self.nodes.iter().filter(|(_, n)| n.node.is_none()).map(|(&id, _)| id).collect();
+        for id in crashed {
+            self.restart(id);
+        }
+        for sim in self.nodes.values_mut() {
+            sim.probe_applied = false;
+        }
+        self.schedule(Duration::ZERO, Event::LivenessProbe);
+    }
+
+    fn propose_random(&mut self) {
+        let id = self.random_node();
+        self.next_payload += 1;
+        let mut data = self.next_payload.to_le_bytes().to_vec();
+        let extra = if self.rng.chance(1, 100) { self.rng.range(2000, 8000) } else { self.rng.below(48) };
+        data.extend((0..extra).map(|_| self.rng.below(256) as u8));
+        self.propose_at(id, Bytes::from(data), true);
+    }
+
+    fn propose_probe(&mut self) {
+        let leader = self
+            .nodes
+            .iter()
+            .filter_map(|(&id, n)| Some((n.node.as_ref()?, id)))
+            .filter(|(n, _)| n.role() == Role::Leader)
+            .max_by_key(|(n, _)| n.term())
+            .map(|(_, id)| id);
+        if let Some(id) = leader {
+            self.propose_at(id, Bytes::from_static(PROBE), false);
+        }
+    }
+
+    fn propose_at(&mut self, id: NodeId, data: Bytes, follow_hint: bool) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) else { return };
+        match node.propose(now, data.clone()) {
+            Ok(index) => {
+                self.report.proposals_accepted += 1;
+                debug!(target: "oar::sim", "{now} {id} accepted a proposal at {index}");
+                self.drain(id);
+            }
+            Err(ProposeError::NotLeader { leader_hint: Some(hint) }) if follow_hint && hint != id => {
+                self.propose_at(hint, data, false);
+            }
+            Err(e) => debug!(target: "oar::sim", "{now} {id} refused a proposal: {e}"),
+        }
+    }
+}
+
+/// A node configuration drawn for one run: the defaults most of the time,
+/// with features off and tight limits some of the time.
+fn random_config(rng: &mut Rng) -> Config {
+    let mut c = Config::new(NodeId(1));
+    c.pre_vote = rng.chance(3, 4);
+    c.check_quorum = rng.chance(3, 4);
+    if rng.chance(1, 4) {
+        c.inflight_messages_max = rng.range(1, 5) as usize;
+    }
+    if rng.chance(1, 4) {
+        c.message_bytes_max = 16 << 10;
+        c.entry_bytes_max = 8 << 10;
+        c.inflight_bytes_max = rng.range(16 << 10, 128 << 10);
+        c.uncommitted_bytes_max = rng.range(8 << 10, 256 << 10);
+    }
+    debug_assert!(c.validate().is_ok());
+    c
+}

@@ -1,0 +1,285 @@
+//! Raft's safety properties, asserted after every step of a simulation.
+//!
+//! | property | how it is checked |
+//! |---|---|
+//! | election safety | at most one node is ever leader of a term |
+//! | log matching | every entry ever written is registered by (index, term) with its content and the term before it; a second entry with the same (index, term) must agree on both, which by induction makes the logs identical up to it |
+//! | leader completeness | a new leader's log holds every entry known committed; an entry newly known committed is in the log of every leader of a later term |
+//! | state machine safety | the entries applied at an index, by any node, are the committed entry there |
+//! | monotonicity | commit and applied indexes never decrease within a node's life; applied advances one index at a time |
+//! | durability | a vote grant leaves only once the vote is durable; an acknowledgement only once the entries are; a leader commits only what a majority holds durably |
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::core::{Node, Role};
+use crate::message::{AppendEntriesResponse, Message, MessageBody};
+use crate::sim::disk::SimDisk;
+use crate::types::{Entry, LogIndex, NodeId, Term};
+
+/// A broken safety property.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which property.
+    pub property: &'static str,
+    /// What happened.
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Watch {
+    incarnation: u64,
+    commit: LogIndex,
+    role_leader_term: Option<Term>,
+}
+
+/// The checker's memory of everything that happened in a run.
+#[derive(Default)]
+pub(crate) struct Checker {
+    leaders: BTreeMap<Term, NodeId>,
+    registry: HashMap<(LogIndex, Term), (u64, Term)>,
+    /// Content hash and term of every entry known committed, by index - 1.
+    committed: Vec<(Term, u64)>,
+    watches: BTreeMap<NodeId, Watch>,
+    /// The first index newly known committed in this step, if any.
+    newly_committed: Option<usize>,
+    pub(crate) violation: Option<Violation>,
+}
+
+/// A stable digest of an entry's content (FNV-1a), so that checks never
+/// depend on a randomly keyed hasher.
+pub(crate) fn digest(e: &Entry) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in std::iter::once(&(e.kind as u8)).chain(e.data.iter()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl Checker {
+    fn fail(&mut self, property: &'static str, detail: String) {
+        if self.violation.is_none() {
+            self.violation = Some(Violation { property, detail });
+        }
+    }
+
+    /// A node restarted: its volatile indexes start over.
+    pub(crate) fn on_restart(&mut self, id: NodeId, incarnation: u64) {
+        self.watches.insert(id, Watch { incarnation, ..Watch::default() });
+    }
+
+    /// A node handed entries to its disk; they are now in its log.
+    pub(crate) fn on_write(&mut self, node: &Node, entries: &[Entry]) {
+        for e in entries {
+            let prev_term = node.entry(e.index.prev()).map_or(Term(0), |p| p.term);
+            let here = (digest(e), prev_term);
+            match self.registry.get(&(e.index, e.term)) {
+                Some(&seen) if seen != here => {
+                    self.fail(
+                        "log matching",
+                        format!(
+                            "{} wrote entry {} {} unlike another log's (content or previous term differ)",
+                            node.id(),
+                            e.index,
+                            e.term
+                        ),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    self.registry.insert((e.index, e.term), here);
+                }
+            }
+        }
+    }
+
+    /// A message is leaving `node`: whatever it promises must be durable.
+    pub(crate) fn on_send(&mut self, node: &Node, disk: &SimDisk, msg: &Message) {
+        match &msg.body {
+            MessageBody::RequestVoteResponse(r) if r.granted && !r.pre_vote => {
+                let hs = disk.hard_state;
+                if !(hs.term > msg.term || (hs.term == msg.term && hs.vote == Some(msg.to))) {
+                    self.fail(
+                        "durability",
+                        format!(
+                            "{} granted its vote to {} in {} before it was durable (disk: {:?})",
+                            msg.from, msg.to, msg.term, hs
+                        ),
+                    );
+                }
+            }
+            MessageBody::AppendEntriesResponse(AppendEntriesResponse::Accepted { match_index }) => {
+                let durable = disk.term_at(*match_index);
+                let same_term = node.term() == msg.term;
+                if !same_term || durable.is_none() || durable != node.entry(*match_index).map(|e| e.term) {
+                    self.fail(
+                        "durability",
+                        format!(
+                            "{} acknowledged up to {} in {} but its disk holds {} entries",
+                            msg.from,
+                            match_index,
+                            msg.term,
+                            disk.entries.len()
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A node's application applies `entry`, its applied index being `applied`.
+    pub(crate) fn on_apply(&mut self, id: NodeId, applied: LogIndex, entry: &Entry) {
+        if entry.index != applied.next() {
+            self.fail(
+                "state machine safety",
+                format!("{id} applied {} right after {applied}: skipped or re-applied", entry.index),
+            );
+            return;
+        }
+        let k = entry.index.0 as usize - 1;
+        let here = (entry.term, digest(entry));
+        match self.committed.get(k) {
+            Some(&c) if c != here => self.fail(
+                "state machine safety",
+                format!(
+                    "{id} applied {} {} but the committed entry there is of {}",
+                    entry.index, entry.term, c.0
+                ),
+            ),
+            Some(_) => {}
+            None => self.fail(
+                "state machine safety",
+                format!("{id} applied {} which no node knew committed", entry.index),
+            ),
+        }
+    }
+
+    /// Checks a node after it took a step.
+    pub(crate) fn after_step(&mut self, node: &Node, disks: &BTreeMap<NodeId, SimDisk>, voters: &[NodeId]) {
+        let id = node.id();
+        let watch = *self.watches.entry(id).or_default();
+        // Election safety.
+        let leader_term = (node.role() == Role::Leader).then(|| node.term());
+        if let Some(term) = leader_term {
+            match self.leaders.get(&term) {
+                Some(&other) if other != id => {
+                    self.fail("election safety", format!("{other} and {id} are both leaders of {term}"));
+                }
+                Some(_) => {}
+                None => {
+                    self.leaders.insert(term, id);
+                }
+            }
+            if watch.role_leader_term != Some(term) {
+                self.check_leader_complete(node);
+            }
+        }
+        // Commit monotonicity, and the committed log.
+        let commit = node.commit_index();
+        if commit < watch.commit {
+            self.fail("monotonicity", format!("{id} commit went from {} back to {commit}", watch.commit));
+        }
+        if commit > watch.commit {
+            if leader_term.is_some() {
+                self.check_durable_on_majority(node, commit, disks, voters);
+            }
+            self.record_committed(node, watch.commit, commit);
+        }
+        self.watches
+            .insert(id, Watch { incarnation: watch.incarnation, commit, role_leader_term: leader_term });
+    }
+
+    fn record_committed(&mut self, node: &Node, from: LogIndex, to: LogIndex) {
+        let mut index = from.next();
+        let grew_from = self.committed.len();
+        while index <= to {
+            let Some(e) = node.entry(index) else {
+                self.fail("leader completeness", format!("{} commit {to} beyond its log", node.id()));
+                return;
+            };
+            let here = (e.term, digest(e));
+            let k = index.0 as usize - 1;
+            match self.committed.get(k) {
+                Some(&c) if c != here => {
+                    self.fail(
+                        "state machine safety",
+                        format!("{} committed {index} {} where {} was committed", node.id(), e.term, c.0),
+                    );
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    debug_assert_eq!(k, self.committed.len());
+                    self.committed.push(here);
+                }
+            }
+            index = index.next();
+        }
+        if self.committed.len() > grew_from {
+            self.newly_committed = Some(grew_from);
+        }
+    }
+
+    /// Leader completeness for a node that just became leader.
+    fn check_leader_complete(&mut self, node: &Node) {
+        for (k, &(term, hash)) in self.committed.iter().enumerate() {
+            let index = LogIndex(k as u64 + 1);
+            let ok = node.entry(index).is_some_and(|e| e.term == term && digest(e) == hash);
+            if !ok {
+                let detail = format!("{} leads {} without committed entry {index}", node.id(), node.term());
+                self.fail("leader completeness", detail);
+                return;
+            }
+        }
+    }
+
+    /// Newly committed entries must be in every current leader of a later term.
+    pub(crate) fn check_leaders_hold_new_commits<'a>(&mut self, leaders: impl Iterator<Item = &'a Node>) {
+        let Some(from) = self.newly_committed.take() else { return };
+        for node in leaders {
+            for k in from..self.committed.len() {
+                let (term, hash) = self.committed[k];
+                let index = LogIndex(k as u64 + 1);
+                if node.term() > term
+                    && !node.entry(index).is_some_and(|e| e.term == term && digest(e) == hash)
+                {
+                    let detail = format!(
+                        "{} leads {} without entry {index} committed in {term}",
+                        node.id(),
+                        node.term()
+                    );
+                    self.fail("leader completeness", detail);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn check_durable_on_majority(
+        &mut self,
+        node: &Node,
+        commit: LogIndex,
+        disks: &BTreeMap<NodeId, SimDisk>,
+        voters: &[NodeId],
+    ) {
+        let term = node.entry(commit).map(|e| e.term);
+        let holders =
+            voters.iter().filter(|id| disks.get(id).is_some_and(|d| d.term_at(commit) == term)).count();
+        if holders < voters.len() / 2 + 1 {
+            self.fail(
+                "durability",
+                format!(
+                    "{} committed {commit} while only {holders} of {} nodes hold it durably",
+                    node.id(),
+                    voters.len()
+                ),
+            );
+        }
+    }
+
+    /// How many entries are known committed.
+    pub(crate) fn committed_len(&self) -> u64 {
+        self.committed.len() as u64
+    }
+}
