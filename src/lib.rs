@@ -11,6 +11,10 @@
 //!
 //! See `DESIGN.md` in the repository for the architecture and its contracts.
 #![deny(missing_docs)]
+#![doc = ""]
+#![doc = "## The README"]
+#![doc = ""]
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 pub mod codec;

@@ -25,6 +25,13 @@ pub struct Violation {
     pub detail: String,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Committed {
+    term: Term,
+    digest: u64,
+    committed_in: Term,
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Watch {
     incarnation: u64,
@@ -37,8 +44,10 @@ struct Watch {
 pub(crate) struct Checker {
     leaders: BTreeMap<Term, NodeId>,
     registry: HashMap<(LogIndex, Term), (u64, Term)>,
-    /// Content hash and term of every entry known committed, by index - 1.
-    committed: Vec<(Term, u64)>,
+    /// Every entry known committed, by index - 1: its term and content, and
+    /// the term in which it was first known committed (always by a leader,
+    /// since followers learn commitment from leaders).
+    committed: Vec<Committed>,
     watches: BTreeMap<NodeId, Watch>,
     /// The first index newly known committed in this step, if any.
     newly_committed: Option<usize>,
@@ -140,11 +149,11 @@ impl Checker {
         let k = entry.index.0 as usize - 1;
         let here = (entry.term, digest(entry));
         match self.committed.get(k) {
-            Some(&c) if c != here => self.fail(
+            Some(c) if (c.term, c.digest) != here => self.fail(
                 "state machine safety",
                 format!(
                     "{id} applied {} {} but the committed entry there is of {}",
-                    entry.index, entry.term, c.0
+                    entry.index, entry.term, c.term
                 ),
             ),
             Some(_) => {}
@@ -201,17 +210,21 @@ impl Checker {
             let here = (e.term, digest(e));
             let k = index.0 as usize - 1;
             match self.committed.get(k) {
-                Some(&c) if c != here => {
+                Some(c) if (c.term, c.digest) != here => {
                     self.fail(
                         "state machine safety",
-                        format!("{} committed {index} {} where {} was committed", node.id(), e.term, c.0),
+                        format!("{} committed {index} {} where {} was committed", node.id(), e.term, c.term),
                     );
                     return;
                 }
                 Some(_) => {}
                 None => {
                     debug_assert_eq!(k, self.committed.len());
-                    self.committed.push(here);
+                    self.committed.push(Committed {
+                        term: e.term,
+                        digest: here.1,
+                        committed_in: node.term(),
+                    });
                 }
             }
             index = index.next();
@@ -221,12 +234,13 @@ impl Checker {
         }
     }
 
-    /// Leader completeness for a node that just became leader.
+    /// Leader completeness for a node that just became leader: it holds
+    /// every entry committed in an earlier term. (The leader of a stale term
+    /// may lack what a later term committed.)
     fn check_leader_complete(&mut self, node: &Node) {
-        for (k, &(term, hash)) in self.committed.iter().enumerate() {
+        for (k, c) in self.committed.iter().enumerate() {
             let index = LogIndex(k as u64 + 1);
-            let ok = node.entry(index).is_some_and(|e| e.term == term && digest(e) == hash);
-            if !ok {
+            if c.committed_in < node.term() && !holds(node, index, c) {
                 let detail = format!("{} leads {} without committed entry {index}", node.id(), node.term());
                 self.fail("leader completeness", detail);
                 return;
@@ -239,15 +253,14 @@ impl Checker {
         let Some(from) = self.newly_committed.take() else { return };
         for node in leaders {
             for k in from..self.committed.len() {
-                let (term, hash) = self.committed[k];
+                let c = self.committed[k];
                 let index = LogIndex(k as u64 + 1);
-                if node.term() > term
-                    && !node.entry(index).is_some_and(|e| e.term == term && digest(e) == hash)
-                {
+                if c.committed_in < node.term() && !holds(node, index, &c) {
                     let detail = format!(
-                        "{} leads {} without entry {index} committed in {term}",
+                        "{} leads {} without entry {index} committed in {}",
                         node.id(),
-                        node.term()
+                        node.term(),
+                        c.committed_in
                     );
                     self.fail("leader completeness", detail);
                     return;
@@ -282,4 +295,8 @@ impl Checker {
     pub(crate) fn committed_len(&self) -> u64 {
         self.committed.len() as u64
     }
+}
+
+fn holds(node: &Node, index: LogIndex, c: &Committed) -> bool {
+    node.entry(index).is_some_and(|e| e.term == c.term && digest(e) == c.digest)
 }
