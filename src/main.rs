@@ -78,7 +78,8 @@ fn sim(args: SimArgs) -> ExitCode {
         (None, None) => 0..100,
     };
     let started = Instant::now();
-    let (mut violations, mut liveness_failures, mut steps, mut committed) = (0u64, 0u64, 0u64, 0u64);
+    let (mut violations, mut liveness_failures, mut steps) = (0u64, 0u64, 0u64);
+    let (mut committed, mut accepted, mut crashes) = (0u64, 0u64, 0u64);
     let count = seeds.end - seeds.start;
     for seed in seeds {
         let mut opts = oar::sim::SimOptions::new(seed, args.nodes);
@@ -87,6 +88,8 @@ fn sim(args: SimArgs) -> ExitCode {
         let report = oar::sim::run(&opts);
         steps += report.steps;
         committed += report.committed;
+        accepted += report.proposals_accepted;
+        crashes += report.crashes;
         if let Some(v) = &report.violation {
             violations += 1;
             eprintln!("seed {seed}: VIOLATION of {}: {}", v.property, v.detail);
@@ -98,8 +101,9 @@ fn sim(args: SimArgs) -> ExitCode {
             eprintln!("reproduce: oar sim --seed {seed} --nodes {} -vv", args.nodes);
         }
     }
+    println!("sim committed={committed} proposals_accepted={accepted} crashes={crashes}");
     println!(
-        "sim seeds={count} nodes={} violations={violations} liveness_failures={liveness_failures} steps={steps} committed={committed} secs={:.1}",
+        "sim seeds={count} nodes={} violations={violations} liveness_failures={liveness_failures} steps={steps} secs={:.1}",
         args.nodes,
         started.elapsed().as_secs_f64()
     );

@@ -516,13 +516,16 @@ impl Node {
         }
         self.durable_id = id;
         self.log.persisted_to(id);
-        while let Some((needed, _)) = self.held.front() {
-            if *needed > self.durable_id {
-                break;
+        let durable = self.durable_id;
+        let outbox = &mut self.outbox;
+        self.held.retain_mut(|(needed, msg)| {
+            if *needed > durable {
+                return true;
             }
-            let (_, msg) = self.held.pop_front().expect("front exists");
-            self.outbox.push_back(msg);
-        }
+            let body = std::mem::replace(&mut msg.body, MessageBody::HeartbeatResponse);
+            outbox.push_back(Message { body, ..*msg });
+            false
+        });
         match self.role {
             Role::Candidate | Role::PreCandidate => self.tally_votes(now),
             Role::Leader => self.maybe_commit(),
@@ -743,10 +746,9 @@ impl Node {
         if self.role != Role::Leader {
             assert!(self.election_deadline.is_some() && self.heartbeat_deadline.is_none());
         }
-        let mut prev = PersistId(0);
-        for (needed, _) in &self.held {
-            assert!(*needed > self.durable_id || *needed >= prev);
-            prev = *needed;
+        for (needed, msg) in &self.held {
+            assert!(*needed > self.durable_id, "a message waits for a write already durable");
+            assert!(msg.term >= self.term, "a message of an older term is still held");
         }
     }
 }
