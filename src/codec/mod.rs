@@ -5,6 +5,9 @@
 //!
 //! - Sending: [`encode_message`] appends one whole frame (length prefix
 //!   included) to a buffer; [`encoded_len`] says how long it will be.
+//! - Receiving from a stream: feed bytes as they arrive to a
+//!   [`FrameDecoder`] and call [`FrameDecoder::next_message`] until it
+//!   answers `Ok(None)`.
 //! - Receiving a buffer that starts with a frame: [`decode_frame`]; a frame's
 //!   body already split off: [`decode_message`].
 //!
@@ -65,6 +68,7 @@ mod decode;
 mod encode;
 mod error;
 mod reader;
+mod stream;
 
 #[cfg(test)]
 mod tests;
@@ -72,6 +76,7 @@ mod tests;
 pub use self::decode::{decode_frame, decode_message};
 pub use self::encode::{encode_message, encoded_len};
 pub use self::error::DecodeError;
+pub use self::stream::FrameDecoder;
 
 use crate::message::{MessageBody, ENTRIES_BYTES_LIMIT};
 use crate::types::ENTRY_OVERHEAD_BYTES;

@@ -13,6 +13,8 @@ use crate::message::{
 };
 use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
+mod stream;
+
 // ---------------------------------------------------------------------------
 // Helpers
 
