@@ -12,8 +12,8 @@ use super::{
     ENTRY_KIND_COMMAND, FRAME_LEN_BYTES, MAX_ENTRY_COUNT, MAX_FRAME_BYTES,
 };
 use crate::message::{
-    AppendEntries, AppendEntriesResponse, Heartbeat, Message, MessageBody, RequestVote,
-    RequestVoteResponse, ENTRIES_BYTES_LIMIT,
+    AppendEntries, AppendEntriesResponse, Heartbeat, Message, MessageBody, RequestVote, RequestVoteResponse,
+    ENTRIES_BYTES_LIMIT,
 };
 use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
@@ -28,17 +28,13 @@ use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTE
 /// memory.
 pub fn decode_frame(buf: &Bytes) -> Result<(Message, usize), DecodeError> {
     let Some(body_len) = peek_frame_len(buf)? else {
-        return Err(DecodeError::Incomplete {
-            needed: FRAME_LEN_BYTES.saturating_sub(buf.len()),
-        });
+        return Err(DecodeError::Incomplete { needed: FRAME_LEN_BYTES.saturating_sub(buf.len()) });
     };
     // Cannot overflow: `body_len <= MAX_FRAME_BYTES`, which fits in a u32.
     let frame_len = FRAME_LEN_BYTES + body_len;
     let body = buf
         .get(FRAME_LEN_BYTES..frame_len)
-        .ok_or(DecodeError::Incomplete {
-            needed: frame_len.saturating_sub(buf.len()),
-        })?;
+        .ok_or(DecodeError::Incomplete { needed: frame_len.saturating_sub(buf.len()) })?;
     let message = decode_message(&buf.slice_ref(body))?;
     Ok((message, frame_len))
 }
@@ -51,18 +47,12 @@ pub(crate) fn peek_frame_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
     let Some(mut prefix) = buf.get(..FRAME_LEN_BYTES) else {
         return Ok(None);
     };
-    let len = prefix
-        .read_u32::<LittleEndian>()
-        .map_err(|_| DecodeError::Truncated { field: "frame.len" })?;
-    usize::try_from(len)
-        .ok()
-        .filter(|&len| len <= MAX_FRAME_BYTES)
-        .map(Some)
-        .ok_or(DecodeError::TooLarge {
-            field: "frame.len",
-            len: u64::from(len),
-            max: MAX_FRAME_BYTES as u64,
-        })
+    let len = prefix.read_u32::<LittleEndian>().map_err(|_| DecodeError::Truncated { field: "frame.len" })?;
+    usize::try_from(len).ok().filter(|&len| len <= MAX_FRAME_BYTES).map(Some).ok_or(DecodeError::TooLarge {
+        field: "frame.len",
+        len: u64::from(len),
+        max: MAX_FRAME_BYTES as u64,
+    })
 }
 
 /// Decodes one message from `frame_body`: the bytes of a frame after its
@@ -74,45 +64,29 @@ pub(crate) fn peek_frame_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
 pub fn decode_message(frame_body: &Bytes) -> Result<Message, DecodeError> {
     let mut r = Reader::new(frame_body);
     let tag = r.u8("message.kind")?;
-    let kind = Kind::from_tag(tag).ok_or(DecodeError::BadTag {
-        field: "message.kind",
-        value: tag,
-    })?;
+    let kind = Kind::from_tag(tag).ok_or(DecodeError::BadTag { field: "message.kind", value: tag })?;
     let from = NodeId(r.u64("message.from")?);
     let to = NodeId(r.u64("message.to")?);
     let term = Term(r.u64("message.term")?);
     let body = match kind {
         Kind::RequestVote => MessageBody::RequestVote(read_request_vote(&mut r)?),
-        Kind::RequestVoteResponse => {
-            MessageBody::RequestVoteResponse(read_request_vote_response(&mut r)?)
-        }
+        Kind::RequestVoteResponse => MessageBody::RequestVoteResponse(read_request_vote_response(&mut r)?),
         Kind::AppendEntries => MessageBody::AppendEntries(read_append_entries(&mut r)?),
         Kind::AppendEntriesResponse => {
             MessageBody::AppendEntriesResponse(read_append_entries_response(&mut r)?)
         }
-        Kind::Heartbeat => MessageBody::Heartbeat(Heartbeat {
-            commit: LogIndex(r.u64("heartbeat.commit")?),
-        }),
+        Kind::Heartbeat => MessageBody::Heartbeat(Heartbeat { commit: LogIndex(r.u64("heartbeat.commit")?) }),
         Kind::HeartbeatResponse => MessageBody::HeartbeatResponse,
     };
     r.finish()?;
-    Ok(Message {
-        from,
-        to,
-        term,
-        body,
-    })
+    Ok(Message { from, to, term, body })
 }
 
 fn read_request_vote(r: &mut Reader<'_>) -> Result<RequestVote, DecodeError> {
     let pre_vote = r.bool("request_vote.pre_vote")?;
     let last_log_index = LogIndex(r.u64("request_vote.last_log_index")?);
     let last_log_term = Term(r.u64("request_vote.last_log_term")?);
-    Ok(RequestVote {
-        pre_vote,
-        last_log_index,
-        last_log_term,
-    })
+    Ok(RequestVote { pre_vote, last_log_index, last_log_term })
 }
 
 fn read_request_vote_response(r: &mut Reader<'_>) -> Result<RequestVoteResponse, DecodeError> {
@@ -130,18 +104,15 @@ fn read_append_entries(r: &mut Reader<'_>) -> Result<AppendEntries, DecodeError>
     // Bound the count three ways before allocating for it: by the protocol
     // limit, by the bytes that remain (each entry takes at least its
     // header), and by the index space.
-    let count_usize = usize::try_from(count)
-        .ok()
-        .filter(|&count| count <= MAX_ENTRY_COUNT)
-        .ok_or(DecodeError::TooLarge {
+    let count_usize = usize::try_from(count).ok().filter(|&count| count <= MAX_ENTRY_COUNT).ok_or(
+        DecodeError::TooLarge {
             field: "append_entries.entry_count",
             len: u64::from(count),
             max: MAX_ENTRY_COUNT as u64,
-        })?;
+        },
+    )?;
     if count_usize > r.remaining() / ENTRY_HEADER_BYTES {
-        return Err(DecodeError::Truncated {
-            field: "append_entries.entries",
-        });
+        return Err(DecodeError::Truncated { field: "append_entries.entries" });
     }
     if prev_log_index.0.checked_add(u64::from(count)).is_none() {
         return Err(DecodeError::Invalid {
@@ -163,19 +134,11 @@ fn read_append_entries(r: &mut Reader<'_>) -> Result<AppendEntries, DecodeError>
         let kind = match kind_tag {
             ENTRY_KIND_BLANK => EntryKind::Blank,
             ENTRY_KIND_COMMAND => EntryKind::Command,
-            value => {
-                return Err(DecodeError::BadTag {
-                    field: "entry.kind",
-                    value,
-                })
-            }
+            value => return Err(DecodeError::BadTag { field: "entry.kind", value }),
         };
         let len = r.u32("entry.len")?;
         if kind == EntryKind::Blank && len != 0 {
-            return Err(DecodeError::Invalid {
-                field: "entry.len",
-                reason: "a blank entry carries no data",
-            });
+            return Err(DecodeError::Invalid { field: "entry.len", reason: "a blank entry carries no data" });
         }
         // No overflow: both terms are far below u64::MAX / 2.
         entries_bytes += ENTRY_OVERHEAD_BYTES + u64::from(len);
@@ -192,19 +155,9 @@ fn read_append_entries(r: &mut Reader<'_>) -> Result<AppendEntries, DecodeError>
             max: usize::MAX as u64,
         })?;
         let data = r.bytes(len, "entry.data")?;
-        entries.push(Entry {
-            term,
-            index,
-            kind,
-            data,
-        });
+        entries.push(Entry { term, index, kind, data });
     }
-    Ok(AppendEntries {
-        prev_log_index,
-        prev_log_term,
-        entries,
-        leader_commit,
-    })
+    Ok(AppendEntries { prev_log_index, prev_log_term, entries, leader_commit })
 }
 
 fn read_append_entries_response(r: &mut Reader<'_>) -> Result<AppendEntriesResponse, DecodeError> {
@@ -216,15 +169,8 @@ fn read_append_entries_response(r: &mut Reader<'_>) -> Result<AppendEntriesRespo
             let rejected_index = LogIndex(r.u64("append_entries_response.rejected_index")?);
             let hint_index = LogIndex(r.u64("append_entries_response.hint_index")?);
             let hint_term = Term(r.u64("append_entries_response.hint_term")?);
-            Ok(AppendEntriesResponse::Rejected {
-                rejected_index,
-                hint_index,
-                hint_term,
-            })
+            Ok(AppendEntriesResponse::Rejected { rejected_index, hint_index, hint_term })
         }
-        value => Err(DecodeError::BadTag {
-            field: "append_entries_response.tag",
-            value,
-        }),
+        value => Err(DecodeError::BadTag { field: "append_entries_response.tag", value }),
     }
 }

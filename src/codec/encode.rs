@@ -3,13 +3,11 @@
 use byteorder::{LittleEndian, WriteBytesExt};
 
 use super::{
-    Kind, APPEND_ENTRIES_FIXED_BYTES, APPEND_RESPONSE_ACCEPTED, APPEND_RESPONSE_REJECTED,
-    ENTRY_HEADER_BYTES, ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, FRAME_KIND_BYTES, FRAME_LEN_BYTES,
-    MAX_FRAME_BYTES, MESSAGE_HEADER_BYTES,
+    Kind, APPEND_ENTRIES_FIXED_BYTES, APPEND_RESPONSE_ACCEPTED, APPEND_RESPONSE_REJECTED, ENTRY_HEADER_BYTES,
+    ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, FRAME_KIND_BYTES, FRAME_LEN_BYTES, MAX_FRAME_BYTES,
+    MESSAGE_HEADER_BYTES,
 };
-use crate::message::{
-    AppendEntries, AppendEntriesResponse, Message, MessageBody, ENTRIES_BYTES_LIMIT,
-};
+use crate::message::{AppendEntries, AppendEntriesResponse, Message, MessageBody, ENTRIES_BYTES_LIMIT};
 use crate::types::{Entry, EntryKind};
 
 /// The number of bytes [`encode_message`] appends for `msg`: the whole frame,
@@ -35,10 +33,7 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
         check_entries(append);
     }
     let body_len = frame_body_len(msg);
-    assert!(
-        body_len <= MAX_FRAME_BYTES,
-        "frame of {body_len} bytes is above MAX_FRAME_BYTES"
-    );
+    assert!(body_len <= MAX_FRAME_BYTES, "frame of {body_len} bytes is above MAX_FRAME_BYTES");
     let body_len_u32 = u32::try_from(body_len).expect("MAX_FRAME_BYTES fits in u32");
 
     out.reserve(FRAME_LEN_BYTES + body_len);
@@ -63,8 +58,8 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
             w.u64(append.prev_log_index.0);
             w.u64(append.prev_log_term.0);
             w.u64(append.leader_commit.0);
-            let count = u32::try_from(append.entries.len())
-                .expect("entry count is bounded by ENTRIES_BYTES_LIMIT");
+            let count =
+                u32::try_from(append.entries.len()).expect("entry count is bounded by ENTRIES_BYTES_LIMIT");
             w.u32(count);
             for entry in &append.entries {
                 write_entry(&mut w, entry);
@@ -95,12 +90,11 @@ fn frame_body_len(msg: &Message) -> usize {
     let body = match &msg.body {
         MessageBody::RequestVote(_) => 1 + 8 + 8,
         MessageBody::RequestVoteResponse(_) => 1 + 1,
-        MessageBody::AppendEntries(append) => append
-            .entries
-            .iter()
-            .fold(APPEND_ENTRIES_FIXED_BYTES, |sum, entry| {
+        MessageBody::AppendEntries(append) => {
+            append.entries.iter().fold(APPEND_ENTRIES_FIXED_BYTES, |sum, entry| {
                 sum.saturating_add(ENTRY_HEADER_BYTES.saturating_add(entry.data.len()))
-            }),
+            })
+        }
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Accepted { .. }) => 1 + 8,
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Rejected { .. }) => 1 + 8 + 8 + 8,
         MessageBody::Heartbeat(_) => 8,
@@ -116,14 +110,8 @@ fn check_entries(append: &AppendEntries) {
     let mut entries_bytes: u64 = 0;
     for entry in &append.entries {
         index = index.next();
-        assert_eq!(
-            entry.index, index,
-            "AppendEntries entries must be consecutive from prev_log_index + 1"
-        );
-        assert!(
-            entry.kind != EntryKind::Blank || entry.data.is_empty(),
-            "a blank entry must carry no data"
-        );
+        assert_eq!(entry.index, index, "AppendEntries entries must be consecutive from prev_log_index + 1");
+        assert!(entry.kind != EntryKind::Blank || entry.data.is_empty(), "a blank entry must carry no data");
         entries_bytes = entries_bytes.saturating_add(entry.size_bytes());
     }
     assert!(
@@ -139,8 +127,7 @@ fn write_entry(w: &mut Writer<'_>, entry: &Entry) {
         EntryKind::Blank => ENTRY_KIND_BLANK,
         EntryKind::Command => ENTRY_KIND_COMMAND,
     });
-    let len =
-        u32::try_from(entry.data.len()).expect("entry length is bounded by ENTRIES_BYTES_LIMIT");
+    let len = u32::try_from(entry.data.len()).expect("entry length is bounded by ENTRIES_BYTES_LIMIT");
     w.u32(len);
     w.0.extend_from_slice(&entry.data);
 }
@@ -152,9 +139,7 @@ struct Writer<'a>(&'a mut Vec<u8>);
 // aborts instead), so the `expect`s below cannot fire.
 impl Writer<'_> {
     fn u8(&mut self, value: u8) {
-        self.0
-            .write_u8(value)
-            .expect("writing to a Vec cannot fail");
+        self.0.write_u8(value).expect("writing to a Vec cannot fail");
     }
 
     fn bool(&mut self, value: bool) {
@@ -162,14 +147,10 @@ impl Writer<'_> {
     }
 
     fn u32(&mut self, value: u32) {
-        self.0
-            .write_u32::<LittleEndian>(value)
-            .expect("writing to a Vec cannot fail");
+        self.0.write_u32::<LittleEndian>(value).expect("writing to a Vec cannot fail");
     }
 
     fn u64(&mut self, value: u64) {
-        self.0
-            .write_u64::<LittleEndian>(value)
-            .expect("writing to a Vec cannot fail");
+        self.0.write_u64::<LittleEndian>(value).expect("writing to a Vec cannot fail");
     }
 }

@@ -70,10 +70,7 @@ impl fmt::Display for DecodeError {
                 write!(f, "incomplete frame: at least {needed} more bytes needed")
             }
             DecodeError::Truncated { field } => {
-                write!(
-                    f,
-                    "frame ends inside `{field}`: the peer sent a malformed frame"
-                )
+                write!(f, "frame ends inside `{field}`: the peer sent a malformed frame")
             }
             DecodeError::TooLarge { field, len, max } => write!(
                 f,

@@ -121,10 +121,8 @@ const MAX_FIXED_BODY_BYTES: usize = 8 + 8 + 8 + 1; // AppendEntriesResponse::Rej
 /// [`ENTRIES_BYTES_LIMIT`]. The 4-byte prefix itself is not counted. A
 /// decoder rejects a larger prefix as soon as it has read it, before
 /// buffering or allocating anything for the body.
-pub const MAX_FRAME_BYTES: usize = FRAME_KIND_BYTES
-    + MESSAGE_HEADER_BYTES
-    + APPEND_ENTRIES_FIXED_BYTES
-    + ENTRIES_BYTES_LIMIT_USIZE;
+pub const MAX_FRAME_BYTES: usize =
+    FRAME_KIND_BYTES + MESSAGE_HEADER_BYTES + APPEND_ENTRIES_FIXED_BYTES + ENTRIES_BYTES_LIMIT_USIZE;
 
 // The wire sizes agree with the byte accounting the core does, so "fits in
 // ENTRIES_BYTES_LIMIT" means the same thing on both sides.

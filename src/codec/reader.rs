@@ -22,10 +22,7 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader positioned at the start of `whole`.
     pub(crate) fn new(whole: &'a Bytes) -> Reader<'a> {
-        Reader {
-            whole,
-            rest: whole.as_ref(),
-        }
+        Reader { whole, rest: whole.as_ref() }
     }
 
     /// How many bytes are left to read.
@@ -35,23 +32,17 @@ impl<'a> Reader<'a> {
 
     /// Reads one byte.
     pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        self.rest
-            .read_u8()
-            .map_err(|_| DecodeError::Truncated { field })
+        self.rest.read_u8().map_err(|_| DecodeError::Truncated { field })
     }
 
     /// Reads a little-endian `u32`.
     pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        self.rest
-            .read_u32::<LittleEndian>()
-            .map_err(|_| DecodeError::Truncated { field })
+        self.rest.read_u32::<LittleEndian>().map_err(|_| DecodeError::Truncated { field })
     }
 
     /// Reads a little-endian `u64`.
     pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
-        self.rest
-            .read_u64::<LittleEndian>()
-            .map_err(|_| DecodeError::Truncated { field })
+        self.rest.read_u64::<LittleEndian>().map_err(|_| DecodeError::Truncated { field })
     }
 
     /// Reads a boolean byte. Only `0` and `1` are accepted, so that
@@ -68,10 +59,7 @@ impl<'a> Reader<'a> {
     /// The caller has already checked `len` against its `MAX_*` limit; this
     /// checks it against what remains.
     pub(crate) fn bytes(&mut self, len: usize, field: &'static str) -> Result<Bytes, DecodeError> {
-        let (taken, rest) = self
-            .rest
-            .split_at_checked(len)
-            .ok_or(DecodeError::Truncated { field })?;
+        let (taken, rest) = self.rest.split_at_checked(len).ok_or(DecodeError::Truncated { field })?;
         self.rest = rest;
         // `taken` lies inside `whole` by the invariant on `rest`.
         Ok(self.whole.slice_ref(taken))
@@ -82,9 +70,7 @@ impl<'a> Reader<'a> {
         if self.rest.is_empty() {
             Ok(())
         } else {
-            Err(DecodeError::TrailingBytes {
-                count: self.rest.len(),
-            })
+            Err(DecodeError::TrailingBytes { count: self.rest.len() })
         }
     }
 }

@@ -110,9 +110,7 @@ impl FrameDecoder {
         }
         let mut frame = self.buf.split_to(frame_len);
         frame.advance(FRAME_LEN_BYTES);
-        decode_message(&frame.freeze())
-            .map(Some)
-            .map_err(|error| self.fail(error))
+        decode_message(&frame.freeze()).map(Some).map_err(|error| self.fail(error))
     }
 
     /// Bytes received but not yet returned as messages. Nonzero when the

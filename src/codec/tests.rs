@@ -8,8 +8,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::message::{
-    AppendEntries, AppendEntriesResponse, Heartbeat, Message, MessageBody, RequestVote,
-    RequestVoteResponse, ENTRIES_BYTES_LIMIT,
+    AppendEntries, AppendEntriesResponse, Heartbeat, Message, MessageBody, RequestVote, RequestVoteResponse,
+    ENTRIES_BYTES_LIMIT,
 };
 use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
@@ -39,12 +39,7 @@ fn fix_prefix(frame: &mut [u8]) {
 }
 
 fn message(body: MessageBody) -> Message {
-    Message {
-        from: NodeId(1),
-        to: NodeId(2),
-        term: Term(3),
-        body,
-    }
+    Message { from: NodeId(1), to: NodeId(2), term: Term(3), body }
 }
 
 /// Entries numbered consecutively after `prev_log_index`.
@@ -54,12 +49,7 @@ fn entries_after(prev_log_index: LogIndex, items: Vec<(Term, EntryKind, Bytes)>)
         .into_iter()
         .map(|(term, kind, data)| {
             index = index.next();
-            Entry {
-                term,
-                index,
-                kind,
-                data,
-            }
+            Entry { term, index, kind, data }
         })
         .collect()
 }
@@ -81,10 +71,7 @@ fn sample_messages() -> Vec<Message> {
             last_log_index: LogIndex(10),
             last_log_term: Term(2),
         })),
-        message(MessageBody::RequestVoteResponse(RequestVoteResponse {
-            pre_vote: false,
-            granted: true,
-        })),
+        message(MessageBody::RequestVoteResponse(RequestVoteResponse { pre_vote: false, granted: true })),
         append_entries(
             4,
             vec![
@@ -94,21 +81,15 @@ fn sample_messages() -> Vec<Message> {
             ],
         ),
         append_entries(9, vec![]),
-        message(MessageBody::AppendEntriesResponse(
-            AppendEntriesResponse::Accepted {
-                match_index: LogIndex(7),
-            },
-        )),
-        message(MessageBody::AppendEntriesResponse(
-            AppendEntriesResponse::Rejected {
-                rejected_index: LogIndex(9),
-                hint_index: LogIndex(6),
-                hint_term: Term(2),
-            },
-        )),
-        message(MessageBody::Heartbeat(Heartbeat {
-            commit: LogIndex(4),
+        message(MessageBody::AppendEntriesResponse(AppendEntriesResponse::Accepted {
+            match_index: LogIndex(7),
         })),
+        message(MessageBody::AppendEntriesResponse(AppendEntriesResponse::Rejected {
+            rejected_index: LogIndex(9),
+            hint_index: LogIndex(6),
+            hint_term: Term(2),
+        })),
+        message(MessageBody::Heartbeat(Heartbeat { commit: LogIndex(4) })),
         message(MessageBody::HeartbeatResponse),
     ]
 }
@@ -129,10 +110,7 @@ fn assert_round_trip(msg: &Message) {
     if let MessageBody::AppendEntries(append) = &decoded.body {
         let input = buf.as_ptr_range();
         for entry in append.entries.iter().filter(|e| !e.data.is_empty()) {
-            assert!(
-                input.contains(&entry.data.as_ptr()),
-                "entry data was copied"
-            );
+            assert!(input.contains(&entry.data.as_ptr()), "entry data was copied");
         }
     }
 
@@ -185,13 +163,8 @@ fn arb_entry_payload() -> impl Strategy<Value = (Term, EntryKind, Bytes)> {
 
 /// An `AppendEntries` whose entry indexes are consistent and fit in `u64`.
 fn arb_append_entries() -> impl Strategy<Value = MessageBody> {
-    (
-        vec(arb_entry_payload(), 0..8),
-        arb_u64(),
-        arb_u64(),
-        arb_u64(),
-    )
-        .prop_map(|(items, prev_index, prev_term, commit)| {
+    (vec(arb_entry_payload(), 0..8), arb_u64(), arb_u64(), arb_u64()).prop_map(
+        |(items, prev_index, prev_term, commit)| {
             let count = u64::try_from(items.len()).expect("few entries");
             // Leave room for the entries' indexes, keeping the edge case.
             let prev_log_index = LogIndex(prev_index.min(u64::MAX - count));
@@ -201,13 +174,13 @@ fn arb_append_entries() -> impl Strategy<Value = MessageBody> {
                 entries: entries_after(prev_log_index, items),
                 leader_commit: LogIndex(commit),
             })
-        })
+        },
+    )
 }
 
 fn arb_append_entries_response() -> impl Strategy<Value = MessageBody> {
-    let accepted = arb_u64().prop_map(|index| AppendEntriesResponse::Accepted {
-        match_index: LogIndex(index),
-    });
+    let accepted =
+        arb_u64().prop_map(|index| AppendEntriesResponse::Accepted { match_index: LogIndex(index) });
     let rejected = (arb_u64(), arb_u64(), arb_u64()).prop_map(|(rejected, hint, term)| {
         AppendEntriesResponse::Rejected {
             rejected_index: LogIndex(rejected),
@@ -219,11 +192,7 @@ fn arb_append_entries_response() -> impl Strategy<Value = MessageBody> {
 }
 
 fn arb_heartbeat() -> impl Strategy<Value = MessageBody> {
-    arb_u64().prop_map(|commit| {
-        MessageBody::Heartbeat(Heartbeat {
-            commit: LogIndex(commit),
-        })
-    })
+    arb_u64().prop_map(|commit| MessageBody::Heartbeat(Heartbeat { commit: LogIndex(commit) }))
 }
 
 fn arb_body() -> impl Strategy<Value = MessageBody> {
@@ -353,10 +322,7 @@ fn sample_messages_round_trip() {
 /// a test rather than a mixed-version cluster.
 #[test]
 fn layout_is_as_documented() {
-    let msg = append_entries(
-        4,
-        vec![(Term(3), EntryKind::Command, Bytes::from_static(b"hi"))],
-    );
+    let msg = append_entries(4, vec![(Term(3), EntryKind::Command, Bytes::from_static(b"hi"))]);
     let mut expected = Vec::new();
     expected.extend_from_slice(&(1u32 + 24 + 28 + 13 + 2).to_le_bytes()); // len
     expected.push(3); // kind: AppendEntries
@@ -373,13 +339,11 @@ fn layout_is_as_documented() {
     expected.extend_from_slice(b"hi"); // entry.data
     assert_eq!(encode(&msg), expected);
 
-    let rejected = message(MessageBody::AppendEntriesResponse(
-        AppendEntriesResponse::Rejected {
-            rejected_index: LogIndex(9),
-            hint_index: LogIndex(6),
-            hint_term: Term(2),
-        },
-    ));
+    let rejected = message(MessageBody::AppendEntriesResponse(AppendEntriesResponse::Rejected {
+        rejected_index: LogIndex(9),
+        hint_index: LogIndex(6),
+        hint_term: Term(2),
+    }));
     let frame = encode(&rejected);
     assert_eq!(frame.get(4), Some(&4), "kind: AppendEntriesResponse");
     assert_eq!(frame.get(BODY_OFFSET), Some(&1), "tag: Rejected");
@@ -402,10 +366,7 @@ fn trailing_bytes_are_rejected() {
                 Err(DecodeError::TrailingBytes { count: extra }),
                 "{msg:?}"
             );
-            assert_eq!(
-                decode_message(&frame_body(&long)),
-                Err(DecodeError::TrailingBytes { count: extra })
-            );
+            assert_eq!(decode_message(&frame_body(&long)), Err(DecodeError::TrailingBytes { count: extra }));
         }
         // Bytes after a whole frame are the next frame's business.
         let mut two = frame.clone();
@@ -428,14 +389,8 @@ fn huge_length_prefixes_are_rejected_before_the_body_arrives() {
         );
     }
     // The largest allowed prefix just waits for its body.
-    let at_max =
-        Bytes::copy_from_slice(&u32::try_from(MAX_FRAME_BYTES).expect("fits").to_le_bytes());
-    assert_eq!(
-        decode_frame(&at_max),
-        Err(DecodeError::Incomplete {
-            needed: MAX_FRAME_BYTES
-        })
-    );
+    let at_max = Bytes::copy_from_slice(&u32::try_from(MAX_FRAME_BYTES).expect("fits").to_le_bytes());
+    assert_eq!(decode_frame(&at_max), Err(DecodeError::Incomplete { needed: MAX_FRAME_BYTES }));
 }
 
 /// Builds the body of an `AppendEntries` (after the message header) from
@@ -473,9 +428,7 @@ fn huge_counts_and_lengths_are_rejected_without_allocating() {
     let max_count = u32::try_from(MAX_ENTRY_COUNT).expect("fits");
     assert_eq!(
         decode_message(&raw_append_entries(0, max_count, &raw_entry(1, 0, &[]))),
-        Err(DecodeError::Truncated {
-            field: "append_entries.entries"
-        })
+        Err(DecodeError::Truncated { field: "append_entries.entries" })
     );
     assert_eq!(
         decode_message(&raw_append_entries(0, 1, &raw_entry(1, u32::MAX, b"abc"))),
@@ -489,41 +442,27 @@ fn huge_counts_and_lengths_are_rejected_without_allocating() {
     let over = u32::try_from(ENTRIES_BYTES_LIMIT - ENTRY_OVERHEAD_BYTES + 1).expect("fits");
     assert!(matches!(
         decode_message(&raw_append_entries(0, 1, &raw_entry(1, over, &[]))),
-        Err(DecodeError::TooLarge {
-            field: "append_entries.entries",
-            ..
-        })
+        Err(DecodeError::TooLarge { field: "append_entries.entries", .. })
     ));
     // A length within the limit but past the end of the frame.
     assert_eq!(
         decode_message(&raw_append_entries(0, 1, &raw_entry(1, 10, b"abc"))),
-        Err(DecodeError::Truncated {
-            field: "entry.data"
-        })
+        Err(DecodeError::Truncated { field: "entry.data" })
     );
 }
 
 #[test]
 fn entries_at_the_byte_limit_fill_the_largest_frame() {
-    let data_len =
-        usize::try_from(ENTRIES_BYTES_LIMIT - ENTRY_OVERHEAD_BYTES).expect("fits in usize");
+    let data_len = usize::try_from(ENTRIES_BYTES_LIMIT - ENTRY_OVERHEAD_BYTES).expect("fits in usize");
     let data = Bytes::from(vec![0xab; data_len]);
     let msg = append_entries(0, vec![(Term(1), EntryKind::Command, data)]);
     let frame = encode(&msg);
-    assert_eq!(
-        frame.len(),
-        FRAME_LEN_BYTES + MAX_FRAME_BYTES,
-        "MAX_FRAME_BYTES is tight"
-    );
+    assert_eq!(frame.len(), FRAME_LEN_BYTES + MAX_FRAME_BYTES, "MAX_FRAME_BYTES is tight");
     let buf = Bytes::from(frame);
     assert_eq!(decode_frame(&buf), Ok((msg, buf.len())));
 
     // One more (empty) entry is one entry overhead too many.
-    let mut entries = raw_entry(
-        1,
-        u32::try_from(data_len).expect("fits"),
-        &buf[buf.len() - data_len..],
-    );
+    let mut entries = raw_entry(1, u32::try_from(data_len).expect("fits"), &buf[buf.len() - data_len..]);
     entries.extend_from_slice(&raw_entry(0, 0, &[]));
     assert_eq!(
         decode_message(&raw_append_entries(0, 2, &entries)),
@@ -542,18 +481,12 @@ fn unknown_tags_and_non_canonical_booleans_are_rejected() {
         frame[FRAME_LEN_BYTES] = kind;
         assert_eq!(
             decode_frame(&Bytes::from(frame)),
-            Err(DecodeError::BadTag {
-                field: "message.kind",
-                value: kind
-            })
+            Err(DecodeError::BadTag { field: "message.kind", value: kind })
         );
         // The tag is judged before the header, even if that is missing.
         assert_eq!(
             decode_message(&Bytes::copy_from_slice(&[kind])),
-            Err(DecodeError::BadTag {
-                field: "message.kind",
-                value: kind
-            })
+            Err(DecodeError::BadTag { field: "message.kind", value: kind })
         );
     }
 
@@ -562,16 +495,8 @@ fn unknown_tags_and_non_canonical_booleans_are_rejected() {
     let cases = [
         (&samples[0], BODY_OFFSET, "request_vote.pre_vote"),
         (&samples[1], BODY_OFFSET, "request_vote_response.pre_vote"),
-        (
-            &samples[1],
-            BODY_OFFSET + 1,
-            "request_vote_response.granted",
-        ),
-        (
-            &samples[2],
-            BODY_OFFSET + APPEND_ENTRIES_FIXED_BYTES + 8,
-            "entry.kind",
-        ),
+        (&samples[1], BODY_OFFSET + 1, "request_vote_response.granted"),
+        (&samples[2], BODY_OFFSET + APPEND_ENTRIES_FIXED_BYTES + 8, "entry.kind"),
         (&samples[4], BODY_OFFSET, "append_entries_response.tag"),
         (&samples[5], BODY_OFFSET, "append_entries_response.tag"),
     ];
@@ -599,19 +524,13 @@ fn impossible_entries_are_invalid() {
         })
     );
     // ... while u64::MAX itself is a fine index.
-    let last = append_entries(
-        u64::MAX - 1,
-        vec![(Term(1), EntryKind::Blank, Bytes::new())],
-    );
+    let last = append_entries(u64::MAX - 1, vec![(Term(1), EntryKind::Blank, Bytes::new())]);
     assert_round_trip(&last);
 
     // A blank entry with data.
     assert_eq!(
         decode_message(&raw_append_entries(0, 1, &raw_entry(0, 1, b"x"))),
-        Err(DecodeError::Invalid {
-            field: "entry.len",
-            reason: "a blank entry carries no data",
-        })
+        Err(DecodeError::Invalid { field: "entry.len", reason: "a blank entry carries no data" })
     );
 
     // Node id 0 ("nobody") is for the core to judge, not the codec.
@@ -635,11 +554,7 @@ fn short_inputs_name_the_field_they_end_in() {
     ];
     let body = frame_body(&frame);
     for (len, field) in cases {
-        assert_eq!(
-            decode_message(&body.slice(..len)),
-            Err(DecodeError::Truncated { field }),
-            "{len}"
-        );
+        assert_eq!(decode_message(&body.slice(..len)), Err(DecodeError::Truncated { field }), "{len}");
     }
 }
 
@@ -656,10 +571,7 @@ fn encoding_inconsistent_indexes_panics() {
 #[test]
 #[should_panic(expected = "blank entry")]
 fn encoding_a_blank_entry_with_data_panics() {
-    encode(&append_entries(
-        0,
-        vec![(Term(1), EntryKind::Blank, Bytes::from_static(b"x"))],
-    ));
+    encode(&append_entries(0, vec![(Term(1), EntryKind::Blank, Bytes::from_static(b"x"))]));
 }
 
 #[test]
@@ -667,9 +579,7 @@ fn encoding_a_blank_entry_with_data_panics() {
 fn encoding_more_than_the_entry_byte_limit_panics() {
     // Shared payloads: 65 entries of 1 MiB cost 1 MiB of memory.
     let payload = Bytes::from(vec![0; 1 << 20]);
-    let items = (0..65)
-        .map(|_| (Term(1), EntryKind::Command, payload.clone()))
-        .collect();
+    let items = (0..65).map(|_| (Term(1), EntryKind::Command, payload.clone())).collect();
     encode(&append_entries(0, items));
 }
 
@@ -677,36 +587,15 @@ fn encoding_more_than_the_entry_byte_limit_panics() {
 fn errors_say_what_is_wrong() {
     let errors = [
         (DecodeError::Incomplete { needed: 3 }, "3 more bytes"),
+        (DecodeError::Truncated { field: "entry.data" }, "entry.data"),
         (
-            DecodeError::Truncated {
-                field: "entry.data",
-            },
-            "entry.data",
-        ),
-        (
-            DecodeError::TooLarge {
-                field: "frame.len",
-                len: 9,
-                max: 8,
-            },
+            DecodeError::TooLarge { field: "frame.len", len: 9, max: 8 },
             "frame.len` is 9, above the limit of 8",
         ),
+        (DecodeError::BadTag { field: "entry.kind", value: 2 }, "entry.kind` has unknown value 2"),
+        (DecodeError::TrailingBytes { count: 2 }, "2 unexpected bytes"),
         (
-            DecodeError::BadTag {
-                field: "entry.kind",
-                value: 2,
-            },
-            "entry.kind` has unknown value 2",
-        ),
-        (
-            DecodeError::TrailingBytes { count: 2 },
-            "2 unexpected bytes",
-        ),
-        (
-            DecodeError::Invalid {
-                field: "entry.len",
-                reason: "a blank entry carries no data",
-            },
+            DecodeError::Invalid { field: "entry.len", reason: "a blank entry carries no data" },
             "invalid `entry.len`: a blank entry carries no data",
         ),
     ];

@@ -38,19 +38,9 @@ fn decode_all_at_once(stream: &[u8]) -> StreamOutcome {
                 rest = rest.slice(consumed..);
             }
             Err(DecodeError::Incomplete { .. }) => {
-                return StreamOutcome {
-                    messages,
-                    error: None,
-                    leftover_bytes: rest.len(),
-                }
+                return StreamOutcome { messages, error: None, leftover_bytes: rest.len() }
             }
-            Err(error) => {
-                return StreamOutcome {
-                    messages,
-                    error: Some(error),
-                    leftover_bytes: 0,
-                }
-            }
+            Err(error) => return StreamOutcome { messages, error: Some(error), leftover_bytes: 0 },
         }
     }
 }
@@ -73,20 +63,12 @@ fn decode_in_chunks(stream: &[u8], chunk_sizes: &[usize]) -> StreamOutcome {
                 Ok(None) => break,
                 Err(error) => {
                     assert_eq!(decoder.next_message(), Err(error), "the error sticks");
-                    return StreamOutcome {
-                        messages,
-                        error: Some(error),
-                        leftover_bytes: 0,
-                    };
+                    return StreamOutcome { messages, error: Some(error), leftover_bytes: 0 };
                 }
             }
         }
     }
-    StreamOutcome {
-        messages,
-        error: None,
-        leftover_bytes: decoder.buffered_len(),
-    }
+    StreamOutcome { messages, error: None, leftover_bytes: decoder.buffered_len() }
 }
 
 fn concat(messages: &[Message]) -> Vec<u8> {
@@ -101,10 +83,7 @@ fn concat(messages: &[Message]) -> Vec<u8> {
 /// `OAR_CODEC_SEED` if set, else a fixed one. Printed, so that a failure
 /// can be replayed.
 fn test_seed() -> u64 {
-    let seed = std::env::var("OAR_CODEC_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x0a12_c0de);
+    let seed = std::env::var("OAR_CODEC_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x0a12_c0de);
     eprintln!("seed {seed}; replay with OAR_CODEC_SEED={seed} cargo test --lib codec");
     seed
 }
@@ -168,9 +147,8 @@ fn stream_in_random_chunks_matches_one_shot() {
             let keep = usize::try_from(rng.below(stream_len + 1)).expect("small");
             stream.truncate(keep);
         }
-        let chunk_sizes: Vec<usize> = (0..1 + rng.below(8))
-            .map(|_| usize::try_from(1 + rng.below(80)).expect("small"))
-            .collect();
+        let chunk_sizes: Vec<usize> =
+            (0..1 + rng.below(8)).map(|_| usize::try_from(1 + rng.below(80)).expect("small")).collect();
         assert_eq!(
             decode_in_chunks(&stream, &chunk_sizes),
             decode_all_at_once(&stream),
@@ -236,10 +214,7 @@ fn a_failed_stream_stays_failed() {
     decoder.extend(&bad);
     decoder.extend(&good);
     assert_eq!(decoder.next_message(), Ok(Some(samples[0].clone())));
-    let error = DecodeError::BadTag {
-        field: "message.kind",
-        value: 0x7f,
-    };
+    let error = DecodeError::BadTag { field: "message.kind", value: 0x7f };
     assert_eq!(decoder.next_message(), Err(error));
     assert_eq!(decoder.buffered_len(), 0);
     decoder.extend(&good);
@@ -270,10 +245,7 @@ fn reading_from_a_source_matches_one_shot() {
     let messages = sample_messages();
     let stream = concat(&messages);
     for piece in [1, 3, 7, 1000] {
-        let mut source = Trickle {
-            rest: &stream,
-            piece,
-        };
+        let mut source = Trickle { rest: &stream, piece };
         let mut decoder = FrameDecoder::new();
         let mut decoded = Vec::new();
         while decoder.read_from(&mut source).expect("reads") > 0 {
@@ -290,8 +262,5 @@ fn reading_from_a_source_matches_one_shot() {
     let mut source: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1, 2, 3];
     assert_eq!(decoder.read_from(&mut source).ok(), Some(7));
     assert_eq!(decoder.buffered_len(), 0);
-    assert!(matches!(
-        decoder.next_message(),
-        Err(DecodeError::TooLarge { .. })
-    ));
+    assert!(matches!(decoder.next_message(), Err(DecodeError::TooLarge { .. })));
 }
