@@ -1,16 +1,22 @@
 //! A test cluster of cores in one thread: messages are delivered by a loop,
 //! writes are durable the moment they are handed out (unless a node's disk is
 //! "stalled"), and time jumps to the next deadline instead of sleeping.
+//!
+//! Tests control delivery by cutting links ([`Cluster::cut`]), by holding
+//! back messages that match a predicate ([`Cluster::deliver_except`]), or by
+//! injecting hand-made messages ([`Cluster::inject`]). Every message a node
+//! emits is recorded in [`Cluster::sent`], so tests can count them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::core::{Node, Persist, RecoveredState, Role};
-use crate::message::Message;
-use crate::types::{Entry, HardState, Instant, LogIndex, NodeId};
+use crate::core::{Node, Persist, ProposeError, RecoveredState, Role};
+use crate::message::{AppendEntriesResponse, Message, MessageBody};
+use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};
 
-/// What a test node has made durable.
+/// What a test node has made durable: only writes reported durable land here,
+/// so a restart from a `Disk` loses exactly what a crash would.
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
     pub hard_state: HardState,
@@ -31,9 +37,10 @@ impl Disk {
 
 pub struct Cluster {
     pub now: Instant,
+    pub voters: Vec<NodeId>,
     pub nodes: BTreeMap<NodeId, Node>,
     pub disks: BTreeMap<NodeId, Disk>,
-    /// Writes handed out but not yet reported durable, per stalled node.
+    /// Writes handed out but not yet reported durable, per node.
     pub pending_writes: BTreeMap<NodeId, Vec<Persist>>,
     /// Nodes whose writes are not reported durable until unstalled.
     pub stalled: BTreeSet<NodeId>,
@@ -43,6 +50,9 @@ pub struct Cluster {
     pub cut: BTreeSet<(NodeId, NodeId)>,
     /// Entries applied, per node.
     pub applied: BTreeMap<NodeId, Vec<Entry>>,
+    /// Every message any node emitted, in order, including those a cut link
+    /// then dropped.
+    pub sent: Vec<Message>,
 }
 
 pub fn ids(n: u64) -> Vec<NodeId> {
@@ -55,6 +65,67 @@ pub fn config(id: NodeId) -> Config {
     c
 }
 
+/// A message from `from` to `to` in `term`.
+pub fn msg(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
+    Message { from: NodeId(from), to: NodeId(to), term: Term(term), body }
+}
+
+/// The entry a test log holds at `index` in `term`: its payload names both,
+/// so that two logs agree on an entry exactly when they agree on its term.
+pub fn entry(index: u64, term: u64) -> Entry {
+    Entry {
+        term: Term(term),
+        index: LogIndex(index),
+        kind: EntryKind::Command,
+        data: Bytes::from(format!("{index}@{term}")),
+    }
+}
+
+/// A log holding one entry per element of `terms`, from index 1.
+pub fn log_of(terms: &[u64]) -> Vec<Entry> {
+    terms.iter().enumerate().map(|(k, &t)| entry(k as u64 + 1, t)).collect()
+}
+
+/// The state of a node that stored term `term`, no vote, no commit, and a
+/// log with the given entry terms.
+pub fn recovered(term: u64, terms: &[u64]) -> RecoveredState {
+    RecoveredState {
+        hard_state: HardState { term: Term(term), vote: None, commit: LogIndex(0) },
+        entries: log_of(terms),
+        applied: LogIndex(0),
+    }
+}
+
+/// The term of every entry of `node`'s log, from index 1.
+pub fn terms_of(node: &Node) -> Vec<u64> {
+    (1..=node.last_index().0).map(|i| node.entry(LogIndex(i)).expect("entry within the log").term.0).collect()
+}
+
+pub fn is_append(m: &Message) -> bool {
+    matches!(m.body, MessageBody::AppendEntries(_))
+}
+
+pub fn is_append_response(m: &Message) -> bool {
+    matches!(m.body, MessageBody::AppendEntriesResponse(_))
+}
+
+pub fn is_rejection(m: &Message) -> bool {
+    matches!(m.body, MessageBody::AppendEntriesResponse(AppendEntriesResponse::Rejected { .. }))
+}
+
+/// The entries an AppendEntries carries; empty for any other message.
+pub fn entries_in(m: &Message) -> &[Entry] {
+    match &m.body {
+        MessageBody::AppendEntries(a) => &a.entries,
+        _ => &[],
+    }
+}
+
+/// Whether `m` answers a (pre-)vote request with a grant.
+pub fn is_vote_grant(m: &Message) -> bool {
+    matches!(m.body, MessageBody::RequestVoteResponse(r) if r.granted)
+}
+
 impl Cluster {
     /// A cluster of `n` fresh nodes with default test configs.
     pub fn new(n: u64) -> Cluster {
@@ -62,22 +133,32 @@ impl Cluster {
     }
 
     pub fn with_config(n: u64, tweak: impl Fn(&mut Config)) -> Cluster {
-        let voters = ids(n);
+        Cluster::from_states((1..=n).map(|_| RecoveredState::default()).collect(), tweak)
+    }
+
+    /// A cluster whose node `k + 1` starts from `states[k]`, as if restarted
+    /// from its storage at time zero.
+    pub fn from_states(states: Vec<RecoveredState>, tweak: impl Fn(&mut Config)) -> Cluster {
+        let voters = ids(states.len() as u64);
         let mut nodes = BTreeMap::new();
-        for &id in &voters {
+        let mut disks = BTreeMap::new();
+        for (&id, state) in voters.iter().zip(states) {
             let mut c = config(id);
             tweak(&mut c);
-            nodes.insert(id, Node::new(c, &voters, RecoveredState::default(), Instant::ZERO).unwrap());
+            disks.insert(id, Disk { hard_state: state.hard_state, entries: state.entries.clone() });
+            nodes.insert(id, Node::new(c, &voters, state, Instant::ZERO).expect("valid test node"));
         }
         Cluster {
             now: Instant::ZERO,
-            disks: voters.iter().map(|&id| (id, Disk::default())).collect(),
+            applied: voters.iter().map(|&id| (id, Vec::new())).collect(),
+            voters,
+            disks,
             nodes,
             pending_writes: BTreeMap::new(),
             stalled: BTreeSet::new(),
             network: VecDeque::new(),
             cut: BTreeSet::new(),
-            applied: voters.iter().map(|&id| (id, Vec::new())).collect(),
+            sent: Vec::new(),
         }
     }
 
@@ -97,17 +178,23 @@ impl Cluster {
             let mut progressed = false;
             while let Some(p) = node.poll_persist() {
                 progressed = true;
-                self.disks.get_mut(&id).unwrap().write(&p);
                 self.pending_writes.entry(id).or_default().push(p);
             }
             if !self.stalled.contains(&id) {
-                if let Some(last) = self.pending_writes.get_mut(&id).and_then(|w| w.drain(..).last()) {
-                    node.handle_persisted(now, last.id);
+                let disk = self.disks.get_mut(&id).unwrap();
+                let mut last = None;
+                for p in self.pending_writes.get_mut(&id).map(|w| w.drain(..)).into_iter().flatten() {
+                    disk.write(&p);
+                    last = Some(p.id);
+                }
+                if let Some(last) = last {
+                    node.handle_persisted(now, last);
                     progressed = true;
                 }
             }
             while let Some(m) = node.poll_send() {
                 progressed = true;
+                self.sent.push(m.clone());
                 if !self.cut.contains(&(m.from, m.to)) {
                     self.network.push_back(m);
                 }
@@ -132,6 +219,20 @@ impl Cluster {
         }
     }
 
+    /// Hands `m` to its addressee now and drains that node's outputs into the
+    /// network (without delivering them).
+    pub fn inject(&mut self, m: Message) {
+        let to = m.to;
+        let node = self.nodes.get_mut(&to).expect("injected message for a node of the cluster");
+        node.handle_message(self.now, m);
+        self.drain(to);
+    }
+
+    /// Takes every message in flight out of the network.
+    pub fn take_network(&mut self) -> Vec<Message> {
+        self.network.drain(..).collect()
+    }
+
     /// Delivers one message, if any. Returns whether one was delivered.
     pub fn deliver_one(&mut self) -> bool {
         let Some(m) = self.network.pop_front() else { return false };
@@ -143,14 +244,28 @@ impl Cluster {
         true
     }
 
-    /// Delivers messages until the network is quiet, at most `limit` of them.
+    /// Delivers messages until the network is quiet.
     pub fn deliver_all(&mut self) {
+        let held = self.deliver_except(|_| false);
+        debug_assert!(held.is_empty());
+    }
+
+    /// Delivers messages until the network is quiet, except those for which
+    /// `hold` is true: they are returned, in sending order, undelivered.
+    pub fn deliver_except(&mut self, hold: impl Fn(&Message) -> bool) -> Vec<Message> {
         self.drain_all();
+        let mut held = Vec::new();
         let mut budget = 100_000;
-        while self.deliver_one() {
+        while let Some(m) = self.network.front() {
+            if hold(m) {
+                held.push(self.network.pop_front().expect("front exists"));
+            } else {
+                self.deliver_one();
+            }
             budget -= 1;
             assert!(budget > 0, "livelock: the network never went quiet");
         }
+        held
     }
 
     /// Advances time to the earliest deadline and fires it.
@@ -207,8 +322,68 @@ impl Cluster {
         self.nodes.values().filter(|n| n.role() == Role::Leader).max_by_key(|n| n.term()).map(|n| n.id())
     }
 
+    /// Asserts that exactly one node leads, that every node is in its term
+    /// and follows it, and returns it.
+    pub fn assert_single_leader(&self) -> NodeId {
+        let leaders: Vec<NodeId> =
+            self.nodes.values().filter(|n| n.role() == Role::Leader).map(|n| n.id()).collect();
+        assert_eq!(leaders.len(), 1, "leaders: {leaders:?}");
+        let leader = leaders[0];
+        let term = self.nodes[&leader].term();
+        for n in self.nodes.values() {
+            assert_eq!(n.term(), term, "{} is in {:?}, the leader {leader} in {term:?}", n.id(), n.term());
+            assert_eq!(n.leader(), Some(leader), "{} follows {:?}, not {leader}", n.id(), n.leader());
+        }
+        leader
+    }
+
     pub fn commit_of(&self, id: u64) -> LogIndex {
         self.node(id).commit_index()
+    }
+
+    /// Proposes `data` at node `id` and drains it.
+    pub fn propose(&mut self, id: u64, data: &[u8]) -> Result<LogIndex, ProposeError> {
+        let now = self.now;
+        let result = self.node_mut(id).propose(now, Bytes::copy_from_slice(data));
+        self.drain(NodeId(id));
+        result
+    }
+
+    /// The indexes node `id` applied, in order.
+    pub fn applied_indexes(&self, id: u64) -> Vec<u64> {
+        self.applied[&NodeId(id)].iter().map(|e| e.index.0).collect()
+    }
+
+    /// The messages sent since `mark` (a former `sent.len()`) matching `pred`.
+    pub fn sent_since(&self, mark: usize, pred: impl Fn(&Message) -> bool) -> Vec<&Message> {
+        self.sent[mark..].iter().filter(|m| pred(m)).collect()
+    }
+
+    /// Stops reporting node `id`'s writes durable.
+    pub fn stall(&mut self, id: u64) {
+        self.stalled.insert(NodeId(id));
+    }
+
+    /// Reports node `id`'s pending writes durable and drains it.
+    pub fn unstall(&mut self, id: u64) {
+        self.stalled.remove(&NodeId(id));
+        self.drain(NodeId(id));
+    }
+
+    /// Crashes node `id` (its writes not yet durable are lost) and starts it
+    /// again from its disk, with the application at `applied`, and with a
+    /// disk that works.
+    pub fn restart(&mut self, id: u64, applied: LogIndex) {
+        let id = NodeId(id);
+        self.stalled.remove(&id);
+        let config = self.nodes[&id].config().clone();
+        let disk = self.disks[&id].clone();
+        self.pending_writes.remove(&id);
+        let state = RecoveredState { hard_state: disk.hard_state, entries: disk.entries, applied };
+        let node = Node::new(config, &self.voters, state, self.now).expect("restart from a valid disk");
+        self.nodes.insert(id, node);
+        self.applied.insert(id, Vec::new());
+        self.drain(id);
     }
 
     /// Cuts both directions between `a` and every other node.
@@ -219,6 +394,12 @@ impl Cluster {
                 self.cut.insert((b, NodeId(a)));
             }
         }
+    }
+
+    /// Cuts both directions between `a` and `b`.
+    pub fn cut_both(&mut self, a: u64, b: u64) {
+        self.cut.insert((NodeId(a), NodeId(b)));
+        self.cut.insert((NodeId(b), NodeId(a)));
     }
 
     pub fn heal(&mut self) {

@@ -3,5 +3,13 @@
 //! `harness` holds the test cluster; each other module checks one part of
 //! the Raft paper or of the behaviours, with tests named after them.
 
+mod commitment;
+mod durability;
+mod election;
+mod flow_control;
 mod harness;
+mod input_validation;
+mod log_matching;
+mod prevote_checkquorum;
+mod proposals;
 mod smoke;
