@@ -22,15 +22,23 @@ pub struct Config {
     /// How often a leader sends heartbeats to idle followers.
     pub heartbeat_interval: Duration,
     /// Run a pre-vote round before campaigning (thesis §9.6), so that a node
-    /// cut off from the cluster does not inflate its term and depose a healthy
-    /// leader when it comes back.
+    /// cut off from the cluster does not inflate its term while away. To keep
+    /// it from deposing a healthy leader when it comes back, followers must
+    /// also refuse votes while they hear from a leader, which needs
+    /// `check_quorum` (see there).
     pub pre_vote: bool,
     /// A leader steps down when it has not heard from a quorum within
-    /// `election_timeout_min` (thesis §6.2).
+    /// `election_timeout_min` (thesis §6.2). It also turns on the leader
+    /// lease on votes: a follower that heard from a leader within
+    /// `election_timeout_min` refuses (pre-)votes. Without CheckQuorum that
+    /// lease is unsafe for liveness (a deposed leader that can still reach a
+    /// follower would hold it forever), so it is off.
     pub check_quorum: bool,
     /// How many AppendEntries messages may be unacknowledged per follower.
     pub inflight_messages_max: usize,
-    /// How many entry bytes may be unacknowledged per follower.
+    /// How many entry bytes may be unacknowledged per follower before the
+    /// leader stops sending; the message that crosses the limit still goes,
+    /// so the bound is `inflight_bytes_max + message_bytes_max`.
     pub inflight_bytes_max: u64,
     /// The most entry bytes (as counted by [`crate::Entry::size_bytes`]) one
     /// AppendEntries message carries. A single entry always fits, since

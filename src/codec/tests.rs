@@ -359,7 +359,7 @@ fn trailing_bytes_are_rejected() {
         let frame = encode(&msg);
         for extra in 1..4 {
             let mut long = frame.clone();
-            long.extend(std::iter::repeat(0).take(extra));
+            long.extend(std::iter::repeat_n(0, extra));
             fix_prefix(&mut long);
             assert_eq!(
                 decode_frame(&Bytes::from(long.clone())),

@@ -167,6 +167,9 @@ impl Node {
         });
         match (result, self.role) {
             (VoteResult::Won, Role::PreCandidate) => self.become_candidate(now),
+            // Peers alone may form a majority, but a leader must never act in
+            // a term its own disk could forget: wait for the vote's write.
+            (VoteResult::Won, Role::Candidate) if self.term_vote_id > self.durable_id => {}
             (VoteResult::Won, _) => self.become_leader(now),
             (VoteResult::Lost, _) => {
                 info!("{} {}: lost the {} election", self.id(), self.term, self.role);

@@ -142,15 +142,13 @@ impl Progress {
 
     /// A heartbeat response proves the follower is alive while it lags
     /// behind (`lagging`): whatever was sent last may have been lost. A lost
-    /// probe is resent; in Replicate one window slot is freed and an append
-    /// is sent even if empty, which the follower rejects if it missed
-    /// entries, sending the leader back to probing.
+    /// probe is resent; in Replicate an empty append at `next_index - 1` is
+    /// sent even if the window is full (it takes no slot): the follower
+    /// rejects it if it missed entries, sending the leader back to probing,
+    /// and otherwise acknowledges once its disk catches up.
     pub(crate) fn on_heartbeat_response(&mut self, lagging: bool) {
         self.probe_sent = false;
-        if lagging {
-            self.inflight.free_first();
-            self.resend = true;
-        }
+        self.resend |= lagging;
     }
 
     pub(crate) fn check_invariants(&self) {
@@ -207,12 +205,6 @@ impl Inflights {
                 break;
             }
             self.queue.pop_front();
-            self.bytes -= bytes;
-        }
-    }
-
-    fn free_first(&mut self) {
-        if let Some((_, bytes)) = self.queue.pop_front() {
             self.bytes -= bytes;
         }
     }

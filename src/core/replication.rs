@@ -253,6 +253,9 @@ impl Node {
         loop {
             let p = &self.peers[k];
             if p.is_paused() {
+                if p.state == ProgressState::Replicate && p.resend {
+                    self.send_empty_append(k);
+                }
                 return;
             }
             let has_entries = p.next_index <= last;
@@ -278,6 +281,20 @@ impl Node {
                 return;
             }
         }
+    }
+
+    /// An AppendEntries with no entries at the follower's `next_index - 1`:
+    /// it checks the follower's log and carries the commit index without
+    /// taking a window slot.
+    fn send_empty_append(&mut self, k: usize) {
+        let commit = self.log.commit();
+        let p = &mut self.peers[k];
+        p.resend = false;
+        p.commit_sent = commit;
+        let (to, prev_log_index) = (p.id, p.next_index.prev());
+        let prev_log_term = self.log.term(prev_log_index).expect("next_index is within the log");
+        let req = AppendEntries { prev_log_index, prev_log_term, entries: Vec::new(), leader_commit: commit };
+        self.send(to, MessageBody::AppendEntries(req));
     }
 
     pub(super) fn broadcast_heartbeats(&mut self) {

@@ -84,8 +84,6 @@ fn nothing_is_sent_in_a_new_term_before_it_is_durable() {
 }
 
 #[test]
-#[ignore = "core bug: tally_votes declares a candidate elected on peer votes alone while its own \
-            term and vote are not durable, and check_invariants then fails"]
 fn candidate_with_stalled_disk_does_not_become_leader_even_with_all_votes() {
     let mut c = Cluster::with_config(3, |cfg| cfg.pre_vote = false);
     c.stall(1);
