@@ -83,7 +83,9 @@ impl Cluster {
     fn round(&mut self, batch: usize) {
         let mut last = LogIndex(0);
         for _ in 0..batch {
-            last = self.nodes[self.leader].propose(self.now, Bytes::copy_from_slice(&PAYLOAD)).unwrap();
+            let proposed =
+                self.nodes[self.leader].propose(self.now, Bytes::copy_from_slice(&PAYLOAD)).unwrap();
+            last = proposed.index().expect("the leader appends");
         }
         self.pump();
         debug_assert!(self.nodes.iter().all(|n| n.applied_index() >= last));

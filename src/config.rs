@@ -49,6 +49,29 @@ pub struct Config {
     /// The most bytes of proposals a leader holds uncommitted; beyond it,
     /// proposals are refused with `Backpressure`.
     pub uncommitted_bytes_max: u64,
+    /// Reads waiting at once (ReadIndex rounds, forwarded reads, reads
+    /// waiting to be applied) beyond which `read_index` answers
+    /// `Backpressure`.
+    pub pending_reads_max: usize,
+    /// Serve reads on the leader without a confirmation round while its
+    /// lease holds (thesis §6.4.1). Needs `check_quorum`.
+    ///
+    /// **The clock assumption**: a leader's lease starts when it sent the
+    /// heartbeat round that a quorum last answered and lasts
+    /// `election_timeout_min - lease_clock_drift`. Followers that answered
+    /// refuse to vote for `election_timeout_min` after they received it, so
+    /// no other leader can be elected inside the lease *provided no node's
+    /// clock runs more than `lease_clock_drift` fast or slow relative to the
+    /// leader's over one election timeout*. (A restarted node also waits
+    /// `election_timeout_min` before voting, so a crash does not cut a lease
+    /// short.) If your clocks can jump, leave this off: ReadIndex needs no
+    /// clock assumption at all.
+    pub lease_reads: bool,
+    /// The clock drift a lease allows for; see `lease_reads`.
+    pub lease_clock_drift: Duration,
+    /// On a follower, `propose` forwards the command to the known leader
+    /// instead of refusing it.
+    pub forward_proposals: bool,
     /// Seeds the node's pseudo-random generator (election timeouts). Give
     /// every node a different seed.
     pub seed: u64,
@@ -68,6 +91,9 @@ pub struct InjectedBugs {
     pub ack_before_persist: bool,
     /// Grant votes without the "at least as up to date" log check (§5.4.1).
     pub vote_ignores_log: bool,
+    /// Serve reads at once, with neither a confirmation round nor a lease:
+    /// a deposed leader then answers stale reads.
+    pub reads_without_confirmation: bool,
 }
 
 impl Config {
@@ -87,6 +113,10 @@ impl Config {
             message_bytes_max: 1 << 20,
             entry_bytes_max: (1 << 20) - 1024,
             uncommitted_bytes_max: 64 << 20,
+            pending_reads_max: 4096,
+            lease_reads: false,
+            lease_clock_drift: Duration::from_millis(20),
+            forward_proposals: true,
             seed: id.0,
             #[cfg(test)]
             bugs: InjectedBugs::default(),
@@ -153,6 +183,24 @@ impl Config {
                 format!(
                     "{} must be at least entry_bytes_max {} or the largest proposal could never be accepted",
                     self.uncommitted_bytes_max, self.entry_bytes_max
+                ),
+            );
+        }
+        if self.pending_reads_max == 0 {
+            return fail("pending_reads_max", "must be at least 1".into());
+        }
+        if self.lease_reads && !self.check_quorum {
+            return fail(
+                "lease_reads",
+                "needs check_quorum: without it a deposed leader never learns it lost its lease".into(),
+            );
+        }
+        if self.lease_reads && self.lease_clock_drift >= self.election_timeout_min {
+            return fail(
+                "lease_clock_drift",
+                format!(
+                    "{:?} must be below election_timeout_min {:?}, or the lease is empty",
+                    self.lease_clock_drift, self.election_timeout_min
                 ),
             );
         }

@@ -79,7 +79,7 @@ fn sim(args: SimArgs) -> ExitCode {
     };
     let started = Instant::now();
     let (mut violations, mut liveness_failures, mut steps) = (0u64, 0u64, 0u64);
-    let (mut committed, mut accepted, mut crashes) = (0u64, 0u64, 0u64);
+    let (mut committed, mut accepted, mut crashes, mut reads, mut transfers) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let count = seeds.end - seeds.start;
     for seed in seeds {
         let mut opts = oar::sim::SimOptions::new(seed, args.nodes);
@@ -90,6 +90,8 @@ fn sim(args: SimArgs) -> ExitCode {
         committed += report.committed;
         accepted += report.proposals_accepted;
         crashes += report.crashes;
+        reads += report.reads_checked;
+        transfers += report.transfers;
         if let Some(v) = &report.violation {
             violations += 1;
             eprintln!("seed {seed}: VIOLATION of {}: {}", v.property, v.detail);
@@ -101,9 +103,11 @@ fn sim(args: SimArgs) -> ExitCode {
             eprintln!("reproduce: oar sim --seed {seed} --nodes {} -vv", args.nodes);
         }
     }
-    println!("sim committed={committed} proposals_accepted={accepted} crashes={crashes}");
     println!(
-        "sim seeds={count} nodes={} violations={violations} liveness_failures={liveness_failures} steps={steps} secs={:.1}",
+        "sim committed={committed} proposals_accepted={accepted} crashes={crashes} transfers={transfers}"
+    );
+    println!(
+        "sim seeds={count} nodes={} violations={violations} liveness_failures={liveness_failures} reads_checked={reads} steps={steps} secs={:.1}",
         args.nodes,
         started.elapsed().as_secs_f64()
     );

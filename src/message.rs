@@ -33,7 +33,17 @@ pub enum MessageBody {
     /// commit. Carries no entries and needs no log check.
     Heartbeat(Heartbeat),
     /// The answer to [`MessageBody::Heartbeat`].
-    HeartbeatResponse,
+    HeartbeatResponse(HeartbeatResponse),
+    /// A leader hands leadership over: the receiver campaigns at once,
+    /// skipping pre-vote and the leader lease (thesis §3.10).
+    TimeoutNow,
+    /// A follower asks the leader for a read index on behalf of its client
+    /// (thesis §6.4).
+    ReadIndex(ReadIndex),
+    /// The leader's answer to [`MessageBody::ReadIndex`].
+    ReadIndexResponse(ReadIndexResponse),
+    /// A follower forwards its clients' proposals to the leader.
+    Propose(Propose),
 }
 
 impl MessageBody {
@@ -47,7 +57,11 @@ impl MessageBody {
             MessageBody::AppendEntries(_) => "AppendEntries",
             MessageBody::AppendEntriesResponse(_) => "AppendEntriesResponse",
             MessageBody::Heartbeat(_) => "Heartbeat",
-            MessageBody::HeartbeatResponse => "HeartbeatResponse",
+            MessageBody::HeartbeatResponse(_) => "HeartbeatResponse",
+            MessageBody::TimeoutNow => "TimeoutNow",
+            MessageBody::ReadIndex(_) => "ReadIndex",
+            MessageBody::ReadIndexResponse(_) => "ReadIndexResponse",
+            MessageBody::Propose(_) => "Propose",
         }
     }
 }
@@ -62,6 +76,9 @@ pub struct RequestVote {
     pub last_log_index: LogIndex,
     /// The term of the candidate's last log entry.
     pub last_log_term: Term,
+    /// The candidate campaigns because the leader handed over leadership
+    /// ([`MessageBody::TimeoutNow`]): voters disregard their leader lease.
+    pub leadership_transfer: bool,
 }
 
 /// The answer to a vote request.
@@ -117,6 +134,41 @@ pub struct Heartbeat {
     /// to it without a log check, because the leader knows the follower's log
     /// matches its own that far.
     pub commit: LogIndex,
+    /// The leader's confirmation round: each heartbeat starts a new one, and
+    /// a read waiting for round `r` is safe to serve once a quorum has
+    /// answered a heartbeat of round `r` or later.
+    pub round: u64,
+}
+
+/// The answer to a [`Heartbeat`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatResponse {
+    /// The round of the heartbeat answered.
+    pub round: u64,
+}
+
+/// A follower's request for a read index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadIndex {
+    /// Identifies the read on the follower; echoed back.
+    pub ctx: u64,
+}
+
+/// The leader's answer to a [`ReadIndex`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadIndexResponse {
+    /// The follower's identifier for the read.
+    pub ctx: u64,
+    /// The index the follower must apply before serving the read; `None` if
+    /// the receiver could not serve it (not the leader, or overloaded).
+    pub index: Option<LogIndex>,
+}
+
+/// Proposals a follower forwards to the leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Propose {
+    /// The commands, in the order they were proposed.
+    pub commands: Vec<crate::types::Bytes>,
 }
 
 /// The most entry bytes (as counted by [`Entry::size_bytes`]) any message may

@@ -8,12 +8,13 @@ use bytes::Bytes;
 use super::error::DecodeError;
 use super::reader::Reader;
 use super::{
-    Kind, APPEND_RESPONSE_ACCEPTED, APPEND_RESPONSE_REJECTED, ENTRY_HEADER_BYTES, ENTRY_KIND_BLANK,
-    ENTRY_KIND_COMMAND, FRAME_LEN_BYTES, MAX_ENTRY_COUNT, MAX_FRAME_BYTES,
+    Kind, APPEND_RESPONSE_ACCEPTED, APPEND_RESPONSE_REJECTED, COMMAND_HEADER_BYTES, ENTRY_HEADER_BYTES,
+    ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, FRAME_LEN_BYTES, MAX_ENTRY_COUNT, MAX_FRAME_BYTES, READ_INDEX_NONE,
+    READ_INDEX_SOME,
 };
 use crate::message::{
-    AppendEntries, AppendEntriesResponse, Heartbeat, Message, MessageBody, RequestVote, RequestVoteResponse,
-    ENTRIES_BYTES_LIMIT,
+    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
+    ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, ENTRIES_BYTES_LIMIT,
 };
 use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
@@ -75,8 +76,18 @@ pub fn decode_message(frame_body: &Bytes) -> Result<Message, DecodeError> {
         Kind::AppendEntriesResponse => {
             MessageBody::AppendEntriesResponse(read_append_entries_response(&mut r)?)
         }
-        Kind::Heartbeat => MessageBody::Heartbeat(Heartbeat { commit: LogIndex(r.u64("heartbeat.commit")?) }),
-        Kind::HeartbeatResponse => MessageBody::HeartbeatResponse,
+        Kind::Heartbeat => {
+            let commit = LogIndex(r.u64("heartbeat.commit")?);
+            let round = r.u64("heartbeat.round")?;
+            MessageBody::Heartbeat(Heartbeat { commit, round })
+        }
+        Kind::HeartbeatResponse => {
+            MessageBody::HeartbeatResponse(HeartbeatResponse { round: r.u64("heartbeat_response.round")? })
+        }
+        Kind::TimeoutNow => MessageBody::TimeoutNow,
+        Kind::ReadIndex => MessageBody::ReadIndex(ReadIndex { ctx: r.u64("read_index.ctx")? }),
+        Kind::ReadIndexResponse => MessageBody::ReadIndexResponse(read_read_index_response(&mut r)?),
+        Kind::Propose => MessageBody::Propose(read_propose(&mut r)?),
     };
     r.finish()?;
     Ok(Message { from, to, term, body })
@@ -86,7 +97,8 @@ fn read_request_vote(r: &mut Reader<'_>) -> Result<RequestVote, DecodeError> {
     let pre_vote = r.bool("request_vote.pre_vote")?;
     let last_log_index = LogIndex(r.u64("request_vote.last_log_index")?);
     let last_log_term = Term(r.u64("request_vote.last_log_term")?);
-    Ok(RequestVote { pre_vote, last_log_index, last_log_term })
+    let leadership_transfer = r.bool("request_vote.leadership_transfer")?;
+    Ok(RequestVote { pre_vote, last_log_index, last_log_term, leadership_transfer })
 }
 
 fn read_request_vote_response(r: &mut Reader<'_>) -> Result<RequestVoteResponse, DecodeError> {
@@ -173,4 +185,49 @@ fn read_append_entries_response(r: &mut Reader<'_>) -> Result<AppendEntriesRespo
         }
         value => Err(DecodeError::BadTag { field: "append_entries_response.tag", value }),
     }
+}
+
+fn read_read_index_response(r: &mut Reader<'_>) -> Result<ReadIndexResponse, DecodeError> {
+    let ctx = r.u64("read_index_response.ctx")?;
+    let index = match r.u8("read_index_response.tag")? {
+        READ_INDEX_NONE => None,
+        READ_INDEX_SOME => Some(LogIndex(r.u64("read_index_response.index")?)),
+        value => return Err(DecodeError::BadTag { field: "read_index_response.tag", value }),
+    };
+    Ok(ReadIndexResponse { ctx, index })
+}
+
+fn read_propose(r: &mut Reader<'_>) -> Result<Propose, DecodeError> {
+    let count = r.u32("propose.command_count")?;
+    // Bound the count by the protocol limit and by the bytes that remain
+    // (each command takes at least its length field) before allocating.
+    let count =
+        usize::try_from(count).ok().filter(|&c| c <= MAX_ENTRY_COUNT).ok_or(DecodeError::TooLarge {
+            field: "propose.command_count",
+            len: u64::from(count),
+            max: MAX_ENTRY_COUNT as u64,
+        })?;
+    if count > r.remaining() / COMMAND_HEADER_BYTES {
+        return Err(DecodeError::Truncated { field: "propose.commands" });
+    }
+    let mut commands = Vec::with_capacity(count);
+    let mut commands_bytes: u64 = 0;
+    for _ in 0..count {
+        let len = r.u32("command.len")?;
+        commands_bytes += ENTRY_OVERHEAD_BYTES + u64::from(len);
+        if commands_bytes > ENTRIES_BYTES_LIMIT {
+            return Err(DecodeError::TooLarge {
+                field: "propose.commands",
+                len: commands_bytes,
+                max: ENTRIES_BYTES_LIMIT,
+            });
+        }
+        let len = usize::try_from(len).map_err(|_| DecodeError::TooLarge {
+            field: "command.len",
+            len: u64::from(len),
+            max: usize::MAX as u64,
+        })?;
+        commands.push(r.bytes(len, "command.data")?);
+    }
+    Ok(Propose { commands })
 }

@@ -3,12 +3,15 @@
 use byteorder::{LittleEndian, WriteBytesExt};
 
 use super::{
-    Kind, APPEND_ENTRIES_FIXED_BYTES, APPEND_RESPONSE_ACCEPTED, APPEND_RESPONSE_REJECTED, ENTRY_HEADER_BYTES,
-    ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, FRAME_KIND_BYTES, FRAME_LEN_BYTES, MAX_FRAME_BYTES,
-    MESSAGE_HEADER_BYTES,
+    Kind, APPEND_ENTRIES_FIXED_BYTES, APPEND_RESPONSE_ACCEPTED, APPEND_RESPONSE_REJECTED,
+    COMMAND_HEADER_BYTES, ENTRY_HEADER_BYTES, ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, FRAME_KIND_BYTES,
+    FRAME_LEN_BYTES, MAX_FRAME_BYTES, MESSAGE_HEADER_BYTES, PROPOSE_FIXED_BYTES, READ_INDEX_NONE,
+    READ_INDEX_SOME,
 };
-use crate::message::{AppendEntries, AppendEntriesResponse, Message, MessageBody, ENTRIES_BYTES_LIMIT};
-use crate::types::{Entry, EntryKind};
+use crate::message::{
+    AppendEntries, AppendEntriesResponse, Message, MessageBody, Propose, ENTRIES_BYTES_LIMIT,
+};
+use crate::types::{Entry, EntryKind, ENTRY_OVERHEAD_BYTES};
 
 /// The number of bytes [`encode_message`] appends for `msg`: the whole frame,
 /// length prefix included.
@@ -29,8 +32,10 @@ pub fn encoded_len(msg: &Message) -> usize {
 /// [`EntryKind::Blank`] entry with data. Such a message would decode to
 /// something else, or not at all, on the other side.
 pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
-    if let MessageBody::AppendEntries(append) = &msg.body {
-        check_entries(append);
+    match &msg.body {
+        MessageBody::AppendEntries(append) => check_entries(append),
+        MessageBody::Propose(propose) => check_commands(propose),
+        _ => {}
     }
     let body_len = frame_body_len(msg);
     assert!(body_len <= MAX_FRAME_BYTES, "frame of {body_len} bytes is above MAX_FRAME_BYTES");
@@ -49,6 +54,7 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
             w.bool(request.pre_vote);
             w.u64(request.last_log_index.0);
             w.u64(request.last_log_term.0);
+            w.bool(request.leadership_transfer);
         }
         MessageBody::RequestVoteResponse(response) => {
             w.bool(response.pre_vote);
@@ -79,8 +85,34 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
             w.u64(hint_index.0);
             w.u64(hint_term.0);
         }
-        MessageBody::Heartbeat(heartbeat) => w.u64(heartbeat.commit.0),
-        MessageBody::HeartbeatResponse => {}
+        MessageBody::Heartbeat(heartbeat) => {
+            w.u64(heartbeat.commit.0);
+            w.u64(heartbeat.round);
+        }
+        MessageBody::HeartbeatResponse(response) => w.u64(response.round),
+        MessageBody::TimeoutNow => {}
+        MessageBody::ReadIndex(request) => w.u64(request.ctx),
+        MessageBody::ReadIndexResponse(response) => {
+            w.u64(response.ctx);
+            match response.index {
+                None => w.u8(READ_INDEX_NONE),
+                Some(index) => {
+                    w.u8(READ_INDEX_SOME);
+                    w.u64(index.0);
+                }
+            }
+        }
+        MessageBody::Propose(propose) => {
+            let count = u32::try_from(propose.commands.len())
+                .expect("command count is bounded by ENTRIES_BYTES_LIMIT");
+            w.u32(count);
+            for command in &propose.commands {
+                let len =
+                    u32::try_from(command.len()).expect("command length is bounded by ENTRIES_BYTES_LIMIT");
+                w.u32(len);
+                w.0.extend_from_slice(command);
+            }
+        }
     }
     debug_assert_eq!(out.len() - start_len, FRAME_LEN_BYTES + body_len);
 }
@@ -88,7 +120,7 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
 /// Bytes of a frame after its length prefix.
 fn frame_body_len(msg: &Message) -> usize {
     let body = match &msg.body {
-        MessageBody::RequestVote(_) => 1 + 8 + 8,
+        MessageBody::RequestVote(_) => 1 + 8 + 8 + 1,
         MessageBody::RequestVoteResponse(_) => 1 + 1,
         MessageBody::AppendEntries(append) => {
             append.entries.iter().fold(APPEND_ENTRIES_FIXED_BYTES, |sum, entry| {
@@ -97,8 +129,14 @@ fn frame_body_len(msg: &Message) -> usize {
         }
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Accepted { .. }) => 1 + 8,
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Rejected { .. }) => 1 + 8 + 8 + 8,
-        MessageBody::Heartbeat(_) => 8,
-        MessageBody::HeartbeatResponse => 0,
+        MessageBody::Heartbeat(_) => 8 + 8,
+        MessageBody::HeartbeatResponse(_) => 8,
+        MessageBody::TimeoutNow => 0,
+        MessageBody::ReadIndex(_) => 8,
+        MessageBody::ReadIndexResponse(r) => 8 + 1 + if r.index.is_some() { 8 } else { 0 },
+        MessageBody::Propose(propose) => propose.commands.iter().fold(PROPOSE_FIXED_BYTES, |sum, command| {
+            sum.saturating_add(COMMAND_HEADER_BYTES.saturating_add(command.len()))
+        }),
     };
     (FRAME_KIND_BYTES + MESSAGE_HEADER_BYTES).saturating_add(body)
 }
@@ -118,6 +156,16 @@ fn check_entries(append: &AppendEntries) {
         entries_bytes <= ENTRIES_BYTES_LIMIT,
         "AppendEntries carries {entries_bytes} entry bytes, above ENTRIES_BYTES_LIMIT"
     );
+}
+
+/// Asserts that forwarded commands fit [`ENTRIES_BYTES_LIMIT`], counted as
+/// entries would be.
+fn check_commands(propose: &Propose) {
+    let bytes = propose
+        .commands
+        .iter()
+        .fold(0u64, |sum, command| sum.saturating_add(command.len() as u64 + ENTRY_OVERHEAD_BYTES));
+    assert!(bytes <= ENTRIES_BYTES_LIMIT, "Propose carries {bytes} command bytes, above ENTRIES_BYTES_LIMIT");
 }
 
 /// Writes one entry; its index is implicit.

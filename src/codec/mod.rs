@@ -41,12 +41,16 @@
 //!
 //! | kind | message                 | body fields, in order                                          | bytes |
 //! |------|-------------------------|----------------------------------------------------------------|-------|
-//! | 1    | `RequestVote`           | `pre_vote u8`, `last_log_index u64`, `last_log_term u64`        | 17 |
+//! | 1    | `RequestVote`           | `pre_vote u8`, `last_log_index u64`, `last_log_term u64`, `leadership_transfer u8` | 18 |
 //! | 2    | `RequestVoteResponse`   | `pre_vote u8`, `granted u8`                                     | 2 |
 //! | 3    | `AppendEntries`         | `prev_log_index u64`, `prev_log_term u64`, `leader_commit u64`, `entry_count u32`, then `entry_count` entries | 28 + entries |
 //! | 4    | `AppendEntriesResponse` | `tag u8`; tag 0 `Accepted`: `match_index u64`; tag 1 `Rejected`: `rejected_index u64`, `hint_index u64`, `hint_term u64` | 9 or 25 |
-//! | 5    | `Heartbeat`             | `commit u64`                                                    | 8 |
-//! | 6    | `HeartbeatResponse`     | nothing                                                         | 0 |
+//! | 5    | `Heartbeat`             | `commit u64`, `round u64`                                       | 16 |
+//! | 6    | `HeartbeatResponse`     | `round u64`                                                     | 8 |
+//! | 7    | `TimeoutNow`            | nothing                                                         | 0 |
+//! | 8    | `ReadIndex`             | `ctx u64`                                                       | 8 |
+//! | 9    | `ReadIndexResponse`     | `ctx u64`, `tag u8`; tag 0: no index; tag 1: `index u64`        | 9 or 17 |
+//! | 10   | `Propose`               | `command_count u32`, then per command `len u32`, `data`         | 4 + commands |
 //!
 //! Kind `0` is unused so that a zero-filled buffer never parses as a message.
 //!
@@ -63,6 +67,9 @@
 //! `AppendEntries` has index `prev_log_index + 1 + k`. An entry's encoded size
 //! is exactly [`Entry::size_bytes`](crate::Entry::size_bytes), and the entries
 //! of one message may total at most [`ENTRIES_BYTES_LIMIT`] by that count.
+//! The commands of a `Propose` count the same way (length plus
+//! [`ENTRY_HEADER_BYTES`] each) against the same limit, so no frame exceeds
+//! [`MAX_FRAME_BYTES`].
 
 mod decode;
 mod encode;
@@ -141,6 +148,10 @@ enum Kind {
     AppendEntriesResponse,
     Heartbeat,
     HeartbeatResponse,
+    TimeoutNow,
+    ReadIndex,
+    ReadIndexResponse,
+    Propose,
 }
 
 impl Kind {
@@ -152,7 +163,11 @@ impl Kind {
             MessageBody::AppendEntries(_) => Kind::AppendEntries,
             MessageBody::AppendEntriesResponse(_) => Kind::AppendEntriesResponse,
             MessageBody::Heartbeat(_) => Kind::Heartbeat,
-            MessageBody::HeartbeatResponse => Kind::HeartbeatResponse,
+            MessageBody::HeartbeatResponse(_) => Kind::HeartbeatResponse,
+            MessageBody::TimeoutNow => Kind::TimeoutNow,
+            MessageBody::ReadIndex(_) => Kind::ReadIndex,
+            MessageBody::ReadIndexResponse(_) => Kind::ReadIndexResponse,
+            MessageBody::Propose(_) => Kind::Propose,
         }
     }
 
@@ -165,6 +180,10 @@ impl Kind {
             Kind::AppendEntriesResponse => 4,
             Kind::Heartbeat => 5,
             Kind::HeartbeatResponse => 6,
+            Kind::TimeoutNow => 7,
+            Kind::ReadIndex => 8,
+            Kind::ReadIndexResponse => 9,
+            Kind::Propose => 10,
         }
     }
 
@@ -177,6 +196,10 @@ impl Kind {
             4 => Some(Kind::AppendEntriesResponse),
             5 => Some(Kind::Heartbeat),
             6 => Some(Kind::HeartbeatResponse),
+            7 => Some(Kind::TimeoutNow),
+            8 => Some(Kind::ReadIndex),
+            9 => Some(Kind::ReadIndexResponse),
+            10 => Some(Kind::Propose),
             _ => None,
         }
     }
@@ -185,6 +208,16 @@ impl Kind {
 /// `AppendEntriesResponse` tags.
 const APPEND_RESPONSE_ACCEPTED: u8 = 0;
 const APPEND_RESPONSE_REJECTED: u8 = 1;
+
+/// `ReadIndexResponse` tags.
+const READ_INDEX_NONE: u8 = 0;
+const READ_INDEX_SOME: u8 = 1;
+
+/// Bytes of a `Propose` body before its commands: `command_count`.
+const PROPOSE_FIXED_BYTES: usize = 4;
+
+/// Bytes of a forwarded command before its data: `len`.
+const COMMAND_HEADER_BYTES: usize = 4;
 
 /// `EntryKind` tags.
 const ENTRY_KIND_BLANK: u8 = 0;

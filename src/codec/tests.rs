@@ -8,8 +8,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::message::{
-    AppendEntries, AppendEntriesResponse, Heartbeat, Message, MessageBody, RequestVote, RequestVoteResponse,
-    ENTRIES_BYTES_LIMIT,
+    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
+    ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, ENTRIES_BYTES_LIMIT,
 };
 use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
@@ -70,6 +70,7 @@ fn sample_messages() -> Vec<Message> {
             pre_vote: true,
             last_log_index: LogIndex(10),
             last_log_term: Term(2),
+            leadership_transfer: false,
         })),
         message(MessageBody::RequestVoteResponse(RequestVoteResponse { pre_vote: false, granted: true })),
         append_entries(
@@ -89,8 +90,15 @@ fn sample_messages() -> Vec<Message> {
             hint_index: LogIndex(6),
             hint_term: Term(2),
         })),
-        message(MessageBody::Heartbeat(Heartbeat { commit: LogIndex(4) })),
-        message(MessageBody::HeartbeatResponse),
+        message(MessageBody::Heartbeat(Heartbeat { commit: LogIndex(4), round: 9 })),
+        message(MessageBody::HeartbeatResponse(HeartbeatResponse { round: 9 })),
+        message(MessageBody::TimeoutNow),
+        message(MessageBody::ReadIndex(ReadIndex { ctx: 77 })),
+        message(MessageBody::ReadIndexResponse(ReadIndexResponse { ctx: 77, index: Some(LogIndex(12)) })),
+        message(MessageBody::ReadIndexResponse(ReadIndexResponse { ctx: 78, index: None })),
+        message(MessageBody::Propose(Propose {
+            commands: vec![Bytes::from_static(b"set x 1"), Bytes::new(), Bytes::from_static(b"del y")],
+        })),
     ]
 }
 
@@ -107,10 +115,15 @@ fn assert_round_trip(msg: &Message) {
     assert_eq!(decode_message(&frame_body(&frame)).as_ref(), Ok(msg));
 
     // Zero-copy: payloads point into the input buffer.
+    let input = buf.as_ptr_range();
     if let MessageBody::AppendEntries(append) = &decoded.body {
-        let input = buf.as_ptr_range();
         for entry in append.entries.iter().filter(|e| !e.data.is_empty()) {
             assert!(input.contains(&entry.data.as_ptr()), "entry data was copied");
+        }
+    }
+    if let MessageBody::Propose(propose) = &decoded.body {
+        for command in propose.commands.iter().filter(|c| !c.is_empty()) {
+            assert!(input.contains(&command.as_ptr()), "command data was copied");
         }
     }
 
@@ -139,11 +152,12 @@ fn arb_message_with(body: impl Strategy<Value = MessageBody>) -> impl Strategy<V
 }
 
 fn arb_request_vote() -> impl Strategy<Value = MessageBody> {
-    (any::<bool>(), arb_u64(), arb_u64()).prop_map(|(pre_vote, index, term)| {
+    (any::<bool>(), arb_u64(), arb_u64(), any::<bool>()).prop_map(|(pre_vote, index, term, transfer)| {
         MessageBody::RequestVote(RequestVote {
             pre_vote,
             last_log_index: LogIndex(index),
             last_log_term: Term(term),
+            leadership_transfer: transfer,
         })
     })
 }
@@ -192,7 +206,28 @@ fn arb_append_entries_response() -> impl Strategy<Value = MessageBody> {
 }
 
 fn arb_heartbeat() -> impl Strategy<Value = MessageBody> {
-    arb_u64().prop_map(|commit| MessageBody::Heartbeat(Heartbeat { commit: LogIndex(commit) }))
+    (arb_u64(), arb_u64())
+        .prop_map(|(commit, round)| MessageBody::Heartbeat(Heartbeat { commit: LogIndex(commit), round }))
+}
+
+fn arb_heartbeat_response() -> impl Strategy<Value = MessageBody> {
+    arb_u64().prop_map(|round| MessageBody::HeartbeatResponse(HeartbeatResponse { round }))
+}
+
+fn arb_read_index() -> impl Strategy<Value = MessageBody> {
+    arb_u64().prop_map(|ctx| MessageBody::ReadIndex(ReadIndex { ctx }))
+}
+
+fn arb_read_index_response() -> impl Strategy<Value = MessageBody> {
+    (arb_u64(), proptest::option::of(arb_u64())).prop_map(|(ctx, index)| {
+        MessageBody::ReadIndexResponse(ReadIndexResponse { ctx, index: index.map(LogIndex) })
+    })
+}
+
+fn arb_propose() -> impl Strategy<Value = MessageBody> {
+    vec(vec(any::<u8>(), 0..48), 0..8).prop_map(|commands| {
+        MessageBody::Propose(Propose { commands: commands.into_iter().map(Bytes::from).collect() })
+    })
 }
 
 fn arb_body() -> impl Strategy<Value = MessageBody> {
@@ -202,7 +237,11 @@ fn arb_body() -> impl Strategy<Value = MessageBody> {
         arb_append_entries(),
         arb_append_entries_response(),
         arb_heartbeat(),
-        Just(MessageBody::HeartbeatResponse),
+        arb_heartbeat_response(),
+        Just(MessageBody::TimeoutNow),
+        arb_read_index(),
+        arb_read_index_response(),
+        arb_propose(),
     ]
 }
 
@@ -242,9 +281,27 @@ proptest! {
     }
 
     #[test]
-    fn round_trip_heartbeat_response(
-        msg in arb_message_with(Just(MessageBody::HeartbeatResponse)),
-    ) {
+    fn round_trip_heartbeat_response(msg in arb_message_with(arb_heartbeat_response())) {
+        assert_round_trip(&msg);
+    }
+
+    #[test]
+    fn round_trip_timeout_now(msg in arb_message_with(Just(MessageBody::TimeoutNow))) {
+        assert_round_trip(&msg);
+    }
+
+    #[test]
+    fn round_trip_read_index(msg in arb_message_with(arb_read_index())) {
+        assert_round_trip(&msg);
+    }
+
+    #[test]
+    fn round_trip_read_index_response(msg in arb_message_with(arb_read_index_response())) {
+        assert_round_trip(&msg);
+    }
+
+    #[test]
+    fn round_trip_propose(msg in arb_message_with(arb_propose())) {
         assert_round_trip(&msg);
     }
 
@@ -476,8 +533,8 @@ fn entries_at_the_byte_limit_fill_the_largest_frame() {
 
 #[test]
 fn unknown_tags_and_non_canonical_booleans_are_rejected() {
-    for kind in [0, 7, 0xff] {
-        let mut frame = encode(&message(MessageBody::HeartbeatResponse));
+    for kind in [0, 11, 0xff] {
+        let mut frame = encode(&message(MessageBody::TimeoutNow));
         frame[FRAME_LEN_BYTES] = kind;
         assert_eq!(
             decode_frame(&Bytes::from(frame)),
@@ -534,7 +591,7 @@ fn impossible_entries_are_invalid() {
     );
 
     // Node id 0 ("nobody") is for the core to judge, not the codec.
-    let mut nobody = message(MessageBody::HeartbeatResponse);
+    let mut nobody = message(MessageBody::TimeoutNow);
     nobody.from = NodeId(0);
     nobody.to = NodeId(0);
     assert_round_trip(&nobody);
@@ -603,4 +660,59 @@ fn errors_say_what_is_wrong() {
         let shown = error.to_string();
         assert!(shown.contains(text), "{shown:?} lacks {text:?}");
     }
+}
+
+/// A `Propose` body after the message header: count, then raw bytes.
+fn raw_propose(count: u32, commands: &[u8]) -> Bytes {
+    let mut frame = encode(&message(MessageBody::Propose(Propose { commands: vec![] })));
+    frame.truncate(BODY_OFFSET);
+    frame.extend_from_slice(&count.to_le_bytes());
+    frame.extend_from_slice(commands);
+    frame_body(&frame)
+}
+
+#[test]
+fn forwarded_commands_are_bounded_like_entries() {
+    // A count no input could hold is refused before allocating.
+    assert_eq!(
+        decode_message(&raw_propose(u32::MAX, &[])),
+        Err(DecodeError::TooLarge {
+            field: "propose.command_count",
+            len: u64::from(u32::MAX),
+            max: MAX_ENTRY_COUNT as u64
+        })
+    );
+    assert_eq!(
+        decode_message(&raw_propose(3, &[0; 8])),
+        Err(DecodeError::Truncated { field: "propose.commands" })
+    );
+    // A command length beyond the byte limit is refused before reading it.
+    let huge = u32::try_from(ENTRIES_BYTES_LIMIT).expect("fits");
+    assert_eq!(
+        decode_message(&raw_propose(1, &huge.to_le_bytes())),
+        Err(DecodeError::TooLarge {
+            field: "propose.commands",
+            len: ENTRIES_BYTES_LIMIT + ENTRY_OVERHEAD_BYTES,
+            max: ENTRIES_BYTES_LIMIT,
+        })
+    );
+    // A length longer than what remains is a truncation, naming the data.
+    let mut short = 10u32.to_le_bytes().to_vec();
+    short.extend_from_slice(b"abc");
+    assert_eq!(
+        decode_message(&raw_propose(1, &short)),
+        Err(DecodeError::Truncated { field: "command.data" })
+    );
+}
+
+#[test]
+fn read_index_response_tags_are_canonical() {
+    let mut frame =
+        encode(&message(MessageBody::ReadIndexResponse(ReadIndexResponse { ctx: 1, index: None })));
+    let tag_at = frame.len() - 1;
+    frame[tag_at] = 2;
+    assert_eq!(
+        decode_frame(&Bytes::from(frame)),
+        Err(DecodeError::BadTag { field: "read_index_response.tag", value: 2 })
+    );
 }

@@ -3,10 +3,11 @@
 
 use ::log::{debug, info};
 
+use super::api::Event;
 use super::progress::Progress;
 use super::quorum::VoteResult;
 use super::{Node, Role};
-use crate::message::{Message, MessageBody, RequestVote, RequestVoteResponse};
+use crate::message::{HeartbeatResponse, Message, MessageBody, RequestVote, RequestVoteResponse};
 use crate::types::{Entry, EntryKind, Instant, NodeId, Term};
 
 impl Node {
@@ -18,7 +19,7 @@ impl Node {
         if msg.term > self.term {
             match &msg.body {
                 MessageBody::RequestVote(req) => {
-                    if self.in_leader_lease(now) {
+                    if !req.leadership_transfer && self.in_leader_lease(now) {
                         debug!(
                             "{} {}: ignored {} from {} for {}: a leader is alive",
                             self.id(),
@@ -51,7 +52,8 @@ impl Node {
                 // what frees a node stuck at a higher term (it answers the
                 // leader's heartbeats with its term, forcing a new election).
                 MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) => {
-                    self.send(msg.from, MessageBody::HeartbeatResponse);
+                    let body = HeartbeatResponse { round: 0 };
+                    self.send(msg.from, MessageBody::HeartbeatResponse(body));
                 }
                 MessageBody::RequestVote(req) => {
                     let body = RequestVoteResponse { pre_vote: req.pre_vote, granted: false };
@@ -79,6 +81,9 @@ impl Node {
     fn in_leader_lease(&self, now: Instant) -> bool {
         if !self.config.check_quorum {
             return false;
+        }
+        if self.votes_refused_until.is_some_and(|t| now < t) {
+            return true;
         }
         match self.role {
             Role::Leader => true,
@@ -197,27 +202,38 @@ impl Node {
         self.set_leader(None);
         self.votes.clear();
         self.reset_election_deadline(now);
-        self.request_votes(true);
+        self.request_votes(true, false);
         self.tally_votes(now);
     }
 
     fn become_candidate(&mut self, now: Instant) {
+        self.campaign_in_next_term(now, false);
+    }
+
+    /// Campaigns at once because the leader handed over leadership: voters
+    /// will disregard their leader lease.
+    pub(super) fn become_candidate_for_transfer(&mut self, now: Instant) {
+        self.campaign_in_next_term(now, true);
+    }
+
+    fn campaign_in_next_term(&mut self, now: Instant, leadership_transfer: bool) {
         self.adopt_term(self.term.next());
         self.vote = Some(self.id());
         self.set_role(Role::Candidate);
         self.set_leader(None);
         self.votes.clear();
         self.reset_election_deadline(now);
-        self.request_votes(false);
+        self.request_votes(false, leadership_transfer);
         self.tally_votes(now);
     }
 
-    fn request_votes(&mut self, pre_vote: bool) {
+    fn request_votes(&mut self, pre_vote: bool, leadership_transfer: bool) {
         let term = if pre_vote { self.term.next() } else { self.term };
         let req = RequestVote {
             pre_vote,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
+            leadership_transfer,
         };
         for k in 0..self.voters.ids().len() {
             let to = self.voters.ids()[k];
@@ -237,6 +253,7 @@ impl Node {
         self.term = term;
         self.vote = None;
         self.term_or_vote_changed();
+        self.events.push_back(Event::TermChanged { term });
         self.held.retain(|(_, m)| m.term >= term);
     }
 
@@ -256,6 +273,7 @@ impl Node {
         self.check_quorum_deadline = None;
         self.replication_pending = false;
         self.uncommitted_bytes = 0;
+        self.transfer = None;
         self.reset_election_deadline(now);
     }
 
@@ -276,6 +294,9 @@ impl Node {
             p.last_heard = Some(now);
         }
         self.uncommitted_bytes = 0;
+        self.transfer = None;
+        self.lease_given_up = false;
+        self.reset_reads_for_new_term();
         // Raft §5.4.2: entries of earlier terms commit only underneath one of
         // this term, so start the term with one.
         let blank = Entry { term: self.term, index: next, kind: EntryKind::Blank, data: Default::default() };

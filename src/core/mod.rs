@@ -5,29 +5,38 @@
 //! seeded by [`Config::seed`], and everything it wants done leaves through its
 //! `poll_*` methods.
 
+mod api;
 mod election;
 mod log;
 mod progress;
 mod quorum;
+mod read;
 mod replication;
 #[cfg(test)]
 mod tests;
+mod transfer;
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::time::Duration;
 
 use ::log::{debug, info};
 
 use crate::config::{Config, ConfigError};
-use crate::message::{Message, MessageBody};
+use crate::message::{Message, MessageBody, Propose};
 use crate::rng::Rng;
-use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};
+use crate::types::{
+    Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES,
+};
 
+pub use self::api::{
+    Event, PeerStatus, Persist, PersistId, ProgressState, ProposeError, Proposed, ReadError, ReadReady,
+    RecoveredState, Role, StartError, Status, TransferError,
+};
 use self::log::{Durability, RaftLog};
 use self::progress::Progress;
-pub use self::progress::ProgressState;
 use self::quorum::Voters;
+use self::read::Reads;
+use self::transfer::Transfer;
 
 /// One Raft node: the consensus state machine without any IO.
 ///
@@ -43,8 +52,9 @@ use self::quorum::Voters;
 ///   [`handle_persisted`](Node::handle_persisted),
 ///   [`handle_applied`](Node::handle_applied),
 ///   [`handle_unreachable`](Node::handle_unreachable);
-/// - **commands**: [`propose`](Node::propose), [`campaign`](Node::campaign);
-///   each returns a `Result` with a typed error;
+/// - **commands**: [`propose`](Node::propose), [`read_index`](Node::read_index),
+///   [`transfer_leadership`](Node::transfer_leadership),
+///   [`campaign`](Node::campaign); each returns a `Result` with a typed error;
 /// - **outputs**, drained after every input or command, in this order:
 ///   1. [`poll_persist`](Node::poll_persist) until `None`: start these writes
 ///      first, so the disk works while messages travel. Write them in order;
@@ -57,8 +67,11 @@ use self::quorum::Voters;
 ///   3. [`poll_apply`](Node::poll_apply) until `None`: committed entries, in
 ///      index order, for the state machine; report progress with
 ///      [`handle_applied`](Node::handle_applied).
-///   4. [`poll_event`](Node::poll_event) until `None`: role and leader changes.
-///   5. [`poll_timeout`](Node::poll_timeout): the next deadline. Call
+///   4. [`poll_read_ready`](Node::poll_read_ready) until `None`: reads that
+///      may now be served (or failed).
+///   5. [`poll_event`](Node::poll_event) until `None`: role, leader and term
+///      changes, transfers.
+///   6. [`poll_timeout`](Node::poll_timeout): the next deadline. Call
 ///      [`handle_timeout`](Node::handle_timeout) when it passes (early or late
 ///      calls are harmless).
 ///
@@ -85,6 +98,16 @@ pub struct Node {
     votes: Vec<(NodeId, bool)>,
     /// Bytes of this leader's entries not yet committed.
     uncommitted_bytes: u64,
+    /// Reads in every stage, and this leader's confirmation rounds.
+    reads: Reads,
+    /// A leadership transfer under way.
+    transfer: Option<Transfer>,
+    /// This leader sent `TimeoutNow` in its term: its lease is void.
+    lease_given_up: bool,
+    /// Commands proposed on this follower, to forward to the leader at the
+    /// next drain; at most `uncommitted_bytes_max` bytes.
+    forward_queue: Vec<Bytes>,
+    forward_bytes: u64,
 
     // Timers; `None` when disarmed.
     election_deadline: Option<Instant>,
@@ -94,6 +117,9 @@ pub struct Node {
     /// when a quorum last was): votes are refused until
     /// `election_timeout_min` after it.
     leader_contact: Option<Instant>,
+    /// With lease reads, a restarted node refuses votes until then: it may
+    /// have answered a heartbeat that a leader's lease counts on.
+    votes_refused_until: Option<Instant>,
 
     // Durability tracking.
     /// The id the next write will carry; writes are numbered from 1.
@@ -118,185 +144,7 @@ pub struct Node {
     replication_pending: bool,
 
     scratch_indexes: Vec<LogIndex>,
-}
-
-/// A node's role in its current term.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Follows a leader, or waits for one.
-    Follower,
-    /// Asks whether it could win an election, without changing its term.
-    PreCandidate,
-    /// Campaigns for votes in its current term.
-    Candidate,
-    /// Leads the current term.
-    Leader,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-/// Something a runtime may want to log or count.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// The node's role changed.
-    RoleChanged {
-        /// The new role.
-        role: Role,
-        /// The term it holds it in.
-        term: Term,
-    },
-    /// The node learned of a new leader, or lost track of it.
-    LeaderChanged {
-        /// The leader, if known.
-        leader: Option<NodeId>,
-        /// The term of that knowledge.
-        term: Term,
-    },
-}
-
-/// The number of a write handed out by [`Node::poll_persist`]. Writes are
-/// numbered consecutively from 1 in the order they are handed out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct PersistId(pub u64);
-
-/// A write the node needs made durable.
-///
-/// Apply it to storage in this order: if `entries` is not empty, delete every
-/// stored entry at or after `entries[0].index`, then append `entries`; then,
-/// if `hard_state` is set, store it. Once this write and every earlier one
-/// are durable (fsync), call [`Node::handle_persisted`] with its `id`. Storage
-/// must never make a later write durable without the earlier ones: if the
-/// hard state lives apart from the log, sync the log first.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Persist {
-    /// The write's number, for [`Node::handle_persisted`].
-    pub id: PersistId,
-    /// Entries to append, consecutive, replacing any stored suffix from the
-    /// first one's index.
-    pub entries: Vec<Entry>,
-    /// The new hard state, if it changed.
-    pub hard_state: Option<HardState>,
-}
-
-/// What a node recovers from durable storage when it starts.
-#[derive(Clone, Debug, Default)]
-pub struct RecoveredState {
-    /// The last durable hard state; all zero for a new node.
-    pub hard_state: HardState,
-    /// The durable log, consecutive from index 1.
-    pub entries: Vec<Entry>,
-    /// The index up to which the application's state already reflects the
-    /// log. Entries at or below it are not handed to [`Node::poll_apply`]
-    /// again.
-    pub applied: LogIndex,
-}
-
-/// Why a node could not be created.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StartError {
-    /// The configuration is invalid.
-    Config(ConfigError),
-    /// The recovered state contradicts itself: the storage it came from is
-    /// damaged or belongs to another node.
-    State(String),
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::Config(e) => e.fmt(f),
-            StartError::State(reason) => write!(f, "recovered state is inconsistent: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
-
-impl From<ConfigError> for StartError {
-    fn from(e: ConfigError) -> StartError {
-        StartError::Config(e)
-    }
-}
-
-/// Why a proposal was refused. Nothing was appended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProposeError {
-    /// Only the leader accepts proposals; retry at the hinted node, if any.
-    NotLeader {
-        /// The leader this node knows of.
-        leader_hint: Option<NodeId>,
-    },
-    /// The leader holds `uncommitted_bytes_max` of uncommitted proposals;
-    /// retry once some commit.
-    Backpressure,
-    /// The command exceeds `entry_bytes_max`.
-    EntryTooLarge {
-        /// The command's size.
-        bytes: u64,
-        /// The limit.
-        max: u64,
-    },
-}
-
-impl fmt::Display for ProposeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProposeError::NotLeader { leader_hint: Some(id) } => write!(f, "not the leader; try {id}"),
-            ProposeError::NotLeader { leader_hint: None } => write!(f, "not the leader; no leader known"),
-            ProposeError::Backpressure => write!(f, "too many uncommitted proposals; retry later"),
-            ProposeError::EntryTooLarge { bytes, max } => {
-                write!(f, "command of {bytes} bytes exceeds entry_bytes_max {max}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ProposeError {}
-
-/// A snapshot of a node's state, for operators and tests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Status {
-    /// The node's id.
-    pub id: NodeId,
-    /// Its role.
-    pub role: Role,
-    /// Its current term.
-    pub term: Term,
-    /// The leader it knows of.
-    pub leader: Option<NodeId>,
-    /// Its commit index.
-    pub commit: LogIndex,
-    /// The index the application reported applied.
-    pub applied: LogIndex,
-    /// Its last log index.
-    pub last_index: LogIndex,
-    /// The end of its durable log prefix.
-    pub persisted: LogIndex,
-    /// Replication progress per follower; empty unless leader.
-    pub peers: Vec<PeerStatus>,
-}
-
-/// A leader's view of one follower.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerStatus {
-    /// The follower.
-    pub id: NodeId,
-    /// Its log matches the leader's, durably, up to here.
-    pub match_index: LogIndex,
-    /// The next index to send it.
-    pub next_index: LogIndex,
-    /// Probe or Replicate.
-    pub state: ProgressState,
-    /// AppendEntries sent and not acknowledged.
-    pub inflight_messages: usize,
-    /// Entry bytes sent and not acknowledged.
-    pub inflight_bytes: u64,
-    /// When it was last heard from in this term.
-    pub last_heard: Option<Instant>,
+    scratch_rounds: Vec<u64>,
 }
 
 impl Node {
@@ -346,6 +194,12 @@ impl Node {
             peers,
             votes: Vec::new(),
             uncommitted_bytes: 0,
+            reads: Reads::default(),
+            transfer: None,
+            lease_given_up: false,
+            forward_queue: Vec::new(),
+            forward_bytes: 0,
+            votes_refused_until: config.lease_reads.then(|| now + config.election_timeout_min),
             election_deadline: None,
             heartbeat_deadline: None,
             check_quorum_deadline: None,
@@ -359,6 +213,7 @@ impl Node {
             events: VecDeque::new(),
             replication_pending: false,
             scratch_indexes: Vec::new(),
+            scratch_rounds: Vec::new(),
             config,
         };
         node.reset_election_deadline(now);
@@ -484,7 +339,11 @@ impl Node {
             MessageBody::AppendEntries(req) => self.on_append_entries(now, from, req),
             MessageBody::AppendEntriesResponse(resp) => self.on_append_response(now, from, resp),
             MessageBody::Heartbeat(hb) => self.on_heartbeat(now, from, hb),
-            MessageBody::HeartbeatResponse => self.on_heartbeat_response(from),
+            MessageBody::HeartbeatResponse(resp) => self.on_heartbeat_response(now, from, resp.round),
+            MessageBody::TimeoutNow => self.on_timeout_now(now, from),
+            MessageBody::ReadIndex(req) => self.on_read_index(now, from, req),
+            MessageBody::ReadIndexResponse(resp) => self.on_read_index_response(from, resp),
+            MessageBody::Propose(p) => self.on_propose(now, from, p),
         }
     }
 
@@ -494,12 +353,13 @@ impl Node {
             self.on_election_timeout(now);
         }
         if self.heartbeat_deadline.is_some_and(|d| d <= now) {
-            self.heartbeat_deadline = Some(now + self.config.heartbeat_interval);
-            self.broadcast_heartbeats();
+            self.start_round(now);
         }
         if self.check_quorum_deadline.is_some_and(|d| d <= now) {
             self.check_quorum(now);
         }
+        self.check_transfer_deadline(now);
+        self.expire_forwarded_reads(now);
     }
 
     /// Reports that the write `id` handed out by [`poll_persist`](Node::poll_persist),
@@ -522,13 +382,13 @@ impl Node {
             if *needed > durable {
                 return true;
             }
-            let body = std::mem::replace(&mut msg.body, MessageBody::HeartbeatResponse);
+            let body = std::mem::replace(&mut msg.body, MessageBody::TimeoutNow);
             outbox.push_back(Message { body, ..*msg });
             false
         });
         match self.role {
             Role::Candidate | Role::PreCandidate => self.tally_votes(now),
-            Role::Leader => self.maybe_commit(),
+            Role::Leader => self.maybe_commit(now),
             Role::Follower => {}
         }
     }
@@ -537,6 +397,7 @@ impl Node {
     /// them handed out by [`poll_apply`](Node::poll_apply)).
     pub fn handle_applied(&mut self, index: LogIndex) {
         self.log.applied_to(index);
+        self.on_applied_for_reads();
     }
 
     /// Reports that messages to `peer` are not getting through (a broken
@@ -556,17 +417,36 @@ impl Node {
 
     // --------------------------------------------------------------- commands
 
-    /// Proposes a command. On success it is appended to the leader's log at
-    /// the returned index; it is committed once [`poll_apply`](Node::poll_apply)
-    /// hands it out. A leader that loses its term may lose the entry: the
-    /// caller learns the outcome by watching what is applied at that index.
-    pub fn propose(&mut self, _now: Instant, data: Bytes) -> Result<LogIndex, ProposeError> {
-        if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader_hint: self.leader });
-        }
+    /// Proposes a command. A leader appends it to its log (see
+    /// [`Proposed`]); a follower with
+    /// [`forward_proposals`](Config::forward_proposals) sends it to the
+    /// leader it knows. Either way the command is committed once
+    /// [`poll_apply`](Node::poll_apply) hands it out, and a leader that loses
+    /// its term may lose it: the caller learns the outcome from what is
+    /// applied, so commands should carry the caller's own request id.
+    pub fn propose(&mut self, _now: Instant, data: Bytes) -> Result<Proposed, ProposeError> {
         let bytes = data.len() as u64;
         if bytes > self.config.entry_bytes_max {
             return Err(ProposeError::EntryTooLarge { bytes, max: self.config.entry_bytes_max });
+        }
+        match (self.role, self.leader) {
+            (Role::Leader, _) => self.propose_as_leader(data).map(|index| Proposed::Appended { index }),
+            (Role::Follower, Some(leader)) if self.config.forward_proposals => {
+                let size = bytes + ENTRY_OVERHEAD_BYTES;
+                if self.forward_bytes + size > self.config.uncommitted_bytes_max {
+                    return Err(ProposeError::Backpressure);
+                }
+                self.forward_bytes += size;
+                self.forward_queue.push(data);
+                Ok(Proposed::Forwarded { to: leader })
+            }
+            _ => Err(ProposeError::NotLeader { leader_hint: self.leader }),
+        }
+    }
+
+    fn propose_as_leader(&mut self, data: Bytes) -> Result<LogIndex, ProposeError> {
+        if let Some(t) = self.transfer {
+            return Err(ProposeError::TransferInProgress { to: t.to });
         }
         let entry =
             Entry { term: self.term, index: self.log.last_index().next(), kind: EntryKind::Command, data };
@@ -575,6 +455,62 @@ impl Node {
             return Err(ProposeError::Backpressure);
         }
         Ok(self.append_as_leader(entry))
+    }
+
+    /// Commands a follower forwarded: appended like local proposals, or
+    /// dropped (the proposer learns the outcome from what is applied).
+    fn on_propose(&mut self, _now: Instant, from: NodeId, p: Propose) {
+        if self.role != Role::Leader {
+            debug!(
+                "{} {}: dropped {} commands forwarded by {}: not leader",
+                self.id(),
+                self.term,
+                p.commands.len(),
+                from
+            );
+            return;
+        }
+        for data in p.commands {
+            let bytes = data.len() as u64;
+            if bytes > self.config.entry_bytes_max {
+                debug!(
+                    "{} {}: dropped a forwarded command of {} bytes from {}",
+                    self.id(),
+                    self.term,
+                    bytes,
+                    from
+                );
+                continue;
+            }
+            if let Err(e) = self.propose_as_leader(data) {
+                debug!("{} {}: dropped a forwarded command from {}: {}", self.id(), self.term, from, e);
+            }
+        }
+    }
+
+    /// Sends the commands queued for the leader, batched into messages of at
+    /// most `message_bytes_max`.
+    fn flush_forwarded(&mut self) {
+        let queue = std::mem::take(&mut self.forward_queue);
+        self.forward_bytes = 0;
+        let Some(leader) = self.leader.filter(|_| self.role == Role::Follower) else {
+            debug!("{} {}: dropped {} commands to forward: no leader", self.id(), self.term, queue.len());
+            return;
+        };
+        let mut commands = Vec::new();
+        let mut bytes = 0;
+        for data in queue {
+            let size = data.len() as u64 + ENTRY_OVERHEAD_BYTES;
+            if !commands.is_empty() && bytes + size > self.config.message_bytes_max {
+                self.send(leader, MessageBody::Propose(Propose { commands: std::mem::take(&mut commands) }));
+                bytes = 0;
+            }
+            bytes += size;
+            commands.push(data);
+        }
+        if !commands.is_empty() {
+            self.send(leader, MessageBody::Propose(Propose { commands }));
+        }
     }
 
     /// Starts an election now instead of waiting for the election timeout
@@ -604,6 +540,9 @@ impl Node {
 
     /// The next message to send.
     pub fn poll_send(&mut self) -> Option<Message> {
+        if !self.forward_queue.is_empty() {
+            self.flush_forwarded();
+        }
         if self.replication_pending {
             self.replication_pending = false;
             self.flush_replication();
@@ -625,10 +564,16 @@ impl Node {
 
     /// When [`handle_timeout`](Node::handle_timeout) should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.election_deadline, self.heartbeat_deadline, self.check_quorum_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.election_deadline,
+            self.heartbeat_deadline,
+            self.check_quorum_deadline,
+            self.transfer.map(|t| t.deadline),
+            self.reads.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ------------------------------------------------------------- internals
@@ -703,6 +648,7 @@ impl Node {
             if let Some(l) = leader {
                 info!("{} {}: leader is {}", self.id(), self.term, l);
             }
+            self.fail_unconfirmed_reads(leader);
             self.leader = leader;
             self.events.push_back(Event::LeaderChanged { leader, term: self.term });
         }

@@ -46,6 +46,8 @@ pub(crate) struct Progress {
     pub(crate) last_heard: Option<Instant>,
     /// Send an AppendEntries at the next chance even if it carries nothing.
     pub(crate) resend: bool,
+    /// The latest heartbeat round this follower answered in this term.
+    pub(crate) acked_round: u64,
 }
 
 impl Progress {
@@ -60,6 +62,7 @@ impl Progress {
             commit_sent: LogIndex(0),
             last_heard: None,
             resend: false,
+            acked_round: 0,
         }
     }
 

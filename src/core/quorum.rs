@@ -45,8 +45,18 @@ impl Voters {
         scratch: &mut Vec<LogIndex>,
         index_of: impl Fn(NodeId) -> LogIndex,
     ) -> LogIndex {
+        self.quorum_value(scratch, index_of)
+    }
+
+    /// The highest value that a majority of voters have reached, given each
+    /// voter's value (an index, a confirmation round).
+    pub(crate) fn quorum_value<T: Ord + Copy>(
+        &self,
+        scratch: &mut Vec<T>,
+        value_of: impl Fn(NodeId) -> T,
+    ) -> T {
         scratch.clear();
-        scratch.extend(self.ids.iter().map(|&id| index_of(id)));
+        scratch.extend(self.ids.iter().map(|&id| value_of(id)));
         scratch.sort_unstable_by(|a, b| b.cmp(a));
         scratch[self.quorum() - 1]
     }

@@ -6,7 +6,7 @@ use ::log::{debug, warn};
 use super::log::AppendError;
 use super::progress::ProgressState;
 use super::{Node, Role};
-use crate::message::{AppendEntries, AppendEntriesResponse, Heartbeat, MessageBody};
+use crate::message::{AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, MessageBody};
 use crate::types::{Entry, Instant, LogIndex, NodeId};
 
 impl Node {
@@ -139,22 +139,30 @@ impl Node {
         if self.log.commit_to(hb.commit.min(last)) {
             self.commit_changed();
         }
-        self.send(from, MessageBody::HeartbeatResponse);
+        self.send(from, MessageBody::HeartbeatResponse(HeartbeatResponse { round: hb.round }));
     }
 
-    pub(super) fn on_heartbeat_response(&mut self, from: NodeId) {
+    pub(super) fn on_heartbeat_response(&mut self, now: Instant, from: NodeId, round: u64) {
         if self.role != Role::Leader {
             return;
         }
+        if round > self.reads.round {
+            debug!("{} {}: {} answered round {} not yet started; dropped", self.id(), self.term, from, round);
+            return;
+        }
         let last = self.log.last_index();
-        if let Some(p) = self.peer_mut(from) {
-            let lagging = p.match_index < last;
-            p.on_heartbeat_response(lagging);
-            self.replication_pending |= lagging;
+        let Some(p) = self.peer_mut(from) else { return };
+        let lagging = p.match_index < last;
+        p.on_heartbeat_response(lagging);
+        p.acked_round = p.acked_round.max(round);
+        self.replication_pending |= lagging;
+        self.check_read_quorum(now);
+        if self.transfer.is_some_and(|t| t.to == from) {
+            self.maybe_send_timeout_now();
         }
     }
 
-    pub(super) fn on_append_response(&mut self, _now: Instant, from: NodeId, resp: AppendEntriesResponse) {
+    pub(super) fn on_append_response(&mut self, now: Instant, from: NodeId, resp: AppendEntriesResponse) {
         if self.role != Role::Leader {
             debug!("{} {}: AppendEntriesResponse from {} but not leader", self.id(), self.term, from);
             return;
@@ -174,7 +182,10 @@ impl Node {
                 }
                 let Some(p) = self.peer_mut(from) else { return };
                 if p.on_accepted(match_index) {
-                    self.maybe_commit();
+                    self.maybe_commit(now);
+                    if self.transfer.is_some_and(|t| t.to == from) {
+                        self.maybe_send_timeout_now();
+                    }
                 }
                 self.replication_pending = true;
             }
@@ -197,7 +208,7 @@ impl Node {
     /// Advances the commit index to the highest entry of this term stored
     /// durably on a quorum (Raft §5.4.2: earlier terms' entries commit only
     /// beneath one of the current term).
-    pub(super) fn maybe_commit(&mut self) {
+    pub(super) fn maybe_commit(&mut self, now: Instant) {
         if self.role != Role::Leader {
             return;
         }
@@ -234,6 +245,7 @@ impl Node {
         self.log.commit_to(quorum_index);
         self.commit_changed();
         self.replication_pending = true;
+        self.on_commit_for_reads(now);
     }
 
     /// Sends every follower what it is missing, as far as its flow control
@@ -297,11 +309,12 @@ impl Node {
         self.send(to, MessageBody::AppendEntries(req));
     }
 
-    pub(super) fn broadcast_heartbeats(&mut self) {
+    /// Heartbeats of confirmation round `round` to every follower.
+    pub(super) fn broadcast_heartbeats(&mut self, round: u64) {
         let commit = self.log.commit();
         for k in 0..self.peers.len() {
             let p = &self.peers[k];
-            let (to, hb) = (p.id, Heartbeat { commit: commit.min(p.match_index) });
+            let (to, hb) = (p.id, Heartbeat { commit: commit.min(p.match_index), round });
             self.send(to, MessageBody::Heartbeat(hb));
         }
     }

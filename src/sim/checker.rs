@@ -8,10 +8,11 @@
 //! | state machine safety | the entries applied at an index, by any node, are the committed entry there |
 //! | monotonicity | commit and applied indexes never decrease within a node's life; applied advances one index at a time |
 //! | durability | a vote grant leaves only once the vote is durable; an acknowledgement only once the entries are; a leader commits only what a majority holds durably |
+//! | linearizable reads | a read's index is at least the highest commit index any node had when the read was invoked; the node serving it has applied that far, and its state equals the committed log up to what it applied |
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::core::{Node, Role};
+use crate::core::{Node, ReadReady, Role};
 use crate::message::{AppendEntriesResponse, Message, MessageBody};
 use crate::sim::disk::SimDisk;
 use crate::types::{Entry, LogIndex, NodeId, Term};
@@ -51,6 +52,15 @@ pub(crate) struct Checker {
     watches: BTreeMap<NodeId, Watch>,
     /// The first index newly known committed in this step, if any.
     newly_committed: Option<usize>,
+    /// The highest commit index any node has had so far.
+    max_commit: LogIndex,
+    /// Reads invoked and not yet answered: (node, ctx) → the commit index
+    /// some node knew when the read was invoked.
+    reads: BTreeMap<(NodeId, u64), LogIndex>,
+    /// `chain[i]` is the state-machine digest after applying the committed
+    /// entries `1..=i`.
+    chain: Vec<u64>,
+    pub(crate) reads_checked: u64,
     pub(crate) violation: Option<Violation>,
 }
 
@@ -186,6 +196,7 @@ impl Checker {
         }
         // Commit monotonicity, and the committed log.
         let commit = node.commit_index();
+        self.max_commit = self.max_commit.max(commit);
         if commit < watch.commit {
             self.fail("monotonicity", format!("{id} commit went from {} back to {commit}", watch.commit));
         }
@@ -291,10 +302,89 @@ impl Checker {
         }
     }
 
+    /// A client invokes a read at `id`: whatever it returns must reflect at
+    /// least every entry any node knew committed by now.
+    pub(crate) fn on_read_invoked(&mut self, id: NodeId, ctx: u64) {
+        self.reads.insert((id, ctx), self.max_commit);
+    }
+
+    /// A read was refused on the spot: nothing to check later.
+    pub(crate) fn on_read_refused(&mut self, id: NodeId, ctx: u64) {
+        self.reads.remove(&(id, ctx));
+    }
+
+    /// A read at `id` was answered while its state machine had applied
+    /// `applied` entries with digest `app_digest`.
+    pub(crate) fn on_read_ready(
+        &mut self,
+        id: NodeId,
+        ready: &ReadReady,
+        applied: LogIndex,
+        app_digest: u64,
+    ) {
+        let Some(min_index) = self.reads.remove(&(id, ready.ctx)) else {
+            self.fail("linearizability", format!("{id} answered read {} nobody asked for", ready.ctx));
+            return;
+        };
+        let Ok(index) = ready.result else { return };
+        self.reads_checked += 1;
+        if index < min_index {
+            self.fail(
+                "linearizability",
+                format!(
+                    "{id} served read {} at {index}, below {min_index} committed before it was invoked",
+                    ready.ctx
+                ),
+            );
+            return;
+        }
+        if applied < index {
+            self.fail(
+                "linearizability",
+                format!("{id} served read {} at {index} having applied only {applied}", ready.ctx),
+            );
+            return;
+        }
+        if self.digest_after(applied) != Some(app_digest) {
+            self.fail(
+                "linearizability",
+                format!(
+                    "{id} served read {} from a state that is not the committed log up to {applied}",
+                    ready.ctx
+                ),
+            );
+        }
+    }
+
+    /// The state-machine digest after the committed entries up to `index`.
+    fn digest_after(&mut self, index: LogIndex) -> Option<u64> {
+        let n = index.0 as usize;
+        if n > self.committed.len() {
+            return None;
+        }
+        while self.chain.len() <= n {
+            let k = self.chain.len();
+            let next = match k {
+                0 => APP_DIGEST_START,
+                _ => chain_step(self.chain[k - 1], self.committed[k - 1].digest),
+            };
+            self.chain.push(next);
+        }
+        Some(self.chain[n])
+    }
+
     /// How many entries are known committed.
     pub(crate) fn committed_len(&self) -> u64 {
         self.committed.len() as u64
     }
+}
+
+/// The digest of an empty state machine.
+pub(crate) const APP_DIGEST_START: u64 = 0x5eed;
+
+/// The simulated state machine: a running digest of the entries applied.
+pub(crate) fn chain_step(state: u64, entry_digest: u64) -> u64 {
+    (state ^ entry_digest).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
 }
 
 fn holds(node: &Node, index: LogIndex, c: &Committed) -> bool {

@@ -35,8 +35,8 @@ use crate::message::Message;
 use crate::rng::Rng;
 use crate::types::{Bytes, Instant, LogIndex, NodeId};
 
-use self::checker::Checker;
 pub use self::checker::Violation;
+use self::checker::{chain_step, digest, Checker, APP_DIGEST_START};
 use self::disk::SimDisk;
 use self::network::Network;
 
@@ -85,6 +85,10 @@ pub struct SimReport {
     pub committed: u64,
     /// Node crashes.
     pub crashes: u64,
+    /// Reads answered and checked for linearizability.
+    pub reads_checked: u64,
+    /// Leadership transfers started.
+    pub transfers: u64,
     /// The first safety property broken, if any.
     pub violation: Option<Violation>,
     /// Why the cluster failed to make progress after healing, if it did.
@@ -105,6 +109,7 @@ enum Event {
     Restart(NodeId),
     Fault,
     Propose,
+    Read,
     LivenessProbe,
 }
 
@@ -112,8 +117,10 @@ struct SimNode {
     node: Option<Node>,
     config: Config,
     incarnation: u64,
-    /// The application's applied index; survives crashes if `app_durable`.
+    /// The application's applied index and state digest; survive crashes
+    /// if `app_durable`.
     app_applied: LogIndex,
+    app_digest: u64,
     sync_scheduled: bool,
     disk_slow_until: Instant,
     probe_applied: bool,
@@ -137,6 +144,7 @@ struct World {
     fault_end: Instant,
     healed: bool,
     next_payload: u64,
+    next_read: u64,
     report: SimReport,
     fates: Vec<Duration>,
 }
@@ -161,6 +169,7 @@ impl World {
             fault_end: Instant::ZERO + opts.fault_time,
             healed: false,
             next_payload: 0,
+            next_read: 0,
             report: SimReport { seed: opts.seed, ..SimReport::default() },
             fates: Vec::new(),
             rng,
@@ -188,6 +197,7 @@ impl World {
                 config,
                 incarnation: 0,
                 app_applied: LogIndex(0),
+                app_digest: APP_DIGEST_START,
                 sync_scheduled: false,
                 disk_slow_until: Instant::ZERO,
                 probe_applied: false,
@@ -197,6 +207,7 @@ impl World {
         }
         world.schedule(Duration::from_millis(50), Event::Fault);
         world.schedule(Duration::from_millis(5), Event::Propose);
+        world.schedule(Duration::from_millis(7), Event::Read);
         world
     }
 
@@ -236,6 +247,7 @@ impl World {
             }
             self.step();
         }
+        self.report.reads_checked = self.checker.reads_checked;
         self.report.violation = self.checker.violation.clone();
         self.report.committed = self.checker.committed_len();
         self.report.end = self.now;
@@ -290,6 +302,13 @@ impl World {
                     self.propose_random();
                     let next = Duration::from_millis(self.rng.range(2, 40));
                     self.schedule(next, Event::Propose);
+                }
+            }
+            Event::Read => {
+                if !self.healed {
+                    self.read_random();
+                    let next = Duration::from_millis(self.rng.range(2, 40));
+                    self.schedule(next, Event::Read);
                 }
             }
             Event::LivenessProbe => {
@@ -369,10 +388,16 @@ impl World {
                 progressed = true;
                 checker.on_apply(id, sim.app_applied, &entry);
                 sim.app_applied = entry.index;
+                sim.app_digest = chain_step(sim.app_digest, digest(&entry));
                 if entry.data.as_ref() == PROBE {
                     sim.probe_applied = true;
                 }
                 node.handle_applied(entry.index);
+            }
+            while let Some(ready) = node.poll_read_ready() {
+                progressed = true;
+                debug!(target: "oar::sim", "{now} {id} read {} ready: {:?}", ready.ctx, ready.result);
+                checker.on_read_ready(id, &ready, sim.app_applied, sim.app_digest);
             }
             while let Some(event) = node.poll_event() {
                 debug!(target: "oar::sim", "{now} {id} event {event:?}");
@@ -422,6 +447,7 @@ impl World {
         sim.sync_scheduled = false;
         if !self.app_durable {
             sim.app_applied = LogIndex(0);
+            sim.app_digest = APP_DIGEST_START;
         }
         let loss = self.disks.get_mut(&id).expect("disk").crash(&mut self.rng);
         self.report.crashes += 1;
@@ -453,7 +479,8 @@ impl World {
 
     fn inject_fault(&mut self) {
         let now = self.now;
-        match self.rng.below(10) {
+        match self.rng.below(11) {
+            10 => self.transfer_random(),
             0 => {
                 let id = self.random_node();
                 self.crash(id);
@@ -544,6 +571,41 @@ impl World {
         self.propose_at(id, Bytes::from(data), true);
     }
 
+    fn read_random(&mut self) {
+        let id = self.random_node();
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) else { return };
+        self.next_read += 1;
+        let ctx = self.next_read;
+        self.checker.on_read_invoked(id, ctx);
+        match node.read_index(now, ctx) {
+            Ok(()) => self.drain(id),
+            Err(e) => {
+                self.checker.on_read_refused(id, ctx);
+                debug!(target: "oar::sim", "{now} {id} refused read {ctx}: {e}");
+            }
+        }
+    }
+
+    fn transfer_random(&mut self) {
+        let now = self.now;
+        let to = self.random_node();
+        let leader = self
+            .nodes
+            .iter_mut()
+            .filter_map(|(&id, n)| Some((id, n.node.as_mut()?)))
+            .find(|(_, n)| n.role() == Role::Leader);
+        let Some((id, node)) = leader else { return };
+        match node.transfer_leadership(now, to) {
+            Ok(()) => {
+                info!(target: "oar::sim", "{now} {id} transfers leadership to {to}");
+                self.report.transfers += 1;
+                self.drain(id);
+            }
+            Err(e) => debug!(target: "oar::sim", "{now} {id} refused to transfer to {to}: {e}"),
+        }
+    }
+
     fn propose_probe(&mut self) {
         let leader = self
             .nodes
@@ -561,9 +623,9 @@ impl World {
         let now = self.now;
         let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) else { return };
         match node.propose(now, data.clone()) {
-            Ok(index) => {
+            Ok(proposed) => {
                 self.report.proposals_accepted += 1;
-                debug!(target: "oar::sim", "{now} {id} accepted a proposal at {index}");
+                debug!(target: "oar::sim", "{now} {id} took a proposal: {proposed:?}");
                 self.drain(id);
             }
             Err(ProposeError::NotLeader { leader_hint: Some(hint) }) if follow_hint && hint != id => {
@@ -580,6 +642,11 @@ fn random_config(rng: &mut Rng) -> Config {
     let mut c = Config::new(NodeId(1));
     c.pre_vote = rng.chance(3, 4);
     c.check_quorum = rng.chance(3, 4);
+    c.lease_reads = c.check_quorum && rng.chance(1, 3);
+    c.forward_proposals = rng.chance(3, 4);
+    if rng.chance(1, 4) {
+        c.pending_reads_max = rng.range(1, 8) as usize;
+    }
     if rng.chance(1, 4) {
         c.inflight_messages_max = rng.range(1, 5) as usize;
     }

@@ -61,3 +61,27 @@ fn checker_catches_votes_that_ignore_the_log() {
     let v = report.violation.unwrap();
     println!("seed {} found: {} ({})", report.seed, v.property, v.detail);
 }
+
+/// A leader that answers reads without confirming it still leads serves
+/// stale reads once deposed.
+#[test]
+fn checker_catches_a_deposed_leader_serving_reads() {
+    let bugs = InjectedBugs { reads_without_confirmation: true, ..InjectedBugs::default() };
+    let report = first_violation(200, 5, bugs).expect("the checker missed stale reads from a deposed leader");
+    let v = report.violation.unwrap();
+    println!("seed {} found: {} ({})", report.seed, v.property, v.detail);
+    assert_eq!(v.property, "linearizability");
+}
+
+#[test]
+fn reads_and_transfers_happen_and_are_checked() {
+    let (mut reads, mut transfers) = (0, 0);
+    for seed in 0..20 {
+        let r = run(&SimOptions::new(seed, 5));
+        assert!(r.violation.is_none() && r.liveness_failure.is_none(), "seed {seed}: {r:?}");
+        reads += r.reads_checked;
+        transfers += r.transfers;
+    }
+    assert!(reads > 1000, "only {reads} reads checked in 20 runs");
+    assert!(transfers > 0, "no leadership transfer in 20 runs");
+}

@@ -209,9 +209,9 @@ fn follower_commits_up_to_the_last_new_entry_and_no_further() {
 fn follower_heartbeat_commit_is_capped_by_its_last_index() {
     let mut c =
         Cluster::from_states(vec![recovered(1, &[1, 1]), recovered(1, &[]), recovered(1, &[])], |_| {});
-    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(5) })));
+    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(5), round: 0 })));
     assert_eq!(c.commit_of(1), LogIndex(2));
-    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(1) })));
+    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(1), round: 0 })));
     assert_eq!(c.commit_of(1), LogIndex(2), "a lower heartbeat commit does not lower it");
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::harness::{is_append_response, is_vote_grant, msg, Cluster};
 use crate::core::Role;
-use crate::message::{AppendEntriesResponse, Heartbeat, MessageBody, RequestVoteResponse};
+use crate::message::{AppendEntriesResponse, Heartbeat, HeartbeatResponse, MessageBody, RequestVoteResponse};
 use crate::types::{LogIndex, NodeId, Term};
 
 /// A 3-node cluster with an elected leader whose blank entry is committed
@@ -73,13 +73,16 @@ fn nothing_is_sent_in_a_new_term_before_it_is_durable() {
     c.stall(f);
     let mark = c.sent.len();
     // A heartbeat from a (hypothetical) leader of term 5.
-    c.inject(msg(leader, f, 5, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(1) })));
+    c.inject(msg(leader, f, 5, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(1), round: 0 })));
     assert_eq!(c.node(f).term(), Term(5));
     assert!(c.sent_since(mark, |m| m.from == NodeId(f)).is_empty());
     c.unstall(f);
     let sent = c.sent_since(mark, |m| m.from == NodeId(f));
     assert_eq!(sent.len(), 1);
-    assert_eq!((sent[0].term, &sent[0].body), (Term(5), &MessageBody::HeartbeatResponse));
+    assert_eq!(
+        (sent[0].term, &sent[0].body),
+        (Term(5), &MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0 }))
+    );
     assert_eq!(c.disks[&NodeId(f)].hard_state.term, Term(5));
 }
 

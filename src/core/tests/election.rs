@@ -9,8 +9,12 @@ use crate::message::{Heartbeat, Message, MessageBody, RequestVote, RequestVoteRe
 use crate::types::{Instant, LogIndex, NodeId, Term};
 
 fn vote_request(from: u64, to: u64, term: u64, last_index: u64, last_term: u64) -> Message {
-    let req =
-        RequestVote { pre_vote: false, last_log_index: LogIndex(last_index), last_log_term: Term(last_term) };
+    let req = RequestVote {
+        pre_vote: false,
+        last_log_index: LogIndex(last_index),
+        last_log_term: Term(last_term),
+        leadership_transfer: false,
+    };
     msg(from, to, term, MessageBody::RequestVote(req))
 }
 
@@ -135,7 +139,7 @@ fn candidate_in_term_1() -> Cluster {
 #[test]
 fn candidate_steps_down_on_heartbeat_from_leader_of_its_term() {
     let mut c = candidate_in_term_1();
-    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0) })));
+    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 0 })));
     assert_eq!(c.node(1).role(), Role::Follower);
     assert_eq!(c.node(1).term(), Term(1));
     assert_eq!(c.node(1).leader(), Some(NodeId(2)));
@@ -175,7 +179,7 @@ fn candidate_falls_back_to_follower_on_a_higher_term() {
 
     // A heartbeat from the leader of a higher term.
     let mut c = candidate_in_term_1();
-    c.inject(msg(2, 1, 3, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0) })));
+    c.inject(msg(2, 1, 3, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 0 })));
     assert_eq!((c.node(1).role(), c.node(1).term()), (Role::Follower, Term(3)));
     assert_eq!(c.node(1).leader(), Some(NodeId(2)));
 }

@@ -62,6 +62,9 @@ pub fn ids(n: u64) -> Vec<NodeId> {
 pub fn config(id: NodeId) -> Config {
     let mut c = Config::new(id);
     c.seed = id.0 * 7919;
+    // Tests of proposals on followers expect NotLeader; forwarding has its
+    // own tests.
+    c.forward_proposals = false;
     c
 }
 
@@ -346,7 +349,7 @@ impl Cluster {
         let now = self.now;
         let result = self.node_mut(id).propose(now, Bytes::copy_from_slice(data));
         self.drain(NodeId(id));
-        result
+        result.map(|p| p.index().expect("harness nodes do not forward proposals unless a test turns it on"))
     }
 
     /// The indexes node `id` applied, in order.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::harness::{entry, is_append_response, msg, terms_of, Cluster};
 use crate::core::{ProgressState, Status};
 use crate::message::{
-    AppendEntries, AppendEntriesResponse, Heartbeat, Message, MessageBody, RequestVoteResponse,
+    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody,
+    RequestVoteResponse,
 };
 use crate::types::{Entry, Instant, LogIndex, NodeId, Term};
 
@@ -71,7 +72,7 @@ fn append(prev: (u64, u64), entries: Vec<Entry>) -> MessageBody {
 }
 
 fn heartbeat() -> MessageBody {
-    MessageBody::Heartbeat(Heartbeat { commit: LogIndex(3) })
+    MessageBody::Heartbeat(Heartbeat { commit: LogIndex(3), round: 0 })
 }
 
 #[test]
@@ -105,7 +106,11 @@ fn append_entries_response_to_a_follower_is_dropped() {
         hint_term: Term(1),
     };
     assert_dropped(&mut c, f, msg(leader, f, 1, MessageBody::AppendEntriesResponse(rejected)));
-    assert_dropped(&mut c, f, msg(other, f, 1, MessageBody::HeartbeatResponse));
+    assert_dropped(
+        &mut c,
+        f,
+        msg(other, f, 1, MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0 })),
+    );
 }
 
 #[test]

@@ -145,10 +145,15 @@ fn follower_that_heard_from_the_leader_recently_ignores_vote_requests() {
     let mut c = Cluster::new(3);
     c.now = c.now + Duration::from_secs(1);
     let heard_at = c.now;
-    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0) })));
+    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 0 })));
     assert_eq!(c.node(1).leader(), Some(NodeId(2)));
     let min = c.node(1).config().election_timeout_min;
-    let pre_vote = RequestVote { pre_vote: true, last_log_index: LogIndex(0), last_log_term: Term(0) };
+    let pre_vote = RequestVote {
+        pre_vote: true,
+        last_log_index: LogIndex(0),
+        last_log_term: Term(0),
+        leadership_transfer: false,
+    };
     let vote = RequestVote { pre_vote: false, ..pre_vote };
 
     // Within the lease: neither a pre-vote nor a vote, and no term change.
@@ -177,7 +182,12 @@ fn leader_ignores_vote_requests_of_a_higher_term_while_it_has_a_quorum() {
     let f = (1..=3).find(|&id| id != leader).unwrap();
     let term = c.node(leader).term();
     let mark = c.sent.len();
-    let vote = RequestVote { pre_vote: false, last_log_index: LogIndex(100), last_log_term: Term(9) };
+    let vote = RequestVote {
+        pre_vote: false,
+        last_log_index: LogIndex(100),
+        last_log_term: Term(9),
+        leadership_transfer: false,
+    };
     c.inject(msg(f, leader, 9, MessageBody::RequestVote(vote)));
     c.inject(msg(f, leader, 9, MessageBody::RequestVote(RequestVote { pre_vote: true, ..vote })));
     assert_eq!(c.node(leader).role(), Role::Leader);

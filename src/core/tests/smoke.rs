@@ -8,7 +8,8 @@ fn three_nodes_elect_and_commit() {
     let mut c = Cluster::new(3);
     let leader = c.elect(Duration::from_secs(5));
     let now = c.now;
-    let index = c.nodes.get_mut(&leader).unwrap().propose(now, Bytes::from_static(b"x")).unwrap();
+    let index =
+        c.nodes.get_mut(&leader).unwrap().propose(now, Bytes::from_static(b"x")).unwrap().index().unwrap();
     c.run_for(Duration::from_millis(200));
     for id in 1..=3 {
         assert!(c.commit_of(id) >= index, "node {id} commit {:?}", c.commit_of(id));

@@ -1,0 +1,318 @@
+//! The data the core hands out and takes in: roles, events, writes, errors
+//! and status snapshots.
+
+use std::fmt;
+
+use crate::config::ConfigError;
+use crate::types::{Entry, HardState, Instant, LogIndex, NodeId, Term};
+
+pub use super::progress::ProgressState;
+
+/// A node's role in its current term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Follows a leader, or waits for one.
+    Follower,
+    /// Asks whether it could win an election, without changing its term.
+    PreCandidate,
+    /// Campaigns for votes in its current term.
+    Candidate,
+    /// Leads the current term.
+    Leader,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Something a runtime may want to log or count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The node's role changed.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The term it holds it in.
+        term: Term,
+    },
+    /// The node learned of a new leader, or lost track of it.
+    LeaderChanged {
+        /// The leader, if known.
+        leader: Option<NodeId>,
+        /// The term of that knowledge.
+        term: Term,
+    },
+    /// The node moved to a newer term.
+    TermChanged {
+        /// The new term.
+        term: Term,
+    },
+    /// This leader started handing leadership to `to`; it refuses proposals
+    /// until the transfer ends.
+    TransferStarted {
+        /// The chosen successor.
+        to: NodeId,
+    },
+    /// The transfer did not complete within an election timeout; this node
+    /// leads on and accepts proposals again. (A transfer that succeeds shows
+    /// as a [`Event::LeaderChanged`].)
+    TransferAbandoned {
+        /// The successor that did not take over.
+        to: NodeId,
+    },
+}
+
+/// The number of a write handed out by [`Node::poll_persist`]. Writes are
+/// numbered consecutively from 1 in the order they are handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PersistId(pub u64);
+
+/// A write the node needs made durable.
+///
+/// Apply it to storage in this order: if `entries` is not empty, delete every
+/// stored entry at or after `entries[0].index`, then append `entries`; then,
+/// if `hard_state` is set, store it. Once this write and every earlier one
+/// are durable (fsync), call [`Node::handle_persisted`] with its `id`. Storage
+/// must never make a later write durable without the earlier ones: if the
+/// hard state lives apart from the log, sync the log first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Persist {
+    /// The write's number, for [`Node::handle_persisted`].
+    pub id: PersistId,
+    /// Entries to append, consecutive, replacing any stored suffix from the
+    /// first one's index.
+    pub entries: Vec<Entry>,
+    /// The new hard state, if it changed.
+    pub hard_state: Option<HardState>,
+}
+
+/// What a node recovers from durable storage when it starts.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveredState {
+    /// The last durable hard state; all zero for a new node.
+    pub hard_state: HardState,
+    /// The durable log, consecutive from index 1.
+    pub entries: Vec<Entry>,
+    /// The index up to which the application's state already reflects the
+    /// log. Entries at or below it are not handed to [`Node::poll_apply`]
+    /// again.
+    pub applied: LogIndex,
+}
+
+/// Why a node could not be created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// The recovered state contradicts itself: the storage it came from is
+    /// damaged or belongs to another node.
+    State(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => e.fmt(f),
+            StartError::State(reason) => write!(f, "recovered state is inconsistent: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> StartError {
+        StartError::Config(e)
+    }
+}
+
+/// Why a proposal was refused. Nothing was appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Only the leader accepts proposals; retry at the hinted node, if any.
+    NotLeader {
+        /// The leader this node knows of.
+        leader_hint: Option<NodeId>,
+    },
+    /// The leader holds `uncommitted_bytes_max` of uncommitted proposals;
+    /// retry once some commit.
+    Backpressure,
+    /// The leader is handing leadership over; retry at the new leader.
+    TransferInProgress {
+        /// The successor.
+        to: NodeId,
+    },
+    /// The command exceeds `entry_bytes_max`.
+    EntryTooLarge {
+        /// The command's size.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
+}
+
+impl fmt::Display for ProposeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProposeError::NotLeader { leader_hint: Some(id) } => write!(f, "not the leader; try {id}"),
+            ProposeError::NotLeader { leader_hint: None } => write!(f, "not the leader; no leader known"),
+            ProposeError::Backpressure => write!(f, "too many uncommitted proposals; retry later"),
+            ProposeError::TransferInProgress { to } => write!(f, "leadership is moving to {to}; retry there"),
+            ProposeError::EntryTooLarge { bytes, max } => {
+                write!(f, "command of {bytes} bytes exceeds entry_bytes_max {max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProposeError {}
+
+/// A snapshot of a node's state, for operators and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The node's id.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: Term,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// Its commit index.
+    pub commit: LogIndex,
+    /// The index the application reported applied.
+    pub applied: LogIndex,
+    /// Its last log index.
+    pub last_index: LogIndex,
+    /// The end of its durable log prefix.
+    pub persisted: LogIndex,
+    /// Replication progress per follower; empty unless leader.
+    pub peers: Vec<PeerStatus>,
+}
+
+/// A leader's view of one follower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The follower.
+    pub id: NodeId,
+    /// Its log matches the leader's, durably, up to here.
+    pub match_index: LogIndex,
+    /// The next index to send it.
+    pub next_index: LogIndex,
+    /// Probe or Replicate.
+    pub state: ProgressState,
+    /// AppendEntries sent and not acknowledged.
+    pub inflight_messages: usize,
+    /// Entry bytes sent and not acknowledged.
+    pub inflight_bytes: u64,
+    /// When it was last heard from in this term.
+    pub last_heard: Option<Instant>,
+}
+
+/// Where an accepted proposal went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proposed {
+    /// Appended to this leader's log at `index`. It is committed once
+    /// [`Node::poll_apply`](crate::Node::poll_apply) hands it out; if this
+    /// leader loses its term first, another entry may take the index.
+    Appended {
+        /// The entry's index.
+        index: LogIndex,
+    },
+    /// Forwarded to the leader `to` (a follower with
+    /// [`Config::forward_proposals`](crate::Config::forward_proposals)). The
+    /// leader may drop it (deposed, overloaded): only the entries applied
+    /// tell the outcome, so carry your own request id in the command.
+    Forwarded {
+        /// The leader it was sent to.
+        to: NodeId,
+    },
+}
+
+impl Proposed {
+    /// The index the command was appended at, if it was appended here.
+    pub fn index(self) -> Option<LogIndex> {
+        match self {
+            Proposed::Appended { index } => Some(index),
+            Proposed::Forwarded { .. } => None,
+        }
+    }
+}
+
+/// A read that may now be served, or that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadReady {
+    /// The caller's identifier, as given to [`Node::read_index`](crate::Node::read_index).
+    pub ctx: u64,
+    /// On success, the read index: this node's state machine has applied at
+    /// least that far, so a query on it now is linearizable.
+    pub result: Result<LogIndex, ReadError>,
+}
+
+/// Why a read could not be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// No leader is known (or, for [`ReadError::NotLeader`] from a leader
+    /// without forwarding, this node does not lead); retry later or at the
+    /// hinted node.
+    NotLeader {
+        /// The leader this node knows of.
+        leader_hint: Option<NodeId>,
+    },
+    /// `pending_reads_max` reads are already waiting; retry later.
+    Backpressure,
+    /// The leader lost its leadership (or the follower its leader) before the
+    /// read was confirmed: retry.
+    LeadershipLost,
+    /// The leader did not answer a forwarded read in time: retry.
+    Timeout,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::NotLeader { leader_hint: Some(id) } => write!(f, "not the leader; try {id}"),
+            ReadError::NotLeader { leader_hint: None } => write!(f, "no leader known; retry later"),
+            ReadError::Backpressure => write!(f, "too many reads waiting; retry later"),
+            ReadError::LeadershipLost => write!(f, "leadership changed before the read was confirmed; retry"),
+            ReadError::Timeout => write!(f, "the leader did not confirm the read in time; retry"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Why a leadership transfer could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferError {
+    /// Only the leader can hand over leadership.
+    NotLeader {
+        /// The leader this node knows of.
+        leader_hint: Option<NodeId>,
+    },
+    /// The target is not a voter of this cluster.
+    NotAVoter(NodeId),
+    /// The target is this node, which already leads.
+    ToSelf,
+    /// A transfer is already under way.
+    InProgress {
+        /// Its target.
+        to: NodeId,
+    },
+}
+
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferError::NotLeader { leader_hint: Some(id) } => write!(f, "not the leader; ask {id}"),
+            TransferError::NotLeader { leader_hint: None } => write!(f, "not the leader; no leader known"),
+            TransferError::NotAVoter(id) => write!(f, "{id} is not a voter"),
+            TransferError::ToSelf => write!(f, "this node already leads"),
+            TransferError::InProgress { to } => write!(f, "a transfer to {to} is already under way"),
+        }
+    }
+}
+
+impl std::error::Error for TransferError {}

@@ -1,0 +1,75 @@
+//! Leadership transfer (thesis §3.10): the leader stops taking proposals,
+//! brings the successor's log up to date, and tells it to campaign at once
+//! with `TimeoutNow`. Abandoned after an election timeout.
+
+use ::log::info;
+
+use super::api::{Event, TransferError};
+use super::{Node, Role};
+use crate::message::MessageBody;
+use crate::types::{Instant, NodeId};
+
+/// A transfer under way.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Transfer {
+    pub(super) to: NodeId,
+    pub(super) deadline: Instant,
+}
+
+impl Node {
+    /// Hands leadership to the voter `to`. Proposals are refused until the
+    /// transfer ends: when `to` wins an election (this node then follows it),
+    /// or after an election timeout, when the transfer is abandoned and this
+    /// node leads on. Both are reported by [`poll_event`](Node::poll_event).
+    pub fn transfer_leadership(&mut self, now: Instant, to: NodeId) -> Result<(), TransferError> {
+        if self.role != Role::Leader {
+            return Err(TransferError::NotLeader { leader_hint: self.leader });
+        }
+        if to == self.id() {
+            return Err(TransferError::ToSelf);
+        }
+        if !self.voters.contains(to) {
+            return Err(TransferError::NotAVoter(to));
+        }
+        if let Some(t) = self.transfer {
+            return Err(TransferError::InProgress { to: t.to });
+        }
+        info!("{} {}: transferring leadership to {}", self.id(), self.term, to);
+        self.transfer = Some(Transfer { to, deadline: now + self.config.election_timeout_max });
+        self.events.push_back(Event::TransferStarted { to });
+        self.replication_pending = true;
+        self.maybe_send_timeout_now();
+        Ok(())
+    }
+
+    /// Sends `TimeoutNow` once the successor's log matches ours entirely.
+    pub(super) fn maybe_send_timeout_now(&mut self) {
+        let Some(t) = self.transfer else { return };
+        let last = self.log.last_index();
+        let caught_up = self.peers.iter().any(|p| p.id == t.to && p.match_index == last);
+        if caught_up {
+            // From here the successor may win before our lease runs out.
+            self.lease_given_up = true;
+            self.send(t.to, MessageBody::TimeoutNow);
+        }
+    }
+
+    pub(super) fn check_transfer_deadline(&mut self, now: Instant) {
+        if let Some(t) = self.transfer.filter(|t| t.deadline <= now) {
+            info!("{} {}: transfer to {} abandoned", self.id(), self.term, t.to);
+            self.transfer = None;
+            self.events.push_back(Event::TransferAbandoned { to: t.to });
+        }
+    }
+
+    /// The leader told us to take over: campaign now, without pre-vote and
+    /// past the voters' leader lease.
+    pub(super) fn on_timeout_now(&mut self, now: Instant, from: NodeId) {
+        if self.role != Role::Follower || self.leader != Some(from) {
+            ::log::debug!("{} {}: TimeoutNow from {} ignored", self.id(), self.term, from);
+            return;
+        }
+        info!("{} {}: leadership handed over by {}", self.id(), self.term, from);
+        self.become_candidate_for_transfer(now);
+    }
+}
