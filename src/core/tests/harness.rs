@@ -6,12 +6,16 @@
 //! back messages that match a predicate ([`Cluster::deliver_except`]), or by
 //! injecting hand-made messages ([`Cluster::inject`]). Every message a node
 //! emits is recorded in [`Cluster::sent`], so tests can count them.
+//!
+//! Every read a node answers lands in [`Cluster::reads`] and every event in
+//! [`Cluster::events`]. A node's application can be paused
+//! ([`Cluster::pause_apply`]) so that it falls behind its commit index.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::core::{Node, Persist, ProposeError, RecoveredState, Role};
+use crate::core::{Event, Node, Persist, ProposeError, ReadError, ReadReady, RecoveredState, Role};
 use crate::message::{AppendEntriesResponse, Message, MessageBody};
 use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};
 
@@ -53,6 +57,13 @@ pub struct Cluster {
     /// Every message any node emitted, in order, including those a cut link
     /// then dropped.
     pub sent: Vec<Message>,
+    /// Reads answered by `poll_read_ready`, per node, in order.
+    pub reads: BTreeMap<NodeId, Vec<ReadReady>>,
+    /// Events reported by `poll_event`, per node, in order.
+    pub events: BTreeMap<NodeId, Vec<Event>>,
+    /// Nodes whose committed entries are not handed to the application until
+    /// resumed (or applied one by one with [`Cluster::apply_next`]).
+    pub apply_paused: BTreeSet<NodeId>,
 }
 
 pub fn ids(n: u64) -> Vec<NodeId> {
@@ -129,6 +140,31 @@ pub fn is_vote_grant(m: &Message) -> bool {
     matches!(m.body, MessageBody::RequestVoteResponse(r) if r.granted)
 }
 
+pub fn is_heartbeat(m: &Message) -> bool {
+    matches!(m.body, MessageBody::Heartbeat(_))
+}
+
+pub fn is_heartbeat_response(m: &Message) -> bool {
+    matches!(m.body, MessageBody::HeartbeatResponse(_))
+}
+
+pub fn is_timeout_now(m: &Message) -> bool {
+    matches!(m.body, MessageBody::TimeoutNow)
+}
+
+/// A cluster of `n` whose leader was elected and has led for a while: every
+/// node follows it and has applied its blank entry. Returns the leader.
+pub fn established(n: u64, tweak: impl Fn(&mut Config)) -> (Cluster, u64) {
+    let mut c = Cluster::with_config(n, tweak);
+    let leader = c.elect(Duration::from_secs(2)).0;
+    c.run_for(Duration::from_millis(100));
+    assert_eq!(c.assert_single_leader(), NodeId(leader));
+    for id in 1..=n {
+        assert_eq!(c.node(id).applied_index(), LogIndex(1), "node {id} applied the blank entry");
+    }
+    (c, leader)
+}
+
 impl Cluster {
     /// A cluster of `n` fresh nodes with default test configs.
     pub fn new(n: u64) -> Cluster {
@@ -154,7 +190,7 @@ impl Cluster {
         Cluster {
             now: Instant::ZERO,
             applied: voters.iter().map(|&id| (id, Vec::new())).collect(),
-            voters,
+            voters: voters.clone(),
             disks,
             nodes,
             pending_writes: BTreeMap::new(),
@@ -162,6 +198,9 @@ impl Cluster {
             network: VecDeque::new(),
             cut: BTreeSet::new(),
             sent: Vec::new(),
+            reads: voters.iter().map(|&id| (id, Vec::new())).collect(),
+            events: voters.iter().map(|&id| (id, Vec::new())).collect(),
+            apply_paused: BTreeSet::new(),
         }
     }
 
@@ -173,7 +212,8 @@ impl Cluster {
         self.nodes.get_mut(&NodeId(id)).unwrap()
     }
 
-    /// Drains one node's outputs: writes, messages, entries to apply.
+    /// Drains one node's outputs: writes, messages, entries to apply, reads
+    /// and events.
     pub fn drain(&mut self, id: NodeId) {
         let now = self.now;
         loop {
@@ -202,12 +242,19 @@ impl Cluster {
                     self.network.push_back(m);
                 }
             }
-            while let Some(e) = node.poll_apply() {
-                progressed = true;
-                node.handle_applied(e.index);
-                self.applied.get_mut(&id).unwrap().push(e);
+            if !self.apply_paused.contains(&id) {
+                while let Some(e) = node.poll_apply() {
+                    progressed = true;
+                    node.handle_applied(e.index);
+                    self.applied.get_mut(&id).unwrap().push(e);
+                }
             }
-            while node.poll_event().is_some() {}
+            while let Some(r) = node.poll_read_ready() {
+                self.reads.get_mut(&id).unwrap().push(r);
+            }
+            while let Some(e) = node.poll_event() {
+                self.events.get_mut(&id).unwrap().push(e);
+            }
             node.check_invariants();
             if !progressed {
                 break;
@@ -360,6 +407,91 @@ impl Cluster {
     /// The messages sent since `mark` (a former `sent.len()`) matching `pred`.
     pub fn sent_since(&self, mark: usize, pred: impl Fn(&Message) -> bool) -> Vec<&Message> {
         self.sent[mark..].iter().filter(|m| pred(m)).collect()
+    }
+
+    /// Asks node `id` for a read and drains it.
+    pub fn read(&mut self, id: u64, ctx: u64) -> Result<(), ReadError> {
+        let now = self.now;
+        let result = self.node_mut(id).read_index(now, ctx);
+        self.drain(NodeId(id));
+        result
+    }
+
+    /// The reads node `id` answered so far, in order.
+    pub fn reads_of(&self, id: u64) -> &[ReadReady] {
+        &self.reads[&NodeId(id)]
+    }
+
+    /// The answer node `id` gave to read `ctx`, if any; panics if it
+    /// answered it twice.
+    pub fn read_result(&self, id: u64, ctx: u64) -> Option<Result<LogIndex, ReadError>> {
+        let answers: Vec<_> = self.reads_of(id).iter().filter(|r| r.ctx == ctx).collect();
+        assert!(answers.len() <= 1, "node {id} answered read {ctx} more than once: {answers:?}");
+        answers.first().map(|r| r.result)
+    }
+
+    /// The events node `id` reported so far, in order.
+    pub fn events_of(&self, id: u64) -> &[Event] {
+        &self.events[&NodeId(id)]
+    }
+
+    /// Forgets the events reported so far, so that a test sees only its own.
+    pub fn clear_events(&mut self) {
+        self.events.values_mut().for_each(Vec::clear);
+    }
+
+    /// Stops handing node `id`'s committed entries to its application.
+    pub fn pause_apply(&mut self, id: u64) {
+        self.apply_paused.insert(NodeId(id));
+    }
+
+    /// Applies everything node `id` has committed and keeps applying.
+    pub fn resume_apply(&mut self, id: u64) {
+        self.apply_paused.remove(&NodeId(id));
+        self.drain(NodeId(id));
+    }
+
+    /// Applies the next committed entry of node `id` (whose application is
+    /// paused) and drains it. Returns the index applied, if any.
+    pub fn apply_next(&mut self, id: u64) -> Option<LogIndex> {
+        let node = self.nodes.get_mut(&NodeId(id)).unwrap();
+        let e = node.poll_apply()?;
+        let index = e.index;
+        node.handle_applied(index);
+        self.applied.get_mut(&NodeId(id)).unwrap().push(e);
+        self.drain(NodeId(id));
+        Some(index)
+    }
+
+    /// Advances time deadline by deadline, delivering nothing, until node
+    /// `id` sends heartbeats (starts a confirmation round). The heartbeats
+    /// stay in the network.
+    pub fn tick_until_heartbeat(&mut self, id: u64) {
+        for _ in 0..1000 {
+            let mark = self.sent.len();
+            self.tick();
+            if !self.sent_since(mark, |m| m.from == NodeId(id) && is_heartbeat(m)).is_empty() {
+                return;
+            }
+        }
+        panic!("node {id} never sent a heartbeat");
+    }
+
+    /// Reports node `id`'s pending writes durable and drains it, leaving its
+    /// disk stalled for the writes that follow.
+    pub fn sync(&mut self, id: u64) {
+        let nid = NodeId(id);
+        let now = self.now;
+        let disk = self.disks.get_mut(&nid).unwrap();
+        let mut last = None;
+        for p in self.pending_writes.get_mut(&nid).map(|w| w.drain(..)).into_iter().flatten() {
+            disk.write(&p);
+            last = Some(p.id);
+        }
+        if let Some(last) = last {
+            self.nodes.get_mut(&nid).unwrap().handle_persisted(now, last);
+        }
+        self.drain(nid);
     }
 
     /// Stops reporting node `id`'s writes durable.
