@@ -255,6 +255,9 @@ impl Node {
         self.term_or_vote_changed();
         self.events.push_back(Event::TermChanged { term });
         self.held.retain(|(_, m)| m.term >= term);
+        // The old term's leader leads no more, even if it wins again; this
+        // also fails reads that were waiting on it.
+        self.set_leader(None);
     }
 
     /// Steps down to follower in `term` (adopting it if newer) under

@@ -543,6 +543,7 @@ impl Node {
         if !self.forward_queue.is_empty() {
             self.flush_forwarded();
         }
+        self.start_requested_round();
         if self.replication_pending {
             self.replication_pending = false;
             self.flush_replication();

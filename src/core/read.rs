@@ -41,6 +41,10 @@ pub(super) struct Reads {
     round_starts: VecDeque<(u64, Instant)>,
     /// When the latest confirmed round started.
     lease_start: Option<Instant>,
+    /// Reads wait for a round not started yet: start it when messages are
+    /// next drained, so that reads arriving until then share it. Holds the
+    /// time of the first such read, a conservative start for the lease.
+    round_requested_at: Option<Instant>,
     /// Leader: reads waiting for a round, in arrival order (rounds never
     /// decrease along the queue).
     unconfirmed: VecDeque<PendingRead>,
@@ -153,13 +157,34 @@ impl Node {
         let round = self.reads.round + 1;
         self.reads.unconfirmed.push_back(PendingRead { ctx, requester, index, round });
         if self.reads.round == self.reads.confirmed_round {
+            self.request_round(now);
+        }
+    }
+
+    /// Asks for a round to start at the next drain of messages (at once in a
+    /// cluster of one, which confirms its own rounds).
+    fn request_round(&mut self, now: Instant) {
+        if self.voters.ids().len() == 1 {
             self.start_round(now);
+        } else {
+            self.reads.round_requested_at.get_or_insert(now);
+        }
+    }
+
+    /// Starts the round reads asked for, if any; called when messages are
+    /// drained.
+    pub(super) fn start_requested_round(&mut self) {
+        if let Some(at) = self.reads.round_requested_at.take() {
+            if self.role == Role::Leader {
+                self.start_round(at);
+            }
         }
     }
 
     /// Starts a confirmation round: a heartbeat to every follower.
     pub(super) fn start_round(&mut self, now: Instant) {
         debug_assert_eq!(self.role, Role::Leader);
+        self.reads.round_requested_at = None;
         self.reads.round += 1;
         if self.reads.round_starts.len() == ROUND_STARTS_MAX {
             self.reads.round_starts.pop_front();
@@ -201,7 +226,7 @@ impl Node {
             self.read_confirmed(r.ctx, r.requester, r.index);
         }
         if !self.reads.unconfirmed.is_empty() && self.reads.round == self.reads.confirmed_round {
-            self.start_round(now);
+            self.request_round(now);
         }
     }
 
@@ -309,6 +334,7 @@ impl Node {
         self.reads.confirmed_round = 0;
         self.reads.round_starts.clear();
         self.reads.lease_start = None;
+        self.reads.round_requested_at = None;
         for p in self.peers.iter_mut() {
             p.acked_round = 0;
         }
