@@ -28,6 +28,11 @@ pub const RECORD_HEADER_BYTES: usize = 4 + 4 + 1;
 /// anything is allocated.
 pub const MAX_ENTRY_DATA_BYTES: usize = 64 << 20;
 
+/// The largest first index a segment header may name. Far beyond any real
+/// log, and far enough below `u64::MAX` that index arithmetic on a file's
+/// worth of entries after it cannot overflow.
+pub(crate) const MAX_FIRST_INDEX: LogIndex = LogIndex(1 << 62);
+
 /// Entry record payload before the data: index, term, entry kind.
 const ENTRY_FIXED_BYTES: usize = 8 + 8 + 1;
 /// Hard state record payload: term, vote, commit.
@@ -107,6 +112,9 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<SegmentHeader, String> {
     }
     if first_index == LogIndex(0) {
         return Err("header names first index 0; indexes start at 1".into());
+    }
+    if first_index > MAX_FIRST_INDEX {
+        return Err(format!("header names first index {first_index}, beyond any log"));
     }
     if first_index == LogIndex(1) && prev_term != Term(0) {
         return Err(format!("first index 1 with previous term {}; index 0 has term 0", prev_term.0));
