@@ -23,6 +23,7 @@ pub mod core;
 pub mod message;
 pub mod rng;
 pub mod sim;
+pub mod storage;
 pub mod types;
 
 pub use crate::config::{Config, ConfigError};

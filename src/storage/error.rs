@@ -1,0 +1,179 @@
+//! The storage layer's one error type.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::types::LogIndex;
+
+/// Why a storage operation failed, and what to do about it.
+///
+/// [`StorageError::is_fatal`] tells the runtime whether the log can go on:
+/// after a fatal error every later write is refused with
+/// [`StorageError::Poisoned`], because the state of the page cache and the
+/// file is unknown (nothing is retried).
+#[derive(Debug)]
+pub enum StorageError {
+    /// Another process (or another [`Wal`](super::Wal) in this one) holds the
+    /// data directory's lock. Stop the other user, or point this node at its
+    /// own directory.
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// The on-disk log is damaged in a way a crash cannot explain: a bad
+    /// record before the end of the log, a gap in indexes, or a segment that
+    /// does not start where the previous one ended. The node must not start:
+    /// restore the directory from a replica or a backup. Nothing was changed.
+    Corruption {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage in that file.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// The disk (or the user's quota) is full. Fatal: free space and restart
+    /// the node; recovery keeps every whole record.
+    DiskFull {
+        /// The file that could not grow.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// `fsync` of a file or directory failed. Fatal: the kernel may have
+    /// dropped the dirty pages, so whether the data reached the disk is
+    /// unknown; restart the node to recover from what is really there.
+    SyncFailed {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Any other IO failure. Fatal when it happened while writing.
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// An earlier fatal error stopped the log; it refuses writes until it is
+    /// reopened (by a restarted node).
+    Poisoned {
+        /// The earlier error.
+        cause: String,
+    },
+    /// An entry's data is larger than
+    /// [`MAX_ENTRY_DATA_BYTES`](super::MAX_ENTRY_DATA_BYTES). Nothing was
+    /// written; the log goes on.
+    EntryTooLarge {
+        /// The entry's index.
+        index: LogIndex,
+        /// Its data length.
+        len_bytes: u64,
+        /// The limit.
+        max_bytes: u64,
+    },
+    /// A read asked for entries the log does not hold (compacted, or not
+    /// written yet). A leader should send a snapshot instead.
+    OutOfRange {
+        /// The first index asked for.
+        start: LogIndex,
+        /// One past the last index asked for.
+        end: LogIndex,
+        /// The first index the log holds.
+        first: LogIndex,
+        /// The last index the log holds.
+        last: LogIndex,
+    },
+    /// The options passed to [`Wal::open`](super::Wal::open) make no sense.
+    InvalidOptions {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl StorageError {
+    /// Whether the log stopped accepting writes because of this error.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            StorageError::DiskFull { .. }
+                | StorageError::SyncFailed { .. }
+                | StorageError::Io { .. }
+                | StorageError::Poisoned { .. }
+        )
+    }
+
+    /// Maps an IO error from `op` on `path`, recognising a full disk.
+    pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> StorageError {
+        let path = path.to_path_buf();
+        if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
+            StorageError::DiskFull { path, source }
+        } else {
+            StorageError::Io { op, path, source }
+        }
+    }
+
+    /// Maps a failed fsync of `path`.
+    pub(crate) fn sync(path: &Path, source: io::Error) -> StorageError {
+        StorageError::SyncFailed { path: path.to_path_buf(), source }
+    }
+
+    /// A corruption report.
+    pub(crate) fn corruption(path: &Path, offset: u64, reason: impl Into<String>) -> StorageError {
+        StorageError::Corruption { path: path.to_path_buf(), offset, reason: reason.into() }
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Locked { dir } => write!(
+                f,
+                "data directory {} is locked by another process; stop it or use another directory",
+                dir.display()
+            ),
+            StorageError::Corruption { path, offset, reason } => write!(
+                f,
+                "log corrupted in {} at byte {offset}: {reason}; refusing to start \
+                 (restore this directory from a replica or backup)",
+                path.display()
+            ),
+            StorageError::DiskFull { path, source } => {
+                write!(f, "disk full writing {}: {source}; free space and restart the node", path.display())
+            }
+            StorageError::SyncFailed { path, source } => write!(
+                f,
+                "fsync of {} failed: {source}; the log stopped, restart the node to recover",
+                path.display()
+            ),
+            StorageError::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
+            StorageError::Poisoned { cause } => {
+                write!(f, "the log stopped after an earlier failure ({cause}); restart the node")
+            }
+            StorageError::EntryTooLarge { index, len_bytes, max_bytes } => {
+                write!(f, "entry {index} holds {len_bytes} bytes, above the log's limit of {max_bytes}")
+            }
+            StorageError::OutOfRange { start, end, first, last } => write!(
+                f,
+                "entries [{start}, {end}) asked for, but the log holds [{first}, {last}]; \
+                 older entries were compacted (send a snapshot)"
+            ),
+            StorageError::InvalidOptions { reason } => write!(f, "invalid log options: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StorageError::DiskFull { source, .. }
+            | StorageError::SyncFailed { source, .. }
+            | StorageError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

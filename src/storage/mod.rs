@@ -1,0 +1,163 @@
+//! Durable storage: a segmented, CRC-framed, append-only log of entries and
+//! hard states, with group commit and honest crash recovery.
+//!
+//! [`Wal`] is what a runtime's log-writer thread drives: [`Wal::open`] a data
+//! directory (locked with fs2) and get back a [`RecoveredLog`]; then, per
+//! batch of the core's `Persist` writes, [`Wal::write`] each one and
+//! [`Wal::sync`] once (one `fdatasync` for the whole batch: the group
+//! commit). [`Wal::read`] serves old entries to slow followers from disk;
+//! [`Wal::compact_prefix`] drops old segments under a snapshot.
+//!
+//! All file access goes through the [`Fs`] trait: [`RealFs`] is the disk,
+//! [`SimFs`] an in-memory file system whose [`SimFs::crash`] loses what a
+//! power cut may lose, so the simulator can run the real recovery code.
+//!
+//! This layer depends on [`crate::types`] (and [`crate::rng`] for
+//! [`SimFs::crash`]) only; turning a [`RecoveredLog`] into the core's
+//! `RecoveredState` is the runtime's job.
+//!
+//! # The one ordering rule
+//!
+//! A crash must never leave a later write durable while an earlier one is
+//! not; above all, a hard state (its commit index, its vote) must never be
+//! durable ahead of the entries written before it. So hard states are not
+//! kept in a side file: they are records in the same append-only stream as
+//! the entries, and recovery replays the stream in order. Within one file a
+//! crash keeps a prefix of the unsynced writes (a torn record ends the
+//! prefix); across files the log keeps order by syncing: a segment is
+//! fsynced in full before the next one is created, and every new segment
+//! starts with a copy of the latest hard state, so that deleting older
+//! segments never loses it.
+//!
+//! # On disk
+//!
+//! A data directory holds a `LOCK` file and segment files named by the
+//! index their header names, zero-padded to 20 digits:
+//! `00000000000000000001.wal`. A segment is first written as `<name>.tmp`,
+//! preallocated ([`WalOptions::segment_size_bytes`], default 64 MiB),
+//! given its header and the current hard state, fsynced, renamed into place
+//! and the directory fsynced: a segment under its real name is always whole.
+//!
+//! Segment header ([`SEGMENT_HEADER_BYTES`] = 40), little-endian:
+//!
+//! | offset | size | field                                                   |
+//! |--------|------|---------------------------------------------------------|
+//! | 0      | 8    | magic [`SEGMENT_MAGIC`] (`oar-wal\0`)                   |
+//! | 8      | 4    | format version, [`FORMAT_VERSION`]                      |
+//! | 12     | 4    | reserved, zero                                          |
+//! | 16     | 8    | first index: the index of the segment's first entry     |
+//! | 24     | 8    | previous term: the term of entry `first index - 1`      |
+//! | 32     | 4    | CRC32C of bytes 0..32                                   |
+//! | 36     | 4    | reserved, zero                                          |
+//!
+//! Then records, back to back, then zeros (the preallocated rest). Record
+//! ([`RECORD_HEADER_BYTES`] = 9 before the payload):
+//!
+//! | offset | size | field                                                   |
+//! |--------|------|---------------------------------------------------------|
+//! | 0      | 4    | payload length `n`                                      |
+//! | 4      | 4    | CRC32C of the length, kind and payload (bytes 0..4 and 8..9+n) |
+//! | 8      | 1    | kind: 1 entry, 2 hard state, 3 truncate                 |
+//! | 9      | n    | payload                                                 |
+//!
+//! Payloads:
+//!
+//! | kind           | payload                                                       |
+//! |----------------|---------------------------------------------------------------|
+//! | 1 entry        | index `u64`, term `u64`, entry kind `u8` (0 blank, 1 command), data (`n - 17` bytes, at most [`MAX_ENTRY_DATA_BYTES`]) |
+//! | 2 hard state   | term `u64`, vote `u64` (0 = none), commit `u64`; `n = 24`      |
+//! | 3 truncate     | last kept index `u64`: entries after it are deleted; `n = 8`  |
+//!
+//! The CRC covers the length so that a torn length cannot make a valid
+//! record out of the bytes that follow. Entry records carry their index so
+//! that replay checks consecutiveness instead of trusting positions.
+//!
+//! # Writing
+//!
+//! - An entry whose index is at or below the last one deletes the suffix
+//!   from there: a truncate record is written, then the entries, in one
+//!   write call. Nothing is ever overwritten in place, so a torn write can
+//!   never splice new bytes onto old ones.
+//! - A segment is sealed when the next record would not fit: buffered
+//!   records are written, the segment is fsynced, and the next is created
+//!   (a segment that holds no entry is replaced under its own name
+//!   instead, so names stay unique and increasing).
+//! - A truncate record goes in the segment holding the first deleted
+//!   index. *Truncation across segments* (rare: a conflicting suffix longer
+//!   than a segment) first syncs, appends the latest hard state to that
+//!   older segment and syncs it, removes the newer segments newest first
+//!   (fsyncing the directory after each), and then writes the truncate
+//!   record there. A crash in the middle leaves the old log cut at a
+//!   segment boundary at or after the truncation point, with the latest
+//!   hard state: a prefix of a log that was durable, missing only entries
+//!   the truncation deletes anyway (they conflict with the leader, so they
+//!   were never committed). Never a mix of old and new entries.
+//! - [`Wal::compact_prefix`] removes whole segments oldest first and syncs
+//!   the directory; the hard state survives in the first kept segment.
+//! - Any failed write, fsync, or directory operation poisons the log
+//!   ([`StorageError::Poisoned`] for every later write): after a failed
+//!   fsync the page cache cannot be trusted, and nothing is retried.
+//!
+//! # Recovery decision table
+//!
+//! Segments are read in index order and their records replayed.
+//!
+//! | what recovery finds                                              | where                   | decision |
+//! |------------------------------------------------------------------|-------------------------|----------|
+//! | `*.wal.tmp` file                                                 | directory               | remove it (an interrupted segment creation; never used) |
+//! | no segment at all                                                | directory               | new log: create segment 1 |
+//! | bad magic, version, header CRC; header index ≠ file name         | any segment             | `Corruption` at offset 0 or 16 |
+//! | segment does not start where the previous ended (gap, overlap, previous term differs) | any but the first | `Corruption` at offset 16 or 24 |
+//! | zero-filled bytes to the end of the file                         | any segment             | clean end of that segment |
+//! | bad record (torn, short, bad CRC or kind or length) followed only by bytes that hold no whole record | last segment | **torn tail**: cut at the last whole record, zero the rest, fsync; reported in [`RecoveredLog::torn_tail`] and logged |
+//! | bad record, and a whole valid record starts somewhere after it   | last segment            | `Corruption` at the bad record (damage inside the log, not a torn write) |
+//! | bad record with any non-zero byte after it                       | any but the last        | `Corruption` at the bad record |
+//! | entry whose index is not last + 1, or whose term decreases       | anywhere                | `Corruption` at that record |
+//! | truncate record outside its segment's entries                    | anywhere                | `Corruption` at that record |
+//!
+//! After replay the last segment and the directory are fsynced: after a
+//! process crash (rather than a power cut) the page cache may hold writes
+//! no sync covered, and the node must not act on them until they are durable.
+//!
+//! What this cannot tell apart: a bit flip in the very last record looks
+//! exactly like a torn write and is cut as one (reported, not silent). And
+//! a disk that persists later sectors of an unsynced write before earlier
+//! ones can leave a whole record after a torn one; that is reported as
+//! `Corruption` rather than guessed at (the safe side: the node does not
+//! start, no acknowledged entry is dropped).
+//!
+//! Decoding is total: every length is checked against the bytes that remain
+//! and [`MAX_ENTRY_DATA_BYTES`] before anything is allocated, and segment
+//! files above 4 GiB are refused before they are read.
+//!
+//! # Decisions worth knowing
+//!
+//! - Writes go to the file at once (one `pwrite` per [`Wal::write`]); only
+//!   [`Wal::sync`] waits for the disk. Sealed segments are fsynced once, at
+//!   rotation, so a sync is always a single `fdatasync` of one file.
+//! - The log keeps 8 bytes per entry in memory (its offset) plus one pair
+//!   per term change, so that [`Wal::read`] is one positional read per
+//!   segment touched; entry data lives only on disk and in the caller.
+//! - `Wal` is single-threaded (`&mut self` for writes); the runtime owns it
+//!   in its log-writer thread.
+
+mod error;
+mod format;
+mod fs;
+mod recovery;
+mod sim_fs;
+mod wal;
+
+pub use self::error::StorageError;
+pub use self::format::{
+    FORMAT_VERSION, MAX_ENTRY_DATA_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
+};
+pub use self::fs::{Fs, FsFile, RealFs};
+pub use self::recovery::{RecoveredLog, TornTail};
+pub use self::sim_fs::{SimFile, SimFs, SimLock, SIM_SECTOR_BYTES};
+pub use self::wal::{
+    Wal, WalOptions, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES,
+};
+
+#[cfg(test)]
+mod tests;

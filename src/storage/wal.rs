@@ -1,0 +1,666 @@
+//! The write-ahead log: appends, hard state, group-commit sync, reads,
+//! suffix truncation and prefix compaction over segment files.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use log::{debug, info};
+
+use super::error::StorageError;
+use super::format::{
+    self, decode_record, encode_hard_state, encode_header, encode_truncate, RecordView, SegmentHeader,
+    HARD_STATE_RECORD_BYTES, MAX_ENTRY_DATA_BYTES, SEGMENT_HEADER_BYTES,
+};
+use super::fs::{Fs, FsFile, RealFs};
+use super::recovery::{parse_segment_name, replay, segment_name, RecoveredLog, TEMP_EXTENSION};
+use crate::types::{Entry, HardState, LogIndex, Term};
+
+/// The default size segments are preallocated to: 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
+/// The smallest segment size accepted (small sizes are for tests).
+pub const MIN_SEGMENT_SIZE_BYTES: u64 = 256;
+/// The largest segment size accepted.
+pub const MAX_SEGMENT_SIZE_BYTES: u64 = 1 << 30;
+
+/// How a [`Wal`] lays out its files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalOptions {
+    /// The size each segment file is preallocated to. A segment is sealed
+    /// and a new one started when the next record would not fit (a record
+    /// larger than a whole segment gets a segment of its own, which grows to
+    /// hold it). Between [`MIN_SEGMENT_SIZE_BYTES`] and
+    /// [`MAX_SEGMENT_SIZE_BYTES`].
+    pub segment_size_bytes: u64,
+}
+
+impl Default for WalOptions {
+    fn default() -> WalOptions {
+        WalOptions { segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES }
+    }
+}
+
+impl WalOptions {
+    fn validate(&self) -> Result<(), StorageError> {
+        if !(MIN_SEGMENT_SIZE_BYTES..=MAX_SEGMENT_SIZE_BYTES).contains(&self.segment_size_bytes) {
+            return Err(StorageError::InvalidOptions {
+                reason: format!(
+                    "segment_size_bytes is {}; it must lie in [{MIN_SEGMENT_SIZE_BYTES}, {MAX_SEGMENT_SIZE_BYTES}]",
+                    self.segment_size_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One segment file as the log knows it.
+#[derive(Clone, Debug)]
+pub(crate) struct Segment {
+    /// The index its header names: its first entry, when it has one.
+    pub(crate) first: LogIndex,
+    /// The term of the entry before `first`.
+    pub(crate) prev_term: Term,
+    pub(crate) path: PathBuf,
+    /// The byte offset of each live entry, `first + i` at position `i`.
+    /// Invariant: strictly increasing, each below `end`.
+    pub(crate) entry_offsets: Vec<u64>,
+    /// Where the next record goes: the end of the last whole record.
+    pub(crate) end: u64,
+}
+
+impl Segment {
+    pub(crate) fn new(first: LogIndex, prev_term: Term, path: PathBuf) -> Segment {
+        Segment { first, prev_term, path, entry_offsets: Vec::new(), end: SEGMENT_HEADER_BYTES as u64 }
+    }
+
+    /// One past its last live entry: where the next segment must start.
+    fn end_index(&self) -> LogIndex {
+        self.first.plus(self.entry_offsets.len() as u64)
+    }
+}
+
+/// The term of every entry, stored as runs (terms change rarely).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TermRuns {
+    /// The entry just before the log and its term.
+    base: (LogIndex, Term),
+    /// `(first index of the run, term)`, by index. Invariant: indexes
+    /// increasing, terms increasing, every index above `base.0`.
+    runs: Vec<(LogIndex, Term)>,
+}
+
+impl TermRuns {
+    pub(crate) fn new(first: LogIndex, prev_term: Term) -> TermRuns {
+        TermRuns { base: (first.prev(), prev_term), runs: Vec::new() }
+    }
+
+    pub(crate) fn push(&mut self, index: LogIndex, term: Term) {
+        if self.runs.last().map(|&(_, t)| t) != Some(term) {
+            self.runs.push((index, term));
+        }
+    }
+
+    /// The term of `index`, for an index from the base to the last pushed.
+    pub(crate) fn term(&self, index: LogIndex) -> Option<Term> {
+        if index == self.base.0 {
+            return Some(self.base.1);
+        }
+        if index < self.base.0 {
+            return None;
+        }
+        let run = self.runs.partition_point(|&(start, _)| start <= index);
+        run.checked_sub(1).map(|r| self.runs[r].1)
+    }
+
+    pub(crate) fn truncate_after(&mut self, last_kept: LogIndex) {
+        let keep = self.runs.partition_point(|&(start, _)| start <= last_kept);
+        self.runs.truncate(keep);
+    }
+
+    fn compact(&mut self, first: LogIndex, prev_term: Term) {
+        let covering = self.runs.partition_point(|&(start, _)| start <= first);
+        if covering > 0 {
+            self.runs.drain(..covering - 1);
+            self.runs[0].0 = self.runs[0].0.max(first);
+        }
+        self.base = (first.prev(), prev_term);
+    }
+}
+
+/// A segmented, CRC-framed, append-only log of entries and hard states in
+/// one data directory. See [`crate::storage`] for the format, the ordering
+/// argument and the recovery rules.
+///
+/// Methods, by kind:
+/// - open: [`Wal::open`] (the real disk), [`Wal::open_with`] (any [`Fs`]);
+/// - writes, which reach the disk at once but are durable only after
+///   [`Wal::sync`]: [`Wal::write`], [`Wal::append`], [`Wal::set_hard_state`];
+/// - [`Wal::sync`]: one `fdatasync` for everything written so far;
+/// - [`Wal::read`]: entries back from disk;
+/// - [`Wal::compact_prefix`]: drop whole old segments;
+/// - getters: [`Wal::first_index`], [`Wal::last_index`], [`Wal::term`],
+///   [`Wal::hard_state`], [`Wal::dir`].
+///
+/// After a fatal error (a failed write or fsync, a full disk) every later
+/// write, sync or compaction returns [`StorageError::Poisoned`]; reopen the
+/// directory (restart the node) to recover from what is really on disk.
+#[derive(Debug)]
+pub struct Wal<F: Fs = RealFs> {
+    fs: F,
+    dir: PathBuf,
+    options: WalOptions,
+    /// Held for the life of the log; released on drop.
+    _lock: F::Lock,
+    /// Oldest first; the last one is written to. Invariant: never empty;
+    /// each starts at the previous one's `end_index()`; all but the last
+    /// are durable in full.
+    segments: Vec<Segment>,
+    /// The last segment's file.
+    active: F::File,
+    terms: TermRuns,
+    last_index: LogIndex,
+    last_term: Term,
+    /// The last hard state written (not necessarily synced).
+    hard_state: HardState,
+    /// Bytes were written to `active` since its last sync.
+    dirty: bool,
+    /// Records encoded but not yet written. Empty between calls; kept for
+    /// its capacity so that writes do not allocate.
+    buf: Vec<u8>,
+    /// Why the log stopped, after a fatal error.
+    poisoned: Option<String>,
+}
+
+impl Wal<RealFs> {
+    /// Opens (creating if needed) the log in `dir` on the real disk, locks
+    /// the directory, and recovers what it holds. Fails with
+    /// [`StorageError::Locked`] if another process has it open, and with
+    /// [`StorageError::Corruption`] if the log is damaged beyond a torn tail.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        options: WalOptions,
+    ) -> Result<(Wal<RealFs>, RecoveredLog), StorageError> {
+        Wal::open_with(RealFs, dir, options)
+    }
+}
+
+impl<F: Fs> Wal<F> {
+    /// [`Wal::open`] on the file system `fs`, for example a
+    /// [`SimFs`](super::SimFs).
+    pub fn open_with(
+        fs: F,
+        dir: impl AsRef<Path>,
+        options: WalOptions,
+    ) -> Result<(Wal<F>, RecoveredLog), StorageError> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        fs.create_dir_all(&dir).map_err(|e| StorageError::io("create directory", &dir, e))?;
+        let lock = fs.lock_dir(&dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                StorageError::Locked { dir: dir.clone() }
+            } else {
+                StorageError::io("lock", &dir, e)
+            }
+        })?;
+        let listed = fs.list(&dir).map_err(|e| StorageError::io("list", &dir, e))?;
+        let mut names = Vec::new();
+        let mut removed_temp = false;
+        for name in listed {
+            if let Some(segment) = name.strip_suffix(TEMP_EXTENSION) {
+                if parse_segment_name(segment).is_some() {
+                    // A segment whose creation was interrupted before its
+                    // rename: it was never used.
+                    let path = dir.join(&name);
+                    fs.remove(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+                    removed_temp = true;
+                }
+            } else if let Some(first) = parse_segment_name(&name) {
+                names.push((first, name));
+            }
+        }
+        if removed_temp {
+            fs.sync_dir(&dir).map_err(|e| StorageError::sync(&dir, e))?;
+        }
+        names.sort();
+
+        let mut buf = Vec::new();
+        let (segments, active, terms, last_term, recovered) = if names.is_empty() {
+            info!("{}: new log", dir.display());
+            let (active, segment) = create_segment(
+                &fs,
+                &dir,
+                SegmentHeader { first_index: LogIndex(1), prev_term: Term(0) },
+                HardState::default(),
+                options.segment_size_bytes,
+                &mut buf,
+            )?;
+            let recovered = RecoveredLog { first_index: LogIndex(1), ..RecoveredLog::default() };
+            (vec![segment], active, TermRuns::new(LogIndex(1), Term(0)), Term(0), recovered)
+        } else {
+            let r = replay(&fs, &dir, &names)?;
+            (r.segments, r.active, r.terms, r.last_term, r.recovered)
+        };
+        buf.clear();
+        let last_index = recovered.first_index.plus(recovered.entries.len() as u64).prev();
+        let wal = Wal {
+            fs,
+            dir,
+            options,
+            _lock: lock,
+            segments,
+            active,
+            terms,
+            last_index,
+            last_term,
+            hard_state: recovered.hard_state,
+            dirty: false,
+            buf,
+            poisoned: None,
+        };
+        wal.check_invariants();
+        Ok((wal, recovered))
+    }
+
+    // ---------------------------------------------------------------- getters
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The index of the first entry in the log (1 unless compacted); the
+    /// log is empty when it exceeds [`Wal::last_index`].
+    pub fn first_index(&self) -> LogIndex {
+        self.segments[0].first
+    }
+
+    /// The index of the last entry written; `first_index() - 1` when empty.
+    pub fn last_index(&self) -> LogIndex {
+        self.last_index
+    }
+
+    /// The term of the entry at `index`, for any index from
+    /// `first_index() - 1` to `last_index()`.
+    pub fn term(&self, index: LogIndex) -> Option<Term> {
+        if index > self.last_index {
+            return None;
+        }
+        self.terms.term(index)
+    }
+
+    /// The last hard state written (durable after the next [`Wal::sync`]).
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// How many segment files the log spans.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    // ----------------------------------------------------------------- writes
+
+    /// Writes `entries` and then, if given, `hard_state`, with one write
+    /// call: the shape of the core's `Persist`. If `entries[0].index` is at
+    /// or below [`Wal::last_index`], every stored entry from that index on is
+    /// deleted first. Durable after the next [`Wal::sync`]; a crash before
+    /// that keeps a prefix of this and earlier unsynced writes, in order.
+    ///
+    /// # Panics
+    /// If `entries` are not consecutive, their terms decrease, or the first
+    /// one would leave a gap or reach into the compacted prefix: those are
+    /// bugs in the caller.
+    pub fn write(&mut self, entries: &[Entry], hard_state: Option<HardState>) -> Result<(), StorageError> {
+        self.check_writable()?;
+        self.check_entries(entries)?;
+        debug_assert!(self.buf.is_empty());
+        let result = self.write_records(entries, hard_state);
+        self.buf.clear();
+        result.map_err(|e| self.poison(e))
+    }
+
+    /// Appends `entries`, replacing any stored suffix from the first one's
+    /// index: [`Wal::write`] without a hard state.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.write(entries, None)
+    }
+
+    /// Records a new hard state after everything written so far:
+    /// [`Wal::write`] without entries.
+    pub fn set_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        self.write(&[], Some(hard_state))
+    }
+
+    /// Makes everything written so far durable with one `fdatasync` (none
+    /// if nothing was written since the last sync). Call it once per batch
+    /// of writes: that is the group commit. A failure is fatal.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_writable()?;
+        if !self.dirty {
+            return Ok(());
+        }
+        self.sync_active().map_err(|e| self.poison(e))
+    }
+
+    /// Deletes whole segments all of whose entries lie below `below`, once
+    /// a snapshot covers them, and returns the new [`Wal::first_index`]. The
+    /// segment being written is never deleted, so some entries below
+    /// `below` usually remain. The deletion is durable on return.
+    pub fn compact_prefix(&mut self, below: LogIndex) -> Result<LogIndex, StorageError> {
+        self.check_writable()?;
+        let mut removed = 0;
+        let mut result = Ok(());
+        while removed + 1 < self.segments.len() && self.segments[removed + 1].first <= below {
+            let path = &self.segments[removed].path;
+            if let Err(e) = self.fs.remove(path) {
+                result = Err(StorageError::io("remove", path, e));
+                break;
+            }
+            removed += 1;
+        }
+        if removed > 0 {
+            self.segments.drain(..removed);
+            let first = self.segments[0].first;
+            self.terms.compact(first, self.segments[0].prev_term);
+            if result.is_ok() {
+                result = self.fs.sync_dir(&self.dir).map_err(|e| StorageError::sync(&self.dir, e));
+            }
+            debug!("{}: compacted {removed} segment(s); log starts at {first}", self.dir.display());
+        }
+        result.map_err(|e| self.poison(e))?;
+        self.check_invariants();
+        Ok(self.first_index())
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    /// Reads the entries with indexes in `range` back from disk, checking
+    /// their checksums again. Fails with [`StorageError::OutOfRange`] if the
+    /// log does not hold all of them, and with [`StorageError::Corruption`]
+    /// if the disk returns different bytes from those written.
+    pub fn read(&self, range: Range<LogIndex>) -> Result<Vec<Entry>, StorageError> {
+        let Range { start, end } = range;
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        if start < self.first_index() || end > self.last_index.next() {
+            return Err(StorageError::OutOfRange {
+                start,
+                end,
+                first: self.first_index(),
+                last: self.last_index,
+            });
+        }
+        let mut out = Vec::with_capacity((end.0 - start.0) as usize);
+        let mut index = start;
+        let from = self.segments.partition_point(|s| s.first <= start) - 1;
+        let active_position = self.segments.len() - 1;
+        for (position, segment) in self.segments.iter().enumerate().skip(from) {
+            let upto = end.min(segment.end_index());
+            if index >= end {
+                break;
+            }
+            if index >= upto {
+                continue;
+            }
+            let (a, b) = ((index.0 - segment.first.0) as usize, (upto.0 - segment.first.0) as usize);
+            let span_start = segment.entry_offsets[a];
+            let span_end = segment.entry_offsets.get(b).copied().unwrap_or(segment.end);
+            let mut bytes = vec![0; (span_end - span_start) as usize];
+            let io = |e| StorageError::io("read", &segment.path, e);
+            if position == active_position {
+                self.active.read_at(span_start, &mut bytes).map_err(io)?;
+            } else {
+                self.fs.open(&segment.path).and_then(|f| f.read_at(span_start, &mut bytes)).map_err(io)?;
+            }
+            for (i, &offset) in segment.entry_offsets[a..b].iter().enumerate() {
+                let expected = index.plus(i as u64);
+                let corrupt = |reason: String| StorageError::corruption(&segment.path, offset, reason);
+                let rest = bytes.get((offset - span_start) as usize..).unwrap_or_default();
+                match decode_record(rest) {
+                    Ok((view @ RecordView::Entry { index: got, .. }, _)) if got == expected => {
+                        out.extend(view.to_entry());
+                    }
+                    Ok(_) => return Err(corrupt(format!("expected entry {expected} here"))),
+                    Err(e) => return Err(corrupt(format!("reading entry {expected} back: {e}"))),
+                }
+            }
+            index = upto;
+        }
+        debug_assert_eq!(out.len() as u64, end.0 - start.0);
+        Ok(out)
+    }
+
+    /// Asserts the log's internal invariants; O(segments). The simulator
+    /// may call it after every step.
+    pub fn check_invariants(&self) {
+        assert!(!self.segments.is_empty(), "a log always has a segment to write to");
+        for pair in self.segments.windows(2) {
+            assert_eq!(pair[1].first, pair[0].end_index(), "segments must be contiguous");
+            assert!(pair[0].first < pair[1].first, "sealed segments hold at least one entry");
+        }
+        let last = self.segments.last().expect("not empty");
+        assert_eq!(last.end_index(), self.last_index.next(), "the last segment ends the log");
+        assert_eq!(self.term(self.last_index), Some(self.last_term));
+        assert!(self.buf.is_empty(), "no records are left unwritten between calls");
+        for segment in &self.segments {
+            debug_assert!(segment.entry_offsets.windows(2).all(|w| w[0] < w[1]));
+            debug_assert!(segment.entry_offsets.last().is_none_or(|&o| o < segment.end));
+        }
+    }
+
+    // -------------------------------------------------------------- internals
+
+    fn check_writable(&self) -> Result<(), StorageError> {
+        match &self.poisoned {
+            Some(cause) => Err(StorageError::Poisoned { cause: cause.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, error: StorageError) -> StorageError {
+        if error.is_fatal() && self.poisoned.is_none() {
+            log::error!("{}: the log stops accepting writes: {error}", self.dir.display());
+            self.poisoned = Some(error.to_string());
+        }
+        error
+    }
+
+    /// Refuses oversized entries (an operating error: nothing is written)
+    /// and asserts the caller's contract (a bug if broken).
+    fn check_entries(&self, entries: &[Entry]) -> Result<(), StorageError> {
+        let Some(first) = entries.first() else { return Ok(()) };
+        if let Some(big) = entries.iter().find(|e| e.data.len() > MAX_ENTRY_DATA_BYTES) {
+            return Err(StorageError::EntryTooLarge {
+                index: big.index,
+                len_bytes: big.data.len() as u64,
+                max_bytes: MAX_ENTRY_DATA_BYTES as u64,
+            });
+        }
+        assert!(
+            first.index >= self.first_index() && first.index <= self.last_index.next(),
+            "entry {} would leave a gap or rewrite the compacted prefix of a log holding [{}, {}]",
+            first.index,
+            self.first_index(),
+            self.last_index
+        );
+        let prev_term = self.terms.term(first.index.prev()).expect("checked to be in the log");
+        assert!(first.term >= prev_term, "entry {} has a term below its predecessor's", first.index);
+        for pair in entries.windows(2) {
+            assert_eq!(pair[1].index, pair[0].index.next(), "entries must be consecutive");
+            assert!(pair[1].term >= pair[0].term, "entry terms must not decrease");
+        }
+        Ok(())
+    }
+
+    fn write_records(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+    ) -> Result<(), StorageError> {
+        if let Some(first) = entries.first() {
+            if first.index <= self.last_index {
+                self.truncate_after(first.index.prev())?;
+            }
+            for entry in entries {
+                self.make_room(format::entry_record_bytes(entry))?;
+                let segment = self.segments.last_mut().expect("never empty");
+                segment.entry_offsets.push(segment.end + self.buf.len() as u64);
+                format::encode_entry(entry, &mut self.buf);
+                self.terms.push(entry.index, entry.term);
+                self.last_index = entry.index;
+                self.last_term = entry.term;
+            }
+        }
+        if let Some(hard_state) = hard_state {
+            self.make_room(HARD_STATE_RECORD_BYTES)?;
+            encode_hard_state(hard_state, &mut self.buf);
+            self.hard_state = hard_state;
+        }
+        self.flush()
+    }
+
+    /// Deletes every entry after `last_kept` with a truncate record in the
+    /// segment that holds `last_kept + 1`. If that is an older segment, the
+    /// newer ones are removed first (see "Truncation across segments" in the
+    /// module docs for why this order is safe).
+    fn truncate_after(&mut self, last_kept: LogIndex) -> Result<(), StorageError> {
+        debug_assert!(last_kept < self.last_index);
+        let active_first = self.segments.last().expect("never empty").first;
+        if last_kept.next() < active_first {
+            self.flush()?;
+            self.sync_active()?;
+            let keep = self.segments.partition_point(|s| s.first <= last_kept.next());
+            assert!(keep >= 1, "the first segment starts at or before any index the log may truncate to");
+            let holder = &mut self.segments[keep - 1];
+            let mut file =
+                self.fs.open(&holder.path).map_err(|e| StorageError::io("open", &holder.path, e))?;
+            let mut record = Vec::with_capacity(HARD_STATE_RECORD_BYTES);
+            encode_hard_state(self.hard_state, &mut record);
+            file.write_at(holder.end, &record).map_err(|e| StorageError::io("write", &holder.path, e))?;
+            file.sync_data().map_err(|e| StorageError::sync(&holder.path, e))?;
+            holder.end += record.len() as u64;
+            for segment in self.segments.drain(keep..).rev() {
+                self.fs.remove(&segment.path).map_err(|e| StorageError::io("remove", &segment.path, e))?;
+                self.fs.sync_dir(&self.dir).map_err(|e| StorageError::sync(&self.dir, e))?;
+            }
+            self.active = file;
+            debug!("{}: truncation to {last_kept} reopened segment {}", self.dir.display(), active_first);
+        }
+        // The truncate record goes where `last_kept + 1` lives, whatever the
+        // segment's size: a later segment would start after it.
+        encode_truncate(last_kept, &mut self.buf);
+        let segment = self.segments.last_mut().expect("never empty");
+        segment.entry_offsets.truncate((last_kept.0 + 1 - segment.first.0) as usize);
+        self.terms.truncate_after(last_kept);
+        self.last_index = last_kept;
+        self.last_term = self.terms.term(last_kept).expect("the truncation point is in the log");
+        Ok(())
+    }
+
+    /// Starts a new segment if a record of `record_bytes` would not fit in
+    /// the active one (after what is buffered). A freshly started segment
+    /// takes any record, so a record larger than a segment cannot loop.
+    fn make_room(&mut self, record_bytes: usize) -> Result<(), StorageError> {
+        let segment = self.segments.last().expect("never empty");
+        let pending_end = segment.end + self.buf.len() as u64;
+        let fresh_end = (SEGMENT_HEADER_BYTES + HARD_STATE_RECORD_BYTES) as u64;
+        if pending_end + record_bytes as u64 <= self.options.segment_size_bytes || pending_end <= fresh_end {
+            return Ok(());
+        }
+        self.rotate()
+    }
+
+    /// Seals the active segment and starts the next one.
+    fn rotate(&mut self) -> Result<(), StorageError> {
+        // Sealed segments are durable before the next one exists, so that
+        // nothing in the new segment (its copy of the hard state first of
+        // all) is ever durable ahead of the old segment's tail.
+        self.flush()?;
+        self.sync_active()?;
+        let active = self.segments.last().expect("never empty");
+        let header = if active.entry_offsets.is_empty() {
+            // It holds no entry (only hard states, or entries truncated
+            // away): a successor would have the same first index, so
+            // replace it instead, atomically by rename. Nothing in it is
+            // lost: the replacement starts with the latest hard state.
+            SegmentHeader { first_index: active.first, prev_term: active.prev_term }
+        } else {
+            SegmentHeader { first_index: self.last_index.next(), prev_term: self.last_term }
+        };
+        let mut scratch = Vec::with_capacity(SEGMENT_HEADER_BYTES + HARD_STATE_RECORD_BYTES);
+        let (file, segment) = create_segment(
+            &self.fs,
+            &self.dir,
+            header,
+            self.hard_state,
+            self.options.segment_size_bytes,
+            &mut scratch,
+        )?;
+        if active.entry_offsets.is_empty() {
+            *self.segments.last_mut().expect("never empty") = segment;
+        } else {
+            self.segments.push(segment);
+        }
+        self.active = file;
+        self.dirty = false;
+        debug!("{}: started segment {}", self.dir.display(), header.first_index);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StorageError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let segment = self.segments.last_mut().expect("never empty");
+        self.active
+            .write_at(segment.end, &self.buf)
+            .map_err(|e| StorageError::io("write", &segment.path, e))?;
+        segment.end += self.buf.len() as u64;
+        self.buf.clear();
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn sync_active(&mut self) -> Result<(), StorageError> {
+        let path = &self.segments.last().expect("never empty").path;
+        self.active.sync_data().map_err(|e| StorageError::sync(path, e))?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// Creates the segment `header` describes, starting with `hard_state`, and
+/// makes it durable before anything is written to it: written under a
+/// temporary name, preallocated, fsynced, renamed into place (replacing a
+/// segment of the same name), and the directory fsynced. A crash at any
+/// point leaves either no segment or a whole one (and maybe a temporary
+/// file, which the next open removes).
+fn create_segment<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    header: SegmentHeader,
+    hard_state: HardState,
+    size_bytes: u64,
+    scratch: &mut Vec<u8>,
+) -> Result<(F::File, Segment), StorageError> {
+    let name = segment_name(header.first_index);
+    let path = dir.join(&name);
+    let temp = dir.join(format!("{name}{TEMP_EXTENSION}"));
+    let mut file = fs.create(&temp).map_err(|e| StorageError::io("create", &temp, e))?;
+    if let Err(e) = file.allocate(size_bytes) {
+        // Best effort: leave no half-made file using space on a full disk.
+        let _ = fs.remove(&temp);
+        return Err(StorageError::io("preallocate", &temp, e));
+    }
+    scratch.clear();
+    encode_header(header, scratch);
+    encode_hard_state(hard_state, scratch);
+    file.write_at(0, scratch).map_err(|e| StorageError::io("write", &temp, e))?;
+    file.sync_data().map_err(|e| StorageError::sync(&temp, e))?;
+    fs.rename(&temp, &path).map_err(|e| StorageError::io("rename", &temp, e))?;
+    fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))?;
+    let mut segment = Segment::new(header.first_index, header.prev_term, path);
+    segment.end = scratch.len() as u64;
+    Ok((file, segment))
+}
