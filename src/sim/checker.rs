@@ -76,7 +76,8 @@ pub(crate) fn digest(e: &Entry) -> u64 {
 }
 
 impl Checker {
-    fn fail(&mut self, property: &'static str, detail: String) {
+    /// Records a broken property (the first one wins).
+    pub(crate) fn fail(&mut self, property: &'static str, detail: String) {
         if self.violation.is_none() {
             self.violation = Some(Violation { property, detail });
         }

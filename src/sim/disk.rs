@@ -1,12 +1,15 @@
-//! A simulated disk: writes are volatile until synced, and a crash keeps
-//! only what was synced plus an arbitrary prefix of what was not, the last
-//! write possibly torn.
+//! The simulator's model of what each node has made durable: the writes it
+//! synced, and those written since. Nodes really persist through the storage
+//! layer ([`crate::storage::Wal`] on a [`crate::storage::SimFs`]); this model
+//! is the oracle the checker holds them to. It decides which durability
+//! promises a node may make, and after a crash it says which recovered
+//! states are honest: the synced writes followed by some prefix of the
+//! unsynced ones, the last possibly torn.
 
 use crate::core::{Persist, PersistId};
-use crate::rng::Rng;
 use crate::types::{Entry, HardState, LogIndex, Term};
 
-/// One node's disk.
+/// One node's durable state, as the node's writes define it.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SimDisk {
     /// What survives any crash.
@@ -29,39 +32,56 @@ impl SimDisk {
     pub(crate) fn sync(&mut self) -> Option<PersistId> {
         let last = self.pending.last().map(|p| p.id);
         for p in std::mem::take(&mut self.pending) {
-            self.apply(&p.entries, p.hard_state);
+            apply(&mut self.entries, &mut self.hard_state, &p.entries, p.hard_state);
         }
         last
     }
 
-    /// Loses what a power cut may lose: a random prefix of the pending writes
-    /// survives, and the write after it may survive torn (some of its entries,
-    /// never its hard state, which is stored after them).
-    pub(crate) fn crash(&mut self, rng: &mut Rng) -> CrashLoss {
-        let pending = std::mem::take(&mut self.pending);
-        let keep = rng.below(pending.len() as u64 + 1) as usize;
-        for p in &pending[..keep] {
-            self.apply(&p.entries, p.hard_state);
-        }
-        let mut torn = false;
-        if let Some(p) = pending.get(keep) {
-            if !p.entries.is_empty() && rng.chance(1, 2) {
-                let k = rng.below(p.entries.len() as u64 + 1) as usize;
-                self.apply(&p.entries[..k], None);
-                torn = true;
-            }
-        }
-        CrashLoss { writes_lost: pending.len() - keep, torn }
+    /// A crash: returns the writes that were not synced, which the storage
+    /// may have kept a prefix of.
+    pub(crate) fn crash(&mut self) -> Vec<Persist> {
+        std::mem::take(&mut self.pending)
     }
 
-    fn apply(&mut self, entries: &[Entry], hard_state: Option<HardState>) {
-        if let Some(first) = entries.first() {
-            self.entries.truncate(first.index.0 as usize - 1);
-            self.entries.extend(entries.iter().cloned());
+    /// Whether a recovered log is the synced state followed by a prefix of
+    /// the `lost` writes (entries before the hard state within a write, and
+    /// possibly cut inside a write's entries). Anything else lost a synced
+    /// write or invented one.
+    pub(crate) fn explains(&self, lost: &[Persist], hard_state: HardState, entries: &[Entry]) -> bool {
+        let mut state = self.entries.clone();
+        let mut hs = self.hard_state;
+        let matches = |state: &[Entry], hs: HardState| hs == hard_state && state == entries;
+        if matches(&state, hs) {
+            return true;
         }
-        if let Some(hs) = hard_state {
-            self.hard_state = hs;
+        for p in lost {
+            if let Some(first) = p.entries.first() {
+                state.truncate(first.index.0 as usize - 1);
+                for e in &p.entries {
+                    if matches(&state, hs) {
+                        return true;
+                    }
+                    state.push(e.clone());
+                }
+                if matches(&state, hs) {
+                    return true;
+                }
+            }
+            if let Some(next) = p.hard_state {
+                hs = next;
+                if matches(&state, hs) {
+                    return true;
+                }
+            }
         }
+        false
+    }
+
+    /// After a restart, what the storage recovered is the durable state.
+    pub(crate) fn reset(&mut self, hard_state: HardState, entries: Vec<Entry>) {
+        self.hard_state = hard_state;
+        self.entries = entries;
+        self.pending.clear();
     }
 
     /// The durable term at `index`, if the durable log holds it.
@@ -73,9 +93,12 @@ impl SimDisk {
     }
 }
 
-/// What a crash destroyed, for the trace.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct CrashLoss {
-    pub(crate) writes_lost: usize,
-    pub(crate) torn: bool,
+fn apply(log: &mut Vec<Entry>, hs: &mut HardState, entries: &[Entry], hard_state: Option<HardState>) {
+    if let Some(first) = entries.first() {
+        log.truncate(first.index.0 as usize - 1);
+        log.extend(entries.iter().cloned());
+    }
+    if let Some(next) = hard_state {
+        *hs = next;
+    }
 }

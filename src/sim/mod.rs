@@ -2,9 +2,15 @@
 //!
 //! One seed drives everything: node configurations, message loss,
 //! duplication and delay, partitions (symmetric, one-way, and a bridge node
-//! that sees both halves), crashes that lose or tear unsynced writes, slow
-//! disks, and a stream of client proposals. Virtual time jumps from one event
-//! or deadline to the next, so a run of minutes takes milliseconds.
+//! that sees both halves), crashes, slow disks, and a stream of client
+//! proposals, reads and leadership transfers. Virtual time jumps from one
+//! event or deadline to the next, so a run of minutes takes milliseconds.
+//!
+//! Nodes persist through the real storage code: a [`crate::storage::Wal`]
+//! on a [`crate::storage::SimFs`], whose crash keeps what was synced plus an
+//! arbitrary prefix of what was not, possibly tearing the last sector. A
+//! restarted node runs the real recovery, and the recovered log is checked
+//! against a model of what the node had synced.
 //!
 //! After every step the [`checker`](self) asserts Raft's safety properties.
 //! When the fault phase ends, everything heals and a liveness phase requires
@@ -30,9 +36,10 @@ use std::time::Duration;
 use ::log::{debug, info};
 
 use crate::config::Config;
-use crate::core::{Node, ProposeError, RecoveredState, Role};
+use crate::core::{Node, Persist, ProposeError, RecoveredState, Role};
 use crate::message::Message;
 use crate::rng::Rng;
+use crate::storage::{SimFs, Wal, WalOptions};
 use crate::types::{Bytes, Instant, LogIndex, NodeId};
 
 pub use self::checker::Violation;
@@ -123,10 +130,17 @@ struct SimNode {
     app_digest: u64,
     sync_scheduled: bool,
     disk_slow_until: Instant,
+    /// The node's file system, which outlives its crashes.
+    fs: SimFs,
+    /// Its log, while it runs.
+    wal: Option<Wal<SimFs>>,
+    /// Writes not synced when it last crashed, until it restarts.
+    lost_writes: Vec<Persist>,
     probe_applied: bool,
 }
 
 const STEP_BUDGET: u64 = 20_000_000;
+const DATA_DIR: &str = "/data";
 const PROBE: &[u8] = b"liveness-probe";
 
 struct World {
@@ -141,6 +155,7 @@ struct World {
     network: Network,
     checker: Checker,
     app_durable: bool,
+    wal_options: WalOptions,
     fault_end: Instant,
     healed: bool,
     next_payload: u64,
@@ -166,6 +181,8 @@ impl World {
             network: Network::healthy(),
             checker: Checker::default(),
             app_durable,
+            // Small segments, so that runs rotate through many of them.
+            wal_options: WalOptions { segment_size_bytes: 16 << 10 },
             fault_end: Instant::ZERO + opts.fault_time,
             healed: false,
             next_payload: 0,
@@ -200,6 +217,9 @@ impl World {
                 app_digest: APP_DIGEST_START,
                 sync_scheduled: false,
                 disk_slow_until: Instant::ZERO,
+                fs: SimFs::new(),
+                wal: None,
+                lost_writes: Vec::new(),
                 probe_applied: false,
             };
             world.nodes.insert(id, sim_node);
@@ -337,6 +357,10 @@ impl World {
             return;
         }
         sim.sync_scheduled = false;
+        if let Err(e) = sim.wal.as_mut().expect("an alive node has its log open").sync() {
+            self.checker.fail("storage", format!("{id}: sync failed: {e}"));
+            return;
+        }
         if let Some(last) = self.disks.get_mut(&id).expect("disk").sync() {
             sim.node.as_mut().expect("alive").handle_persisted(now, last);
         }
@@ -359,6 +383,10 @@ impl World {
             while let Some(p) = node.poll_persist() {
                 progressed = true;
                 checker.on_write(node, &p.entries);
+                let wal = sim.wal.as_mut().expect("an alive node has its log open");
+                if let Err(e) = wal.write(&p.entries, p.hard_state) {
+                    checker.fail("storage", format!("{id}: write failed: {e}"));
+                }
                 disks.get_mut(&id).expect("disk").write(p);
             }
             if disks[&id].has_pending() && !sim.sync_scheduled {
@@ -413,16 +441,44 @@ impl World {
         checker.check_leaders_hold_new_commits(leaders);
     }
 
+    /// Starts a node from what its storage recovers, checking that recovery
+    /// kept every synced write and invented nothing.
     fn restart(&mut self, id: NodeId) {
         let now = self.now;
         let sim = self.nodes.get_mut(&id).expect("known node");
-        let disk = &self.disks[&id];
         sim.incarnation += 1;
         sim.sync_scheduled = false;
         sim.config.seed = self.opts.seed ^ (id.0 << 48) ^ (sim.incarnation << 32);
+        let (wal, recovered) = match Wal::open_with(sim.fs.clone(), DATA_DIR, self.wal_options) {
+            Ok(opened) => opened,
+            Err(e) => {
+                self.checker.fail("recovery", format!("{id}: the log does not open: {e}"));
+                return;
+            }
+        };
+        let disk = self.disks.get_mut(&id).expect("disk");
+        let lost = std::mem::take(&mut sim.lost_writes);
+        if recovered.first_index != LogIndex(1)
+            || !disk.explains(&lost, recovered.hard_state, &recovered.entries)
+        {
+            self.checker.fail(
+                "recovery",
+                format!(
+                    "{id}: recovered {} entries and {:?}, which is not the synced state ({} entries, {:?}) plus a prefix of the {} unsynced writes",
+                    recovered.entries.len(),
+                    recovered.hard_state,
+                    disk.entries.len(),
+                    disk.hard_state,
+                    lost.len()
+                ),
+            );
+            return;
+        }
+        disk.reset(recovered.hard_state, recovered.entries.clone());
+        sim.wal = Some(wal);
         let state = RecoveredState {
-            hard_state: disk.hard_state,
-            entries: disk.entries.clone(),
+            hard_state: recovered.hard_state,
+            entries: recovered.entries,
             applied: sim.app_applied,
         };
         match Node::new(sim.config.clone(), &self.voters, state, now) {
@@ -449,9 +505,12 @@ impl World {
             sim.app_applied = LogIndex(0);
             sim.app_digest = APP_DIGEST_START;
         }
-        let loss = self.disks.get_mut(&id).expect("disk").crash(&mut self.rng);
+        // The process dies first (its log and lock with it), then the power.
+        sim.wal = None;
+        sim.fs.crash(&mut self.rng);
+        sim.lost_writes = self.disks.get_mut(&id).expect("disk").crash();
         self.report.crashes += 1;
-        info!(target: "oar::sim", "{} {id} crashes, losing {} unsynced writes (torn: {})", self.now, loss.writes_lost, loss.torn);
+        info!(target: "oar::sim", "{} {id} crashes with {} unsynced writes", self.now, sim.lost_writes.len());
         let downtime = Duration::from_millis(self.rng.range(10, 3000));
         self.schedule(downtime, Event::Restart(id));
     }

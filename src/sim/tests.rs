@@ -85,3 +85,63 @@ fn reads_and_transfers_happen_and_are_checked() {
     assert!(reads > 1000, "only {reads} reads checked in 20 runs");
     assert!(transfers > 0, "no leadership transfer in 20 runs");
 }
+
+mod recovery_oracle {
+    use crate::core::{Persist, PersistId};
+    use crate::sim::disk::SimDisk;
+    use crate::types::{Bytes, Entry, EntryKind, HardState, LogIndex, NodeId, Term};
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            term: Term(term),
+            index: LogIndex(index),
+            kind: EntryKind::Command,
+            data: Bytes::from(vec![index as u8]),
+        }
+    }
+
+    fn hs(term: u64, commit: u64) -> HardState {
+        HardState { term: Term(term), vote: Some(NodeId(1)), commit: LogIndex(commit) }
+    }
+
+    /// Synced: entries 1..=3 of term 1. Unsynced: entries 4..=5 then a
+    /// write that truncates from 3 and appends 3..=4 of term 2.
+    fn disk_and_lost() -> (SimDisk, Vec<Persist>) {
+        let mut disk = SimDisk::default();
+        disk.write(Persist {
+            id: PersistId(1),
+            entries: (1..=3).map(|i| entry(i, 1)).collect(),
+            hard_state: Some(hs(1, 0)),
+        });
+        disk.sync();
+        let lost = vec![
+            Persist { id: PersistId(2), entries: vec![entry(4, 1), entry(5, 1)], hard_state: Some(hs(1, 3)) },
+            Persist { id: PersistId(3), entries: vec![entry(3, 2), entry(4, 2)], hard_state: Some(hs(2, 3)) },
+        ];
+        (disk, lost)
+    }
+
+    #[test]
+    fn accepts_the_synced_state_followed_by_a_prefix_of_the_lost_writes() {
+        let (disk, lost) = disk_and_lost();
+        let synced: Vec<Entry> = (1..=3).map(|i| entry(i, 1)).collect();
+        assert!(disk.explains(&lost, hs(1, 0), &synced));
+        assert!(disk.explains(&lost, hs(1, 0), &[synced.clone(), vec![entry(4, 1)]].concat()));
+        assert!(disk.explains(&lost, hs(1, 3), &[synced.clone(), vec![entry(4, 1), entry(5, 1)]].concat()));
+        // The truncation survived, its entries torn off.
+        assert!(disk.explains(&lost, hs(1, 3), &synced[..2]));
+        assert!(disk.explains(&lost, hs(2, 3), &[&synced[..2], &[entry(3, 2), entry(4, 2)]].concat()));
+    }
+
+    #[test]
+    fn rejects_lost_synced_entries_reordered_writes_and_inventions() {
+        let (disk, lost) = disk_and_lost();
+        let synced: Vec<Entry> = (1..=3).map(|i| entry(i, 1)).collect();
+        // A synced entry lost without a later truncation explaining it.
+        assert!(!disk.explains(&[], hs(1, 0), &synced[..2]));
+        // A hard state ahead of the entries written before it.
+        assert!(!disk.explains(&lost, hs(1, 3), &synced));
+        // An entry nobody wrote.
+        assert!(!disk.explains(&lost, hs(1, 0), &[synced.clone(), vec![entry(4, 9)]].concat()));
+    }
+}
