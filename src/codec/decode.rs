@@ -152,20 +152,7 @@ fn read_append_entries(r: &mut Reader<'_>) -> Result<AppendEntries, DecodeError>
         if kind == EntryKind::Blank && len != 0 {
             return Err(DecodeError::Invalid { field: "entry.len", reason: "a blank entry carries no data" });
         }
-        // No overflow: both terms are far below u64::MAX / 2.
-        entries_bytes += ENTRY_OVERHEAD_BYTES + u64::from(len);
-        if entries_bytes > ENTRIES_BYTES_LIMIT {
-            return Err(DecodeError::TooLarge {
-                field: "append_entries.entries",
-                len: entries_bytes,
-                max: ENTRIES_BYTES_LIMIT,
-            });
-        }
-        let len = usize::try_from(len).map_err(|_| DecodeError::TooLarge {
-            field: "entry.len",
-            len: u64::from(len),
-            max: usize::MAX as u64,
-        })?;
+        let len = count_against_limit(&mut entries_bytes, len, "append_entries.entries", "entry.len")?;
         let data = r.bytes(len, "entry.data")?;
         entries.push(Entry { term, index, kind, data });
     }
@@ -214,20 +201,30 @@ fn read_propose(r: &mut Reader<'_>) -> Result<Propose, DecodeError> {
     let mut commands_bytes: u64 = 0;
     for _ in 0..count {
         let len = r.u32("command.len")?;
-        commands_bytes += ENTRY_OVERHEAD_BYTES + u64::from(len);
-        if commands_bytes > ENTRIES_BYTES_LIMIT {
-            return Err(DecodeError::TooLarge {
-                field: "propose.commands",
-                len: commands_bytes,
-                max: ENTRIES_BYTES_LIMIT,
-            });
-        }
-        let len = usize::try_from(len).map_err(|_| DecodeError::TooLarge {
-            field: "command.len",
-            len: u64::from(len),
-            max: usize::MAX as u64,
-        })?;
+        let len = count_against_limit(&mut commands_bytes, len, "propose.commands", "command.len")?;
         commands.push(r.bytes(len, "command.data")?);
     }
     Ok(Propose { commands })
+}
+
+/// Adds a payload of `len` bytes (plus the per-entry overhead) to `total`,
+/// refusing totals above [`ENTRIES_BYTES_LIMIT`] before anything is read or
+/// allocated for it; returns `len` as a `usize`.
+fn count_against_limit(
+    total: &mut u64,
+    len: u32,
+    total_field: &'static str,
+    len_field: &'static str,
+) -> Result<usize, DecodeError> {
+    // No overflow: the total stays at most ENTRIES_BYTES_LIMIT (far below
+    // u64::MAX / 2) before each addition of at most 2^32 + overhead.
+    *total += ENTRY_OVERHEAD_BYTES + u64::from(len);
+    if *total > ENTRIES_BYTES_LIMIT {
+        return Err(DecodeError::TooLarge { field: total_field, len: *total, max: ENTRIES_BYTES_LIMIT });
+    }
+    usize::try_from(len).map_err(|_| DecodeError::TooLarge {
+        field: len_field,
+        len: u64::from(len),
+        max: usize::MAX as u64,
+    })
 }
