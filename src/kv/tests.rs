@@ -1,0 +1,23 @@
+//! Tests of the key-value service: the request parser and the reply
+//! encoder.
+
+use bytes::Bytes;
+
+mod reply;
+mod resp;
+
+/// A request's arguments from literals.
+fn args(words: &[&[u8]]) -> Vec<Bytes> {
+    words.iter().map(|word| Bytes::copy_from_slice(word)).collect()
+}
+
+/// The multibulk encoding of a request, as client libraries send it.
+fn multibulk(words: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", words.len()).into_bytes();
+    for word in words {
+        out.extend_from_slice(format!("${}\r\n", word.len()).as_bytes());
+        out.extend_from_slice(word);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
