@@ -1,8 +1,9 @@
-//! Tests of the key-value service: the request parser and the reply
-//! encoder.
+//! Tests of the key-value service: the request parser, the reply
+//! encoder, command parsing and local answers.
 
 use bytes::Bytes;
 
+mod command;
 mod reply;
 mod resp;
 
