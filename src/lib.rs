@@ -8,8 +8,8 @@
 //! - [`codec`]: the wire format, with total decoders fit for fuzzing;
 //! - [`sim`]: a deterministic cluster simulator with fault injection and a
 //!   safety checker, driven by a seed;
-//! - [`kv`]: the Redis-protocol key-value service (RESP codec and commands),
-//!   without IO.
+//! - [`kv`]: the Redis-protocol key-value service (RESP codec, commands,
+//!   the replicated map), without IO.
 //!
 //! See `DESIGN.md` in the repository for the architecture and its contracts.
 #![deny(missing_docs)]

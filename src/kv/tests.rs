@@ -1,11 +1,16 @@
-//! Tests of the key-value service: the request parser, the reply
-//! encoder, command parsing and local answers.
+//! Tests of the key-value service: the request parser, command parsing and
+//! local answers, the state machine's semantics against Redis's, and the log
+//! entry encoding.
 
 use bytes::Bytes;
 
+use super::{encode_write, RequestHeader, WriteOp};
+
 mod command;
+mod entry;
 mod reply;
 mod resp;
+mod store;
 
 /// A request's arguments from literals.
 fn args(words: &[&[u8]]) -> Vec<Bytes> {
@@ -21,4 +26,9 @@ fn multibulk(words: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out
+}
+
+/// A payload for `op` with a header of its own.
+fn payload(op: &WriteOp) -> Bytes {
+    encode_write(RequestHeader { proposer: crate::NodeId(3), request_id: 77 }, op)
 }
