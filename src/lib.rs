@@ -7,7 +7,9 @@
 //!
 //! - [`codec`]: the wire format, with total decoders fit for fuzzing;
 //! - [`sim`]: a deterministic cluster simulator with fault injection and a
-//!   safety checker, driven by a seed.
+//!   safety checker, driven by a seed;
+//! - [`kv`]: the Redis-protocol key-value service (RESP codec, commands,
+//!   the replicated map), without IO.
 //!
 //! See `DESIGN.md` in the repository for the architecture and its contracts.
 #![deny(missing_docs)]
@@ -20,6 +22,7 @@
 pub mod codec;
 pub mod config;
 pub mod core;
+pub mod kv;
 pub mod message;
 pub mod rng;
 pub mod sim;
