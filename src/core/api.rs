@@ -64,7 +64,7 @@ pub enum Event {
     },
 }
 
-/// The number of a write handed out by [`Node::poll_persist`]. Writes are
+/// The number of a write handed out by [`Node::poll_persist`](crate::Node::poll_persist). Writes are
 /// numbered consecutively from 1 in the order they are handed out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct PersistId(pub u64);
@@ -74,12 +74,12 @@ pub struct PersistId(pub u64);
 /// Apply it to storage in this order: if `entries` is not empty, delete every
 /// stored entry at or after `entries[0].index`, then append `entries`; then,
 /// if `hard_state` is set, store it. Once this write and every earlier one
-/// are durable (fsync), call [`Node::handle_persisted`] with its `id`. Storage
+/// are durable (fsync), call [`Node::handle_persisted`](crate::Node::handle_persisted) with its `id`. Storage
 /// must never make a later write durable without the earlier ones: if the
 /// hard state lives apart from the log, sync the log first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Persist {
-    /// The write's number, for [`Node::handle_persisted`].
+    /// The write's number, for [`Node::handle_persisted`](crate::Node::handle_persisted).
     pub id: PersistId,
     /// Entries to append, consecutive, replacing any stored suffix from the
     /// first one's index.
@@ -96,7 +96,7 @@ pub struct RecoveredState {
     /// The durable log, consecutive from index 1.
     pub entries: Vec<Entry>,
     /// The index up to which the application's state already reflects the
-    /// log. Entries at or below it are not handed to [`Node::poll_apply`]
+    /// log. Entries at or below it are not handed to [`Node::poll_apply`](crate::Node::poll_apply)
     /// again.
     pub applied: LogIndex,
 }
@@ -215,7 +215,7 @@ pub struct PeerStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proposed {
     /// Appended to this leader's log at `index`. It is committed once
-    /// [`Node::poll_apply`](crate::Node::poll_apply) hands it out; if this
+    /// [`Node::poll_apply`](crate::Node::poll_apply)(crate::Node::poll_apply) hands it out; if this
     /// leader loses its term first, another entry may take the index.
     Appended {
         /// The entry's index.
