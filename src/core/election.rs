@@ -78,20 +78,20 @@ impl Node {
     /// so a node that was cut off cannot depose a healthy leader when it comes
     /// back. Only with CheckQuorum: without it, a deposed leader that can still
     /// reach this node could hold the lease up forever.
-    fn in_leader_lease(&self, now: Instant) -> bool {
-        if !self.config.check_quorum {
-            return false;
-        }
-        if self.votes_refused_until.is_some_and(|t| now < t) {
-            return true;
-        }
-        match self.role {
-            Role::Leader => true,
-            _ => {
-                self.leader.is_some()
-                    && self.leader_contact.is_some_and(|t| now < t + self.config.election_timeout_min)
-            }
-        }
+    ///
+    /// The lease outlives a change of term: a follower that answered a
+    /// leader's heartbeat keeps refusing for `election_timeout_min` even if
+    /// some other message (a stale reply, a rejected pre-vote) taught it a
+    /// newer term meanwhile, since that leader's lease counts on it.
+    pub(super) fn in_leader_lease(&self, now: Instant) -> bool {
+        self.config.check_quorum
+            && (self.role == Role::Leader || self.vote_lease_until.is_some_and(|until| now < until))
+    }
+
+    /// Heard from a live leader at `now`: refuse votes for a while.
+    pub(super) fn extend_vote_lease(&mut self, now: Instant) {
+        let until = now + self.config.election_timeout_min;
+        self.vote_lease_until = Some(self.vote_lease_until.map_or(until, |t| t.max(until)));
     }
 
     pub(super) fn on_request_vote(&mut self, now: Instant, from: NodeId, term: Term, req: RequestVote) {
@@ -109,7 +109,10 @@ impl Node {
         }
         debug_assert_eq!(term, self.term);
         let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
-        let granted = can_vote && up_to_date;
+        // The lease binds votes in the current term too: this node may have
+        // learned the term from a message other than this request.
+        let leased = !req.leadership_transfer && self.vote != Some(from) && self.in_leader_lease(now);
+        let granted = can_vote && up_to_date && !leased;
         debug!("{} {}: vote for {}: {}", self.id(), self.term, from, granted);
         if granted {
             if self.vote.is_none() {
@@ -198,6 +201,7 @@ impl Node {
     }
 
     fn become_pre_candidate(&mut self, now: Instant) {
+        self.settle_transfer_outcome(None);
         self.set_role(Role::PreCandidate);
         self.set_leader(None);
         self.votes.clear();
@@ -217,6 +221,7 @@ impl Node {
     }
 
     fn campaign_in_next_term(&mut self, now: Instant, leadership_transfer: bool) {
+        self.settle_transfer_outcome(None);
         self.adopt_term(self.term.next());
         self.vote = Some(self.id());
         self.set_role(Role::Candidate);
@@ -266,17 +271,22 @@ impl Node {
         if term > self.term {
             self.adopt_term(term);
         }
+        // A transfer ends with stepping down; whether it worked shows once
+        // the next leader is known.
+        if let Some(t) = self.transfer.take() {
+            self.transfer_outcome = Some(t.to);
+        }
         self.set_role(Role::Follower);
         self.set_leader(leader);
         if leader.is_some() {
-            self.leader_contact = Some(now);
+            self.extend_vote_lease(now);
         }
         self.votes.clear();
         self.heartbeat_deadline = None;
         self.check_quorum_deadline = None;
         self.replication_pending = false;
         self.uncommitted_bytes = 0;
-        self.transfer = None;
+
         self.reset_election_deadline(now);
     }
 
@@ -287,7 +297,6 @@ impl Node {
         self.election_deadline = None;
         self.heartbeat_deadline = Some(now + self.config.heartbeat_interval);
         self.check_quorum_deadline = self.config.check_quorum.then(|| now + self.config.election_timeout_min);
-        self.leader_contact = Some(now);
         let next = self.log.last_index().next();
         let limits = (self.config.inflight_messages_max, self.config.inflight_bytes_max);
         for p in self.peers.iter_mut() {

@@ -111,14 +111,16 @@ impl RaftLog {
     /// with that term. Used on both sides of fast backtracking: no index above
     /// the answer can match a log whose entry at `index` has term `term`.
     pub(crate) fn find_conflict_by_term(&self, index: LogIndex, term: Term) -> (LogIndex, Term) {
-        let mut i = index.min(self.last_index());
-        loop {
-            let t = self.term(i).unwrap_or(Term(0));
-            if t <= term || i == self.offset {
-                return (i, t);
-            }
-            i = i.prev();
+        let limit = index.min(self.last_index());
+        if limit <= self.offset {
+            return (self.offset, Term(0));
         }
+        // Terms never decrease along the log, so the entries with a term at
+        // most `term` are a prefix: binary search instead of walking back.
+        let within = (limit.0 - self.offset.0) as usize;
+        let at_most = self.entries.partition_point(|e| e.term <= term).min(within);
+        let i = self.offset.plus(at_most as u64);
+        (i, self.term(i).unwrap_or(Term(0)))
     }
 
     /// Appends entries created by this node as leader.

@@ -77,6 +77,10 @@ use self::transfer::Transfer;
 ///
 /// Every queue behind these methods is bounded by what one input can produce
 /// and by the limits in [`Config`], provided they are drained after each input.
+/// The one exception is the messages held for a write: each waits for one
+/// write, so they number what peers send during one write's latency (a
+/// leader's inflight window of appends, a heartbeat per round). A disk that
+/// stalls holds them until it answers or the node stops.
 pub struct Node {
     config: Config,
     rng: Rng,
@@ -102,6 +106,9 @@ pub struct Node {
     reads: Reads,
     /// A leadership transfer under way.
     transfer: Option<Transfer>,
+    /// The target of a transfer that ended with this node stepping down,
+    /// until the next leader shows whether it worked.
+    transfer_outcome: Option<NodeId>,
     /// This leader sent `TimeoutNow` in its term: its lease is void.
     lease_given_up: bool,
     /// Commands proposed on this follower, to forward to the leader at the
@@ -113,13 +120,11 @@ pub struct Node {
     election_deadline: Option<Instant>,
     heartbeat_deadline: Option<Instant>,
     check_quorum_deadline: Option<Instant>,
-    /// When a leader of the current term was last heard from (or, as leader,
-    /// when a quorum last was): votes are refused until
-    /// `election_timeout_min` after it.
-    leader_contact: Option<Instant>,
-    /// With lease reads, a restarted node refuses votes until then: it may
-    /// have answered a heartbeat that a leader's lease counts on.
-    votes_refused_until: Option<Instant>,
+    /// With CheckQuorum, (pre-)votes are refused until then:
+    /// `election_timeout_min` after a live leader was last heard from, and,
+    /// with lease reads, after a restart (the node may have answered a
+    /// heartbeat that a leader's lease counts on).
+    vote_lease_until: Option<Instant>,
 
     // Durability tracking.
     /// The id the next write will carry; writes are numbered from 1.
@@ -196,14 +201,14 @@ impl Node {
             uncommitted_bytes: 0,
             reads: Reads::default(),
             transfer: None,
+            transfer_outcome: None,
             lease_given_up: false,
             forward_queue: Vec::new(),
             forward_bytes: 0,
-            votes_refused_until: config.lease_reads.then(|| now + config.election_timeout_min),
+            vote_lease_until: config.lease_reads.then(|| now + config.election_timeout_min),
             election_deadline: None,
             heartbeat_deadline: None,
             check_quorum_deadline: None,
-            leader_contact: None,
             next_persist_id: PersistId(1),
             durable_id: PersistId(0),
             term_vote_id: PersistId(0),
@@ -325,11 +330,34 @@ impl Node {
             );
             return;
         }
+        if msg.term > TERM_LIMIT {
+            debug!(
+                "{} {}: dropped {} from {} at {}: term beyond any real cluster's",
+                self.id(),
+                self.term,
+                msg.body.name(),
+                msg.from,
+                msg.term
+            );
+            return;
+        }
+        if let MessageBody::AppendEntries(req) = &msg.body {
+            // Judge the body before the term: a malformed message must not
+            // change the term or the leader.
+            if let Err(reason) = check_append(req, msg.term) {
+                debug!("{} {}: dropped AppendEntries from {}: {}", self.id(), self.term, msg.from, reason);
+                return;
+            }
+        }
         if !self.admit_term(now, &msg) {
             return;
         }
-        if let Some(p) = self.peer_mut(msg.from) {
-            p.last_heard = Some(now);
+        // CheckQuorum counts a follower as present only when it answers this
+        // leader; other messages (a pre-vote, a stale reply) prove nothing.
+        if matches!(msg.body, MessageBody::AppendEntriesResponse(_) | MessageBody::HeartbeatResponse(_)) {
+            if let Some(p) = self.peer_mut(msg.from) {
+                p.last_heard = Some(now);
+            }
         }
         let from = msg.from;
         let term = msg.term;
@@ -514,11 +542,17 @@ impl Node {
     }
 
     /// Starts an election now instead of waiting for the election timeout
-    /// (with a pre-vote round first if configured). Does nothing on a leader.
+    /// (with a pre-vote round first if configured). Does nothing on a leader,
+    /// nor, with [`Config::lease_reads`], while this node still refuses
+    /// votes for a leader whose lease may count on it: voting for itself
+    /// would break that lease. (Use
+    /// [`transfer_leadership`](Node::transfer_leadership) to move a healthy
+    /// leader.)
     pub fn campaign(&mut self, now: Instant) {
-        if self.role != Role::Leader {
-            self.start_election(now);
+        if self.role == Role::Leader || (self.config.lease_reads && self.in_leader_lease(now)) {
+            return;
         }
+        self.start_election(now);
     }
 
     // ---------------------------------------------------------------- outputs
@@ -650,6 +684,9 @@ impl Node {
                 info!("{} {}: leader is {}", self.id(), self.term, l);
             }
             self.fail_unconfirmed_reads(leader);
+            if leader.is_some() {
+                self.settle_transfer_outcome(leader);
+            }
             self.leader = leader;
             self.events.push_back(Event::LeaderChanged { leader, term: self.term });
         }
@@ -700,7 +737,36 @@ impl Node {
     }
 }
 
+/// The highest term a message may carry. No cluster elects 2^63 times; a
+/// term near `u64::MAX` can only come from a faulty or malicious peer, and
+/// adopting it would leave no room to campaign.
+pub const TERM_LIMIT: Term = Term(u64::MAX / 2);
+
+/// Checks what the codec cannot: that an AppendEntries could have come from
+/// a leader of `term`.
+fn check_append(req: &crate::message::AppendEntries, term: Term) -> Result<(), &'static str> {
+    if req.prev_log_term > term {
+        return Err("prev_log_term beyond the leader's term");
+    }
+    let mut expected = req.prev_log_index;
+    let mut prev_term = req.prev_log_term;
+    for e in &req.entries {
+        expected = LogIndex(expected.0.checked_add(1).ok_or("index overflow")?);
+        if e.index != expected {
+            return Err("entries not consecutive after prev_log_index");
+        }
+        if e.term < prev_term || e.term > term {
+            return Err("entry terms out of order");
+        }
+        prev_term = e.term;
+    }
+    Ok(())
+}
+
 fn check_recovered(hs: &HardState, entries: &[Entry], applied: LogIndex) -> Result<(), StartError> {
+    if hs.term > TERM_LIMIT {
+        return Err(StartError::State(format!("stored term {} is beyond any real cluster's", hs.term)));
+    }
     let mut prev_term = Term(0);
     for (k, e) in entries.iter().enumerate() {
         let expected = LogIndex(k as u64 + 1);

@@ -27,7 +27,7 @@ impl Node {
             self.become_follower(now, self.term, Some(leader));
         } else {
             self.set_leader(Some(leader));
-            self.leader_contact = Some(now);
+            self.extend_vote_lease(now);
             self.reset_election_deadline(now);
         }
     }
@@ -40,10 +40,6 @@ impl Node {
                 self.term,
                 from
             );
-            return;
-        }
-        if let Err(reason) = self.check_append(&req) {
-            debug!("{} {}: dropped AppendEntries from {}: {}", self.id(), self.term, from, reason);
             return;
         }
         self.heard_from_leader(now, from);
@@ -90,27 +86,6 @@ impl Node {
                 );
             }
         }
-    }
-
-    /// Checks what the codec cannot: that the entries could have come from a
-    /// leader of this term.
-    fn check_append(&self, req: &AppendEntries) -> Result<(), &'static str> {
-        if req.prev_log_term > self.term {
-            return Err("prev_log_term beyond the leader's term");
-        }
-        let mut expected = req.prev_log_index;
-        let mut prev_term = req.prev_log_term;
-        for e in &req.entries {
-            expected = LogIndex(expected.0.checked_add(1).ok_or("index overflow")?);
-            if e.index != expected {
-                return Err("entries not consecutive after prev_log_index");
-            }
-            if e.term < prev_term || e.term > self.term {
-                return Err("entry terms out of order");
-            }
-            prev_term = e.term;
-        }
-        Ok(())
     }
 
     pub(super) fn on_heartbeat(&mut self, now: Instant, from: NodeId, hb: Heartbeat) {

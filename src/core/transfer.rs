@@ -54,6 +54,17 @@ impl Node {
         }
     }
 
+    /// A transfer this node started ended with it stepping down: once the
+    /// next leader is known (or this node campaigns itself, `None`), report
+    /// it abandoned unless the chosen successor leads.
+    pub(super) fn settle_transfer_outcome(&mut self, new_leader: Option<NodeId>) {
+        if let Some(to) = self.transfer_outcome.take() {
+            if new_leader != Some(to) {
+                self.events.push_back(Event::TransferAbandoned { to });
+            }
+        }
+    }
+
     pub(super) fn check_transfer_deadline(&mut self, now: Instant) {
         if let Some(t) = self.transfer.filter(|t| t.deadline <= now) {
             info!("{} {}: transfer to {} abandoned", self.id(), self.term, t.to);

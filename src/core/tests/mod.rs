@@ -8,6 +8,7 @@ mod durability;
 mod election;
 mod flow_control;
 mod forwarding;
+mod hardening;
 mod harness;
 mod input_validation;
 mod log_matching;
