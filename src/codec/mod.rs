@@ -83,6 +83,7 @@ mod tests;
 pub use self::decode::{decode_frame, decode_message};
 pub use self::encode::{encode_message, encoded_len};
 pub use self::error::DecodeError;
+pub(crate) use self::stream::read_appending;
 pub use self::stream::FrameDecoder;
 
 use crate::message::{MessageBody, ENTRIES_BYTES_LIMIT};

@@ -12,6 +12,23 @@ use crate::message::Message;
 /// How many bytes [`FrameDecoder::read_from`] asks for per call.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
+/// Reads once from `source` onto the end of `buf`, at most 64 KiB, and
+/// returns what `source.read` returned. Safe code cannot read into
+/// uninitialised memory, so the room is zeroed first; a reader that claims
+/// more bytes than it was given is broken, and the zeroes it did not write
+/// are never kept.
+pub(crate) fn read_appending<R: io::Read + ?Sized>(buf: &mut BytesMut, source: &mut R) -> io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + READ_CHUNK_BYTES, 0);
+    let result = match buf.get_mut(start..) {
+        Some(spare) => source.read(spare),
+        None => Ok(0),
+    };
+    let read = result.as_ref().map_or(0, |&n| n.min(READ_CHUNK_BYTES));
+    buf.truncate(start + read);
+    result
+}
+
 /// Splits a byte stream (a peer connection) into messages.
 ///
 /// Feed it bytes as they arrive, with [`extend`](FrameDecoder::extend) or
@@ -78,15 +95,7 @@ impl FrameDecoder {
     /// Once the decoder has failed, the bytes read are dropped.
     pub fn read_from<R: io::Read + ?Sized>(&mut self, source: &mut R) -> io::Result<usize> {
         let start = self.buf.len();
-        self.buf.resize(start + READ_CHUNK_BYTES, 0);
-        let result = match self.buf.get_mut(start..) {
-            Some(spare) => source.read(spare),
-            None => Ok(0),
-        };
-        // A reader that claims more than it was given is broken; never keep
-        // zeroes it did not write.
-        let read = result.as_ref().map_or(0, |&n| n.min(READ_CHUNK_BYTES));
-        self.buf.truncate(start + read);
+        let result = read_appending(&mut self.buf, source);
         if self.failed.is_some() {
             self.buf.clear();
         } else if start < FRAME_LEN_BYTES {

@@ -47,9 +47,6 @@ const HEADER_LINE_BYTES_MAX: usize = 1 + 20 + 2;
 /// announces: the count is only a claim until the arguments arrive.
 const ARGS_PREALLOCATED_MAX: usize = 16;
 
-/// How many bytes [`RequestParser::read_from`] asks for per call.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
-
 /// The limits a [`RequestParser`] enforces. A request beyond any of them is
 /// a protocol error, detected from its header before its body is buffered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,16 +241,7 @@ impl RequestParser {
     /// [`extend`](RequestParser::extend): one copy of the bytes received
     /// instead of a 64 KiB fill per read.
     pub fn read_from<R: io::Read + ?Sized>(&mut self, source: &mut R) -> io::Result<usize> {
-        let start = self.buf.len();
-        self.buf.resize(start + READ_CHUNK_BYTES, 0);
-        let result = match self.buf.get_mut(start..) {
-            Some(spare) => source.read(spare),
-            None => Ok(0),
-        };
-        // A reader that claims more than it was given is broken; never keep
-        // zeroes it did not write.
-        let read = result.as_ref().map_or(0, |&n| n.min(READ_CHUNK_BYTES));
-        self.buf.truncate(start + read);
+        let result = crate::codec::read_appending(&mut self.buf, source);
         if self.failed.is_some() {
             self.buf.clear();
         }
