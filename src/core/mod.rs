@@ -404,16 +404,16 @@ impl Node {
         }
         self.durable_id = id;
         self.log.persisted_to(id);
-        let durable = self.durable_id;
-        let outbox = &mut self.outbox;
-        self.held.retain_mut(|(needed, msg)| {
-            if *needed > durable {
-                return true;
+        // Usually the ready messages are at the front, where removal is O(1).
+        let mut k = 0;
+        while k < self.held.len() {
+            if self.held[k].0 <= id {
+                let (_, msg) = self.held.remove(k).expect("k is in range");
+                self.outbox.push_back(msg);
+            } else {
+                k += 1;
             }
-            let body = std::mem::replace(&mut msg.body, MessageBody::TimeoutNow);
-            outbox.push_back(Message { body, ..*msg });
-            false
-        });
+        }
         match self.role {
             Role::Candidate | Role::PreCandidate => self.tally_votes(now),
             Role::Leader => self.maybe_commit(now),

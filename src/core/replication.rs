@@ -240,8 +240,10 @@ impl Node {
         loop {
             let p = &self.peers[k];
             if p.is_paused() {
+                // An empty append at `next_index - 1` takes no window slot:
+                // it checks the follower's log and carries the commit.
                 if p.state == ProgressState::Replicate && p.resend {
-                    self.send_empty_append(k);
+                    self.send_append(k, false);
                 }
                 return;
             }
@@ -251,36 +253,32 @@ impl Node {
             if !has_entries && !must_probe && !commit_news && !p.resend {
                 return;
             }
-            let next = p.next_index;
-            let to = p.id;
-            let prev_log_index = next.prev();
-            let prev_log_term = self.log.term(prev_log_index).expect("next_index is within the log");
-            let mut entries = Vec::new();
-            let bytes = self.log.entries_from(next, self.config.message_bytes_max, &mut entries);
-            let sent_last = prev_log_index.plus(entries.len() as u64);
-            let p = &mut self.peers[k];
-            p.on_entries_sent(sent_last, bytes);
-            p.commit_sent = commit;
-            p.resend = false;
-            let req = AppendEntries { prev_log_index, prev_log_term, entries, leader_commit: commit };
-            self.send(to, MessageBody::AppendEntries(req));
+            self.send_append(k, true);
             if must_probe || !has_entries {
                 return;
             }
         }
     }
 
-    /// An AppendEntries with no entries at the follower's `next_index - 1`:
-    /// it checks the follower's log and carries the commit index without
-    /// taking a window slot.
-    fn send_empty_append(&mut self, k: usize) {
+    /// Sends follower `k` an AppendEntries after its `next_index - 1`,
+    /// carrying up to `message_bytes_max` of entries if `with_entries`.
+    fn send_append(&mut self, k: usize, with_entries: bool) {
         let commit = self.log.commit();
-        let p = &mut self.peers[k];
-        p.resend = false;
-        p.commit_sent = commit;
-        let (to, prev_log_index) = (p.id, p.next_index.prev());
+        let p = &self.peers[k];
+        let (to, next) = (p.id, p.next_index);
+        let prev_log_index = next.prev();
         let prev_log_term = self.log.term(prev_log_index).expect("next_index is within the log");
-        let req = AppendEntries { prev_log_index, prev_log_term, entries: Vec::new(), leader_commit: commit };
+        let mut entries = Vec::new();
+        let bytes = if with_entries {
+            self.log.entries_from(next, self.config.message_bytes_max, &mut entries)
+        } else {
+            0
+        };
+        let p = &mut self.peers[k];
+        p.on_entries_sent(prev_log_index.plus(entries.len() as u64), bytes);
+        p.commit_sent = commit;
+        p.resend = false;
+        let req = AppendEntries { prev_log_index, prev_log_term, entries, leader_commit: commit };
         self.send(to, MessageBody::AppendEntries(req));
     }
 

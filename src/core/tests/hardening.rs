@@ -122,3 +122,24 @@ fn a_transfer_cut_short_by_stepping_down_is_reported_abandoned() {
         c.events_of(leader)
     );
 }
+
+/// CheckQuorum counts a follower as present only when it answers the
+/// leader: a message that proves nothing about the leader's reach (here an
+/// unsolicited vote response of the leader's term) must not keep a leader
+/// that hears no replies from stepping down.
+#[test]
+fn check_quorum_counts_only_replies_to_the_leader() {
+    let (mut c, leader) = established(3, |_| {});
+    let term = c.node(leader).term();
+    c.isolate(leader);
+    let min = c.node(leader).config().election_timeout_min;
+    let end = c.now + min * 3;
+    while c.now < end && c.node(leader).role() == Role::Leader {
+        for from in (1..=3).filter(|&id| id != leader) {
+            let noise = RequestVoteResponse { pre_vote: true, granted: false };
+            c.inject(msg(from, leader, term.0, MessageBody::RequestVoteResponse(noise)));
+        }
+        c.tick();
+    }
+    assert_eq!(c.node(leader).role(), Role::Follower, "a leader that hears no replies kept leading");
+}
