@@ -88,15 +88,7 @@ fn bench(c: &mut Criterion, root: &Path) {
         let mut group = c.benchmark_group(format!("wal_{entry_bytes}B"));
         for batch in [1usize, 16, 256] {
             group.throughput(Throughput::Elements(batch as u64));
-            let data = Bytes::from(vec![0x5a; entry_bytes]);
-            let mut entries: Vec<Entry> = (0..batch)
-                .map(|_| Entry {
-                    index: LogIndex(0),
-                    term: Term(1),
-                    kind: EntryKind::Command,
-                    data: data.clone(),
-                })
-                .collect();
+            let mut entries = batch_of(entry_bytes, batch);
 
             let dir = root.join(format!("wal-{entry_bytes}-{batch}"));
             let (mut wal, _) = Wal::open(&dir, options()).unwrap();
@@ -127,6 +119,15 @@ fn bench(c: &mut Criterion, root: &Path) {
     }
 }
 
+/// `batch` entries of `entry_bytes` each, sharing one payload; `wal_batch`
+/// numbers them.
+fn batch_of(entry_bytes: usize, batch: usize) -> Vec<Entry> {
+    let data = Bytes::from(vec![0x5a; entry_bytes]);
+    (0..batch)
+        .map(|_| Entry { index: LogIndex(0), term: Term(1), kind: EntryKind::Command, data: data.clone() })
+        .collect()
+}
+
 fn wal_batch(wal: &mut Wal, entries: &mut [Entry]) {
     let mut next = wal.last_index().next();
     for e in entries.iter_mut() {
@@ -153,15 +154,7 @@ fn paired(root: &Path) {
     );
     for entry_bytes in [16usize, 1024] {
         for batch in [1usize, 16, 256] {
-            let data = Bytes::from(vec![0x5a; entry_bytes]);
-            let mut entries: Vec<Entry> = (0..batch)
-                .map(|_| Entry {
-                    index: LogIndex(0),
-                    term: Term(1),
-                    kind: EntryKind::Command,
-                    data: data.clone(),
-                })
-                .collect();
+            let mut entries = batch_of(entry_bytes, batch);
             let (mut wal, _) =
                 Wal::open(root.join(format!("paired-wal-{entry_bytes}-{batch}")), options()).unwrap();
             let bytes = vec![0x5a; batch * (ENTRY_RECORD_OVERHEAD_BYTES + entry_bytes)];
