@@ -8,6 +8,8 @@
 //! - [`codec`]: the wire format, with total decoders fit for fuzzing;
 //! - [`sim`]: a deterministic cluster simulator with fault injection and a
 //!   safety checker, driven by a seed;
+//! - [`runtime`]: the core with threads, sockets and a disk behind a
+//!   blocking [`Handle`](runtime::Handle);
 //! - [`kv`]: the Redis-protocol key-value service (RESP codec, commands,
 //!   the replicated map), without IO.
 //!
@@ -25,6 +27,7 @@ pub mod core;
 pub mod kv;
 pub mod message;
 pub mod rng;
+pub mod runtime;
 pub mod sim;
 pub mod storage;
 pub mod types;

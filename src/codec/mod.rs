@@ -74,6 +74,7 @@
 mod decode;
 mod encode;
 mod error;
+mod handshake;
 mod reader;
 mod stream;
 
@@ -83,6 +84,10 @@ mod tests;
 pub use self::decode::{decode_frame, decode_message};
 pub use self::encode::{encode_message, encoded_len};
 pub use self::error::DecodeError;
+pub use self::handshake::{
+    decode_handshake, encode_handshake, Handshake, HandshakeError, CLUSTER_ID_BYTES_MAX, HANDSHAKE_BYTES_MAX,
+    HANDSHAKE_MAGIC,
+};
 pub(crate) use self::stream::read_appending;
 pub use self::stream::FrameDecoder;
 

@@ -1,0 +1,111 @@
+//! The first bytes on every peer connection: who is calling, in which
+//! cluster, and whom it means to reach.
+//!
+//! | offset | size | field        | meaning                                        |
+//! |--------|------|--------------|------------------------------------------------|
+//! | 0      | 4    | `magic`      | [`HANDSHAKE_MAGIC`], which includes the version |
+//! | 4      | 1    | `cluster_len`| length of the cluster id, 1 to [`CLUSTER_ID_BYTES_MAX`] |
+//! | 5      | n    | `cluster_id` | the cluster's name, UTF-8                      |
+//! | 5 + n  | 8    | `from`       | the dialing node's id                          |
+//! | 13 + n | 8    | `to`         | the node it means to reach                     |
+//!
+//! Frames follow, from the dialer only: a connection carries messages one
+//! way, from the node that dialed it.
+
+use std::fmt;
+
+use crate::types::NodeId;
+
+/// The magic and protocol version that open a peer connection.
+pub const HANDSHAKE_MAGIC: [u8; 4] = *b"oar\x01";
+/// The longest cluster id, in bytes.
+pub const CLUSTER_ID_BYTES_MAX: usize = 255;
+/// The longest handshake, in bytes.
+pub const HANDSHAKE_BYTES_MAX: usize = 4 + 1 + CLUSTER_ID_BYTES_MAX + 8 + 8;
+
+/// The greeting a node sends on each connection it dials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    /// The cluster the dialer belongs to.
+    pub cluster_id: String,
+    /// The dialer.
+    pub from: NodeId,
+    /// The node the dialer means to reach.
+    pub to: NodeId,
+}
+
+/// Why the first bytes of a connection are not a handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandshakeError {
+    /// The connection does not start with [`HANDSHAKE_MAGIC`]: not an oar
+    /// peer, or one speaking another protocol version.
+    BadMagic {
+        /// The four bytes found.
+        found: [u8; 4],
+    },
+    /// The cluster id is empty or not UTF-8.
+    BadClusterId,
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::BadMagic { found } => {
+                write!(f, "not an oar peer (expected magic {HANDSHAKE_MAGIC:02x?}, got {found:02x?})")
+            }
+            HandshakeError::BadClusterId => write!(f, "the cluster id is empty or not UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
+/// Appends the encoding of `handshake` to `out`.
+///
+/// # Panics
+/// If the cluster id is empty or longer than [`CLUSTER_ID_BYTES_MAX`]:
+/// validate it when the configuration is read.
+pub fn encode_handshake(handshake: &Handshake, out: &mut Vec<u8>) {
+    let cluster = handshake.cluster_id.as_bytes();
+    assert!(
+        (1..=CLUSTER_ID_BYTES_MAX).contains(&cluster.len()),
+        "cluster id of {} bytes; it must have 1 to {CLUSTER_ID_BYTES_MAX}",
+        cluster.len()
+    );
+    out.extend_from_slice(&HANDSHAKE_MAGIC);
+    out.push(cluster.len() as u8);
+    out.extend_from_slice(cluster);
+    out.extend_from_slice(&handshake.from.0.to_le_bytes());
+    out.extend_from_slice(&handshake.to.0.to_le_bytes());
+}
+
+/// Decodes a handshake from the start of `buf`: `Ok(None)` while more bytes
+/// are needed (never more than [`HANDSHAKE_BYTES_MAX`] in all), else the
+/// handshake and the number of bytes it took. Bytes after it are frames.
+pub fn decode_handshake(buf: &[u8]) -> Result<Option<(Handshake, usize)>, HandshakeError> {
+    let magic_len = HANDSHAKE_MAGIC.len().min(buf.len());
+    let (magic, rest) = buf.split_at(magic_len);
+    if magic != &HANDSHAKE_MAGIC[..magic_len] {
+        let mut found = [0; 4];
+        found[..magic_len].copy_from_slice(magic);
+        return Err(HandshakeError::BadMagic { found });
+    }
+    if magic_len < HANDSHAKE_MAGIC.len() {
+        return Ok(None);
+    }
+    let Some((&cluster_len, rest)) = rest.split_first() else { return Ok(None) };
+    let cluster_len = usize::from(cluster_len);
+    if cluster_len == 0 {
+        return Err(HandshakeError::BadClusterId);
+    }
+    let Some((cluster, rest)) = rest.split_at_checked(cluster_len) else { return Ok(None) };
+    let cluster_id = std::str::from_utf8(cluster).map_err(|_| HandshakeError::BadClusterId)?;
+    let Some((from, rest)) = rest.split_first_chunk::<8>() else { return Ok(None) };
+    let Some((to, _)) = rest.split_first_chunk::<8>() else { return Ok(None) };
+    let handshake = Handshake {
+        cluster_id: cluster_id.to_string(),
+        from: NodeId(u64::from_le_bytes(*from)),
+        to: NodeId(u64::from_le_bytes(*to)),
+    };
+    Ok(Some((handshake, 4 + 1 + cluster_len + 16)))
+}

@@ -1,0 +1,83 @@
+//! The log-writer thread: group commit.
+//!
+//! It blocks for the first write, then takes every write already queued
+//! behind it, writes them all to the log, calls `fdatasync` once and reports
+//! the last one durable. While it syncs, the event loop queues the next
+//! batch, so the batch grows with the load and fsyncs stay one per batch.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+use log::{debug, error};
+
+use super::Shared;
+use crate::core::{Persist, PersistId};
+use crate::storage::{StorageError, Wal};
+
+/// What the event loop sends the log writer.
+pub(crate) enum ToWriter {
+    Write(Persist),
+    /// Finish what is queued and exit.
+    Stop,
+}
+
+/// What the log writer reports back.
+pub(crate) enum FromWriter {
+    /// Every write up to this one is durable.
+    Durable(PersistId),
+    /// The log failed; the node must stop.
+    Failed(StorageError),
+}
+
+pub(crate) fn run(
+    mut wal: Wal,
+    inbox: Receiver<ToWriter>,
+    outbox: Sender<FromWriter>,
+    shared: Arc<Shared>,
+) {
+    let id = shared.id;
+    let mut stopping = false;
+    while !stopping {
+        let Ok(first) = inbox.recv() else { break };
+        let mut last = None;
+        let mut writes = 0usize;
+        let mut result = Ok(());
+        for message in std::iter::once(first).chain(inbox.try_iter()) {
+            match message {
+                ToWriter::Stop => {
+                    stopping = true;
+                    break;
+                }
+                ToWriter::Write(persist) => {
+                    if result.is_ok() {
+                        result = wal.write(&persist.entries, persist.hard_state);
+                        last = Some(persist.id);
+                        writes += 1;
+                    }
+                }
+            }
+        }
+        if result.is_ok() && last.is_some() {
+            result = wal.sync();
+            shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            shared.counters.writes.fetch_add(writes as u64, Ordering::Relaxed);
+        }
+        let report = match (result, last) {
+            (Err(e), _) => {
+                error!("{id}: the log failed, stopping the node: {e}");
+                stopping = true;
+                FromWriter::Failed(e)
+            }
+            (Ok(()), Some(last)) => {
+                debug!("{id}: {writes} writes durable up to {last:?}");
+                FromWriter::Durable(last)
+            }
+            (Ok(()), None) => continue,
+        };
+        if outbox.send(report).is_err() {
+            break;
+        }
+        shared.wake();
+    }
+}

@@ -1,0 +1,1 @@
+//! Unit tests of the runtime, with real threads, sockets and files.

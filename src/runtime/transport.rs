@@ -1,0 +1,495 @@
+//! Peer connections over mio: dialing with backoff, the handshake, framing,
+//! and per-peer send queues bounded in bytes.
+//!
+//! Connections are one-way: a node sends to a peer on the connection it
+//! dialed ([`Link`]) and receives on the connections peers dialed
+//! ([`Inbound`]). Nothing has to decide which of two crossing connections
+//! survives, and a peer is known by the handshake it sent, never by where
+//! the connection came from (a proxy may sit in between).
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+
+use crate::codec::{self, FrameDecoder, Handshake, HANDSHAKE_BYTES_MAX};
+use crate::message::Message;
+use crate::types::{Instant, NodeId};
+
+/// The listener's token.
+pub(crate) const LISTENER: Token = Token(0);
+/// The event loop's waker.
+pub(crate) const WAKER: Token = Token(1);
+/// Links take tokens from here, one per peer, in peer order.
+const FIRST_LINK: usize = 2;
+/// Inbound connections take tokens from here up.
+const FIRST_INBOUND: usize = 1 << 20;
+/// Inbound connections open at once; more are refused. Peers need one or two
+/// each; the rest is room for reconnects and strays.
+const INBOUND_CONNECTIONS_MAX: usize = 256;
+/// Written bytes kept at the front of a send queue before it is compacted.
+const COMPACT_BYTES_MIN: usize = 1 << 20;
+
+/// Transport settings, from the runtime's config.
+#[derive(Clone, Debug)]
+pub(crate) struct TransportConfig {
+    pub(crate) id: NodeId,
+    pub(crate) cluster_id: String,
+    pub(crate) queue_bytes_max: usize,
+    pub(crate) delay_min: Duration,
+    pub(crate) delay_max: Duration,
+}
+
+enum LinkState {
+    /// Not connected; dial again at `retry_at`.
+    Idle { retry_at: Instant },
+    Connecting(TcpStream),
+    Connected(TcpStream),
+}
+
+/// The connection this node dialed to one peer, and its send queue.
+struct Link {
+    peer: NodeId,
+    addr: SocketAddr,
+    token: Token,
+    state: LinkState,
+    /// Bytes to send: the handshake, then frames. Invariant: empty while
+    /// idle; `written <= out.len()`.
+    out: Vec<u8>,
+    written: usize,
+    /// The next redial delay; doubles per failure up to `delay_max`, reset
+    /// on success.
+    delay: Duration,
+    delay_max: Duration,
+    /// Registered for WRITABLE: only while bytes wait.
+    wants_writable: bool,
+}
+
+enum InboundState {
+    /// Waiting for the handshake; holds what has arrived of it.
+    Greeting(Vec<u8>),
+    /// Receiving frames from `peer`.
+    Receiving { peer: NodeId, decoder: FrameDecoder },
+}
+
+/// A connection a peer dialed to this node.
+struct Inbound {
+    stream: TcpStream,
+    addr: SocketAddr,
+    state: InboundState,
+}
+
+/// Every peer connection of one node.
+pub(crate) struct Transport {
+    config: TransportConfig,
+    listener: TcpListener,
+    /// One per peer, sorted by id.
+    links: Vec<Link>,
+    inbound: HashMap<Token, Inbound>,
+    next_inbound: usize,
+    /// Peers whose queued messages were lost since the last
+    /// [`take_unreachable`](Transport::take_unreachable).
+    unreachable: Vec<NodeId>,
+    scratch: Vec<u8>,
+}
+
+impl Transport {
+    /// Listens on `listen` and prepares a link to each of `peers` (to be
+    /// dialed at the first [`on_timer`](Transport::on_timer)).
+    pub(crate) fn new(
+        registry: &Registry,
+        config: TransportConfig,
+        listen: SocketAddr,
+        peers: &[(NodeId, SocketAddr)],
+        now: Instant,
+    ) -> io::Result<Transport> {
+        let mut listener = TcpListener::bind(listen)?;
+        registry.register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut peers = peers.to_vec();
+        peers.sort_unstable();
+        let links = peers
+            .into_iter()
+            .enumerate()
+            .map(|(k, (peer, addr))| Link {
+                peer,
+                addr,
+                token: Token(FIRST_LINK + k),
+                state: LinkState::Idle { retry_at: now },
+                out: Vec::new(),
+                written: 0,
+                delay: config.delay_min,
+                delay_max: config.delay_max,
+                wants_writable: false,
+            })
+            .collect();
+        Ok(Transport {
+            config,
+            listener,
+            links,
+            inbound: HashMap::new(),
+            next_inbound: FIRST_INBOUND,
+            unreachable: Vec::new(),
+            scratch: vec![0; 4096],
+        })
+    }
+
+    /// The next redial.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.links
+            .iter()
+            .filter_map(|l| match l.state {
+                LinkState::Idle { retry_at } => Some(retry_at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Dials the peers whose redial time has come.
+    pub(crate) fn on_timer(&mut self, registry: &Registry, now: Instant) {
+        for link in &mut self.links {
+            if matches!(link.state, LinkState::Idle { retry_at } if retry_at <= now) {
+                link.dial(registry, &self.config, now);
+            }
+        }
+    }
+
+    /// Queues `msg` for its peer. `false` if it was dropped: the peer is not
+    /// connected or its queue is full.
+    pub(crate) fn send(&mut self, msg: &Message) -> bool {
+        let Some(link) = self.links.iter_mut().find(|l| l.peer == msg.to) else {
+            debug!("{}: dropped a message to unknown node {}", self.config.id, msg.to);
+            return false;
+        };
+        if matches!(link.state, LinkState::Idle { .. }) {
+            return false;
+        }
+        if link.out.len() - link.written + codec::encoded_len(msg) > self.config.queue_bytes_max {
+            debug!("{}: send queue to {} full, dropped {}", self.config.id, link.peer, msg.body.name());
+            return false;
+        }
+        codec::encode_message(msg, &mut link.out);
+        true
+    }
+
+    /// Writes what the queues hold, as far as the sockets take it.
+    pub(crate) fn flush(&mut self, registry: &Registry, now: Instant) {
+        for link in &mut self.links {
+            if link.written < link.out.len() && matches!(link.state, LinkState::Connected(_)) {
+                link.write_queued(registry, &self.config, now, &mut self.unreachable);
+            }
+        }
+    }
+
+    /// Peers that lost queued messages, for the core's `handle_unreachable`.
+    pub(crate) fn take_unreachable(&mut self) -> impl Iterator<Item = NodeId> + '_ {
+        self.unreachable.drain(..)
+    }
+
+    /// Handles a readiness event for `token`, delivering the messages that
+    /// arrived.
+    pub(crate) fn on_event(
+        &mut self,
+        registry: &Registry,
+        event: &mio::event::Event,
+        now: Instant,
+        deliver: &mut dyn FnMut(Message),
+    ) {
+        let token = event.token();
+        if token == LISTENER {
+            self.accept(registry);
+        } else if token.0 >= FIRST_INBOUND {
+            self.on_inbound(registry, token, deliver);
+        } else if let Some(link) = token.0.checked_sub(FIRST_LINK).and_then(|k| self.links.get_mut(k)) {
+            link.on_event(registry, event, &self.config, now, &mut self.scratch, &mut self.unreachable);
+        }
+    }
+
+    fn accept(&mut self, registry: &Registry) {
+        loop {
+            let (mut stream, addr) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("{}: accept failed: {e}", self.config.id);
+                    return;
+                }
+            };
+            if self.inbound.len() >= INBOUND_CONNECTIONS_MAX {
+                warn!("{}: refused peer connection from {addr}: {INBOUND_CONNECTIONS_MAX} already open", self.config.id);
+                continue;
+            }
+            let token = Token(self.next_inbound);
+            self.next_inbound += 1;
+            if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
+                warn!("{}: cannot register the connection from {addr}: {e}", self.config.id);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            debug!("{}: peer connection from {addr}", self.config.id);
+            self.inbound.insert(token, Inbound { stream, addr, state: InboundState::Greeting(Vec::new()) });
+        }
+    }
+
+    fn on_inbound(&mut self, registry: &Registry, token: Token, deliver: &mut dyn FnMut(Message)) {
+        let Some(conn) = self.inbound.get_mut(&token) else { return };
+        if let Err(reason) = conn.receive(&self.config, &self.links, &mut self.scratch, deliver) {
+            let mut conn = self.inbound.remove(&token).expect("present above");
+            match reason {
+                Close::Quietly(why) => debug!("{}: connection from {} closed: {why}", self.config.id, conn.addr),
+                Close::Warn(why) => warn!("{}: closed connection from {}: {why}", self.config.id, conn.addr),
+            }
+            let _ = registry.deregister(&mut conn.stream);
+        }
+    }
+}
+
+/// Why a connection ends.
+enum Close {
+    /// The peer went away: normal.
+    Quietly(String),
+    /// The peer misbehaved: worth an operator's attention.
+    Warn(String),
+}
+
+impl Inbound {
+    /// Reads until the socket is drained, delivering every message; `Err`
+    /// when the connection must close.
+    fn receive(
+        &mut self,
+        config: &TransportConfig,
+        links: &[Link],
+        scratch: &mut [u8],
+        deliver: &mut dyn FnMut(Message),
+    ) -> Result<(), Close> {
+        loop {
+            let read = match &mut self.state {
+                InboundState::Greeting(buf) => {
+                    let room = (HANDSHAKE_BYTES_MAX - buf.len()).min(scratch.len());
+                    let n = read_some(&mut self.stream, &mut scratch[..room])?;
+                    buf.extend_from_slice(&scratch[..n]);
+                    if let Some((handshake, len)) = codec::decode_handshake(buf)
+                        .map_err(|e| Close::Warn(format!("bad handshake: {e}")))?
+                    {
+                        let peer = check_handshake(&handshake, config, links).map_err(Close::Warn)?;
+                        let mut decoder = FrameDecoder::new();
+                        decoder.extend(&buf[len..]);
+                        debug!("{}: {} connected from {}", config.id, peer, self.addr);
+                        self.state = InboundState::Receiving { peer, decoder };
+                    }
+                    n
+                }
+                InboundState::Receiving { decoder, .. } => match decoder.read_from(&mut self.stream) {
+                    Ok(0) => return Err(Close::Quietly("closed by the peer".into())),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Close::Quietly(e.to_string())),
+                },
+            };
+            if let InboundState::Receiving { peer, decoder } = &mut self.state {
+                loop {
+                    match decoder.next_message() {
+                        Ok(Some(msg)) if msg.from == *peer && msg.to == config.id => deliver(msg),
+                        Ok(Some(msg)) => {
+                            return Err(Close::Warn(format!(
+                                "{} sent a message from {} to {}",
+                                peer, msg.from, msg.to
+                            )))
+                        }
+                        Ok(None) => break,
+                        Err(e) => return Err(Close::Warn(format!("malformed frame from {peer}: {e}"))),
+                    }
+                }
+            }
+            if read == 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Reads once into `buf`: `Ok(0)` means "nothing more for now", and a
+/// closed connection is an `Err`.
+fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, Close> {
+    loop {
+        return match stream.read(buf) {
+            Ok(0) if !buf.is_empty() => Err(Close::Quietly("closed by the peer".into())),
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(Close::Quietly(e.to_string())),
+        };
+    }
+}
+
+/// The peer a handshake names, if this node should accept it.
+fn check_handshake(handshake: &Handshake, config: &TransportConfig, links: &[Link]) -> Result<NodeId, String> {
+    if handshake.cluster_id != config.cluster_id {
+        return Err(format!(
+            "node {} belongs to cluster {:?}, this node to {:?}",
+            handshake.from, handshake.cluster_id, config.cluster_id
+        ));
+    }
+    if handshake.to != config.id {
+        return Err(format!("node {} meant to reach node {}, this is {}", handshake.from, handshake.to, config.id));
+    }
+    if !links.iter().any(|l| l.peer == handshake.from) {
+        return Err(format!("node {} is not a member of this cluster", handshake.from));
+    }
+    Ok(handshake.from)
+}
+
+impl Link {
+    fn dial(&mut self, registry: &Registry, config: &TransportConfig, now: Instant) {
+        debug_assert!(self.out.is_empty());
+        match TcpStream::connect(self.addr) {
+            Ok(mut stream) => {
+                if let Err(e) = registry.register(&mut stream, self.token, Interest::READABLE | Interest::WRITABLE) {
+                    warn!("{}: cannot register the connection to {}: {e}", config.id, self.peer);
+                    self.retry_later(now);
+                    return;
+                }
+                self.wants_writable = true;
+                codec::encode_handshake(
+                    &Handshake { cluster_id: config.cluster_id.clone(), from: config.id, to: self.peer },
+                    &mut self.out,
+                );
+                self.state = LinkState::Connecting(stream);
+            }
+            Err(e) => {
+                debug!("{}: cannot dial {} at {}: {e}", config.id, self.peer, self.addr);
+                self.retry_later(now);
+            }
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        registry: &Registry,
+        event: &mio::event::Event,
+        config: &TransportConfig,
+        now: Instant,
+        scratch: &mut [u8],
+        unreachable: &mut Vec<NodeId>,
+    ) {
+        match &mut self.state {
+            LinkState::Idle { .. } => {}
+            LinkState::Connecting(stream) => {
+                if !event.is_writable() && !event.is_error() && !event.is_write_closed() {
+                    return;
+                }
+                let failed = match stream.take_error() {
+                    Ok(Some(e)) | Err(e) => Some(e),
+                    Ok(None) => match stream.peer_addr() {
+                        Ok(_) => None,
+                        // Not connected yet: a spurious wakeup.
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                        Err(e) => Some(e),
+                    },
+                };
+                if let Some(e) = failed {
+                    debug!("{}: cannot connect to {} at {}: {e}", config.id, self.peer, self.addr);
+                    self.disconnect(registry, now, unreachable);
+                    return;
+                }
+                let _ = stream.set_nodelay(true);
+                let LinkState::Connecting(stream) = std::mem::replace(&mut self.state, LinkState::Idle { retry_at: now })
+                else {
+                    unreachable!("matched above")
+                };
+                info!("{}: connected to {} at {}", config.id, self.peer, self.addr);
+                self.state = LinkState::Connected(stream);
+                self.delay = config.delay_min;
+                self.write_queued(registry, config, now, unreachable);
+            }
+            LinkState::Connected(stream) => {
+                if event.is_readable() || event.is_read_closed() {
+                    // Peers never send on a link: bytes or an end of stream
+                    // both mean the connection is finished.
+                    match read_some(stream, scratch) {
+                        Ok(0) => {}
+                        Ok(_) => {
+                            warn!("{}: {} sent data on a one-way connection; reconnecting", config.id, self.peer);
+                            self.disconnect(registry, now, unreachable);
+                            return;
+                        }
+                        Err(Close::Quietly(why) | Close::Warn(why)) => {
+                            info!("{}: connection to {} lost: {why}", config.id, self.peer);
+                            self.disconnect(registry, now, unreachable);
+                            return;
+                        }
+                    }
+                }
+                if event.is_writable() {
+                    self.write_queued(registry, config, now, unreachable);
+                }
+            }
+        }
+    }
+
+    /// Writes queued bytes until done or the socket is full.
+    fn write_queued(
+        &mut self,
+        registry: &Registry,
+        config: &TransportConfig,
+        now: Instant,
+        unreachable: &mut Vec<NodeId>,
+    ) {
+        let LinkState::Connected(stream) = &mut self.state else { return };
+        while self.written < self.out.len() {
+            match stream.write(&self.out[self.written..]) {
+                Ok(0) => break,
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    info!("{}: connection to {} lost: {e}", config.id, self.peer);
+                    self.disconnect(registry, now, unreachable);
+                    return;
+                }
+            }
+        }
+        let done = self.written == self.out.len();
+        if done {
+            self.out.clear();
+            self.written = 0;
+        } else if self.written >= COMPACT_BYTES_MIN && self.written * 2 >= self.out.len() {
+            self.out.drain(..self.written);
+            self.written = 0;
+        }
+        if done == self.wants_writable {
+            self.wants_writable = !done;
+            let interest = if done { Interest::READABLE } else { Interest::READABLE | Interest::WRITABLE };
+            if let Err(e) = registry.reregister(stream, self.token, interest) {
+                warn!("{}: cannot reregister the connection to {}: {e}", config.id, self.peer);
+                self.disconnect(registry, now, unreachable);
+            }
+        }
+    }
+
+    /// Drops the connection and what it queued, and schedules a redial.
+    fn disconnect(&mut self, registry: &Registry, now: Instant, unreachable: &mut Vec<NodeId>) {
+        if let LinkState::Connecting(mut stream) | LinkState::Connected(mut stream) =
+            std::mem::replace(&mut self.state, LinkState::Idle { retry_at: now })
+        {
+            let _ = registry.deregister(&mut stream);
+        }
+        if self.out.len() > self.written {
+            unreachable.push(self.peer);
+        }
+        self.out.clear();
+        self.written = 0;
+        self.wants_writable = false;
+        self.retry_later(now);
+    }
+
+    fn retry_later(&mut self, now: Instant) {
+        self.state = LinkState::Idle { retry_at: now + self.delay };
+        self.delay = (self.delay * 2).min(self.delay_max);
+    }
+}
