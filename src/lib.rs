@@ -11,7 +11,9 @@
 //! - [`runtime`]: the core with threads, sockets and a disk behind a
 //!   blocking [`Handle`](runtime::Handle);
 //! - [`kv`]: the Redis-protocol key-value service (RESP codec, commands,
-//!   the replicated map), without IO.
+//!   the replicated map), without IO;
+//! - [`server`]: that service over TCP on a runtime node, as `oar serve`
+//!   runs it.
 //!
 //! See `DESIGN.md` in the repository for the architecture and its contracts.
 #![deny(missing_docs)]
@@ -28,6 +30,7 @@ pub mod kv;
 pub mod message;
 pub mod rng;
 pub mod runtime;
+pub mod server;
 pub mod sim;
 pub mod storage;
 pub mod types;

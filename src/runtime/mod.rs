@@ -378,6 +378,12 @@ impl Handle {
         self.shared.id
     }
 
+    /// The largest command [`propose`](Handle::propose) accepts: the entry
+    /// limit less the envelope.
+    pub fn command_bytes_max(&self) -> u64 {
+        self.shared.entry_bytes_max.saturating_sub(ENVELOPE_BYTES as u64)
+    }
+
     /// Proposes `command` and blocks until it is applied, returning the
     /// state machine's answer. On a follower the command is forwarded to the
     /// leader; the answer still comes back here.

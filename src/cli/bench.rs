@@ -1,0 +1,181 @@
+//! `oar bench`: a local cluster with real sockets and fsync, driven by
+//! closed-loop Redis clients.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use oar::runtime::Peer;
+use oar::NodeId;
+
+use super::{await_leader, start_node, LocalNode};
+
+/// Benchmark a local cluster: concurrent clients SET keys through the leader.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Cluster size.
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+    /// Concurrent clients, each with one request in flight.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 16)]
+    value_bytes: usize,
+    /// How long to run.
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// Where the nodes keep their data (default: a fresh directory under the
+    /// system's temporary directory, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// What one client measured.
+struct ClientReport {
+    latencies_us: Histogram<u64>,
+    errors: u64,
+}
+
+pub fn run(args: BenchArgs) -> Result<(), String> {
+    super::init_logging("warn");
+    if !(1..=16).contains(&args.nodes) || args.clients == 0 || args.secs == 0 {
+        return Err("give --nodes 1 to 16, --clients of 1 or more, and --secs of 1 or more".into());
+    }
+    let (dir, remove_dir) = match &args.dir {
+        Some(dir) => (dir.clone(), false),
+        None => (std::env::temp_dir().join(format!("oar-bench-{}", std::process::id())), true),
+    };
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let raft_addrs = free_ports(args.nodes.into())?;
+    let resp_addrs = free_ports(args.nodes.into())?;
+    let peers: Vec<Peer> = raft_addrs
+        .iter()
+        .enumerate()
+        .map(|(k, &port)| Peer { id: NodeId(k as u64 + 1), addr: SocketAddr::new(localhost, port) })
+        .collect();
+    let mut nodes: Vec<LocalNode> = Vec::new();
+    for (peer, &port) in peers.iter().zip(&resp_addrs) {
+        let node_dir = dir.join(format!("node{}", peer.id));
+        match start_node(peer.id, &node_dir, &peers, SocketAddr::new(localhost, port), "oar-bench") {
+            Ok(node) => nodes.push(node),
+            Err(e) => {
+                nodes.into_iter().for_each(LocalNode::stop);
+                return Err(e);
+            }
+        }
+    }
+    let result = drive(&args, &nodes);
+    nodes.into_iter().for_each(LocalNode::stop);
+    if remove_dir {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn drive(args: &BenchArgs, nodes: &[LocalNode]) -> Result<(), String> {
+    let leader = await_leader(nodes, Duration::from_secs(10))?;
+    let target = nodes[leader].server.addr();
+    let fsyncs_before: u64 = nodes.iter().map(|n| n.handle.metrics().fsyncs).sum();
+    let ops = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let value = "v".repeat(args.value_bytes);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..args.clients)
+        .map(|k| {
+            let (ops, stop, value) = (Arc::clone(&ops), Arc::clone(&stop), value.clone());
+            std::thread::spawn(move || client(k, target, &value, &ops, &stop))
+        })
+        .collect();
+    let bar = ProgressBar::new(args.secs * 10);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}").unwrap_or(ProgressStyle::default_bar()),
+    );
+    while started.elapsed() < Duration::from_secs(args.secs) {
+        std::thread::sleep(Duration::from_millis(100));
+        bar.inc(1);
+        let rate = ops.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        bar.set_message(format!("{rate:.0} ops/s"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let mut errors = 0;
+    for client in clients {
+        let report = client.join().map_err(|_| "a client thread panicked".to_string())??;
+        latencies.add(&report.latencies_us).map_err(|e| e.to_string())?;
+        errors += report.errors;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let fsyncs: u64 = nodes.iter().map(|n| n.handle.metrics().fsyncs).sum::<u64>() - fsyncs_before;
+    let done = latencies.len();
+    println!(
+        "bench nodes={} clients={} value_bytes={} ops={done} secs={secs:.2} ops_per_sec={:.0} p50_us={} p99_us={} p999_us={} fsyncs_per_sec={:.0}",
+        args.nodes,
+        args.clients,
+        args.value_bytes,
+        done as f64 / secs,
+        latencies.value_at_quantile(0.5),
+        latencies.value_at_quantile(0.99),
+        latencies.value_at_quantile(0.999),
+        fsyncs as f64 / secs,
+    );
+    if errors > 0 {
+        return Err(format!("{errors} requests failed"));
+    }
+    Ok(())
+}
+
+/// One closed-loop client: SET, wait for the reply, repeat until `stop`.
+fn client(
+    k: usize,
+    target: SocketAddr,
+    value: &str,
+    ops: &AtomicU64,
+    stop: &AtomicBool,
+) -> Result<ClientReport, String> {
+    let stream = TcpStream::connect(target).map_err(|e| format!("client {k}: connect to {target}: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    let mut latencies_us = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let mut errors = 0;
+    let mut line = String::new();
+    let mut n: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let key = format!("key:{k}:{}", n % 10_000);
+        n += 1;
+        let request = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len());
+        let sent = Instant::now();
+        writer.write_all(request.as_bytes()).map_err(|e| format!("client {k}: send: {e}"))?;
+        line.clear();
+        reader.read_line(&mut line).map_err(|e| format!("client {k}: receive: {e}"))?;
+        if line.is_empty() {
+            return Err(format!("client {k}: the server closed the connection"));
+        }
+        if !line.starts_with("+OK") {
+            errors += 1;
+            if errors <= 3 {
+                eprintln!("client {k}: {}", line.trim_end());
+            }
+            continue;
+        }
+        latencies_us.record(sent.elapsed().as_micros().max(1) as u64).map_err(|e| e.to_string())?;
+        ops.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(ClientReport { latencies_us, errors })
+}
+
+/// `n` ports on 127.0.0.1 free right now.
+fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot find a free port: {e}"))?;
+    listeners.iter().map(|l| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())).collect()
+}

@@ -1,0 +1,52 @@
+//! `oar serve`: one node of a replicated key-value map, spoken to in RESP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use oar::runtime::Peer;
+use oar::NodeId;
+
+use super::{interrupted, parse_addr, parse_peer, start_node};
+
+/// Serve one node of a replicated key-value map over the Redis protocol.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// This node's id (1 or more), unique in the cluster.
+    #[arg(long)]
+    id: u64,
+    /// Where this node keeps its log (created if missing, locked while in use).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Where to listen for peers.
+    #[arg(long, value_parser = parse_addr)]
+    raft_addr: SocketAddr,
+    /// Where to listen for Redis clients.
+    #[arg(long, value_parser = parse_addr)]
+    resp_addr: SocketAddr,
+    /// Another member, as ID=HOST:PORT (its raft address); repeat per peer.
+    #[arg(long = "peer", value_parser = parse_peer)]
+    peers: Vec<Peer>,
+    /// The cluster's name; nodes refuse peers with another.
+    #[arg(long, default_value = "oar")]
+    cluster_id: String,
+}
+
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    super::init_logging("info");
+    if args.id == 0 {
+        return Err("--id 0 is reserved; number nodes from 1".into());
+    }
+    let id = NodeId(args.id);
+    if let Some(p) = args.peers.iter().find(|p| p.id == id) {
+        return Err(format!("--peer {}={} names this node; list only the other members", p.id, p.addr));
+    }
+    let mut peers = args.peers.clone();
+    peers.push(Peer { id, addr: args.raft_addr });
+    let stop = interrupted()?;
+    let node = start_node(id, &args.data_dir, &peers, args.resp_addr, &args.cluster_id)?;
+    log::info!("node {id} serving RESP on {} (raft on {})", node.server.addr(), args.raft_addr);
+    let _ = stop.recv();
+    log::info!("node {id}: stopping");
+    node.stop();
+    Ok(())
+}
