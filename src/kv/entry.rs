@@ -1,16 +1,20 @@
-//! Write commands as Raft log entry payloads.
+//! Key-value commands as payloads for the runtime: writes as Raft log
+//! entries, reads as linearizable read queries.
 //!
-//! Every [`WriteOp`] travels through the log as one entry whose payload is
-//! laid out as below. All integers are little-endian; lengths and counts are
+//! The runtime wraps every payload in an envelope of its own (the proposing
+//! node and its request id) to find the client waiting for it; that envelope
+//! is not part of the layouts below, which start at offset 0 of what the
+//! runtime hands over. All integers are little-endian; lengths and counts are
 //! `u32`.
 //!
-//! | offset | size | field        | meaning                                               |
-//! |--------|------|--------------|-------------------------------------------------------|
-//! | 0      | 8    | `proposer`   | [`RequestHeader::proposer`]: node that proposed it (0 = none) |
-//! | 8      | 8    | `request_id` | [`RequestHeader::request_id`]: the proposer's id for its waiting client |
-//! | 16     | 1    | `version`    | [`WRITE_ENTRY_VERSION`] (1)                            |
-//! | 17     | 1    | `op`         | 1 `SET`, 2 `DEL`, 3 `INCRBY`, 4 `MSET`                |
-//! | 18     | …    | body         | by `op`, below                                        |
+//! Every [`WriteOp`] travels through the log as one entry whose payload is
+//! made by [`encode_write`] and read by [`decode_write`]:
+//!
+//! | offset | size | field     | meaning                                  |
+//! |--------|------|-----------|------------------------------------------|
+//! | 0      | 1    | `version` | [`WRITE_ENTRY_VERSION`] (1)               |
+//! | 1      | 1    | `op`      | 1 `SET`, 2 `DEL`, 3 `INCRBY`, 4 `MSET`   |
+//! | 2      | …    | body      | by `op`, below                           |
 //!
 //! | `op`     | body                                                                   |
 //! |----------|------------------------------------------------------------------------|
@@ -19,13 +23,24 @@
 //! | `INCRBY` | `delta: i64`, `key_len`, `key`                                         |
 //! | `MSET`   | `pair_count` (≥ 1), then per pair: `key_len`, `key`, `value_len`, `value` |
 //!
-//! The request header comes first, at a fixed place, so that a runtime can
-//! read it ([`decode_request_header`]) to find the client waiting for the
-//! entry without decoding the command, whatever `version` says.
+//! Every [`ReadOp`] is handed to the runtime's read path as a query made by
+//! [`encode_read`] and read by [`decode_read`], with the same version byte:
 //!
-//! Decoding is total, since entries come from disk and the network: any
-//! bytes give a [`WriteEntry`] or an [`EntryDecodeError`], never a panic.
-//! Only canonical encodings are accepted (known flags, no `NX` with `XX`, no
+//! | offset | size | field     | meaning                                       |
+//! |--------|------|-----------|-----------------------------------------------|
+//! | 0      | 1    | `version` | [`WRITE_ENTRY_VERSION`] (1)                    |
+//! | 1      | 1    | `op`      | 1 `GET`, 2 `EXISTS`, 3 `MGET`, 4 `DBSIZE`     |
+//! | 2      | …    | body      | by `op`, below                                |
+//!
+//! | `op`              | body                                               |
+//! |-------------------|----------------------------------------------------|
+//! | `GET`             | `key_len`, `key`                                   |
+//! | `EXISTS`, `MGET`  | `key_count` (≥ 1), then per key: `key_len`, `key`  |
+//! | `DBSIZE`          | none                                               |
+//!
+//! Decoding is total, since payloads come from disk and the network: any
+//! bytes give an op or an [`EntryDecodeError`], never a panic. Only
+//! canonical encodings are accepted (known flags, no `NX` with `XX`, no
 //! empty key list, no trailing bytes), so decoding then encoding gives back
 //! the same bytes. Counts are checked against the bytes that remain before
 //! anything is allocated for them.
@@ -35,55 +50,38 @@ use std::fmt;
 use byteorder::{ByteOrder, LittleEndian};
 use bytes::{BufMut, Bytes};
 
-use super::command::{SetCondition, WriteOp};
-use crate::types::NodeId;
+use super::command::{ReadOp, SetCondition, WriteOp};
 
-/// The layout version written at offset 16.
+/// The layout version written at offset 0 of write and read payloads.
 pub const WRITE_ENTRY_VERSION: u8 = 1;
-/// The size of the [`RequestHeader`] at the start of every payload.
-pub const REQUEST_HEADER_BYTES: usize = 16;
-/// The bytes before the body: request header, version, op.
-pub const WRITE_ENTRY_HEADER_BYTES: usize = REQUEST_HEADER_BYTES + 2;
+/// The bytes of a write payload before the body: version, op.
+pub const WRITE_ENTRY_HEADER_BYTES: usize = 2;
 
 const OP_SET: u8 = 1;
 const OP_DEL: u8 = 2;
 const OP_INCRBY: u8 = 3;
 const OP_MSET: u8 = 4;
 
+const OP_GET: u8 = 1;
+const OP_EXISTS: u8 = 2;
+const OP_MGET: u8 = 3;
+const OP_DBSIZE: u8 = 4;
+
 const FLAG_NX: u8 = 1 << 0;
 const FLAG_XX: u8 = 1 << 1;
 const FLAG_GET: u8 = 1 << 2;
 
-/// Who waits for an entry: filled in by the runtime when proposing, and read
-/// back when the entry is applied so that the proposer answers its client.
-/// Opaque to the state machine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct RequestHeader {
-    /// The node that proposed the entry; `NodeId(0)` when nobody waits.
-    pub proposer: NodeId,
-    /// The proposer's identifier for the waiting request, unique on that
-    /// node for as long as the request can still be applied.
-    pub request_id: u64,
-}
-
-/// A decoded log entry payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WriteEntry {
-    /// Who waits for it.
-    pub header: RequestHeader,
-    /// What it does.
-    pub op: WriteOp,
-}
-
-/// Why a payload is not a write entry. Entries come from disk or from
-/// peers; either this node's log is damaged or a peer runs an incompatible
-/// version. Replicas apply the same entries, so a runtime should stop
-/// applying (and report which index) rather than skip it.
+/// Why a payload is not a write or read payload. Writes come from disk or
+/// from peers: either this node's log is damaged or a peer runs an
+/// incompatible version. Replicas apply the same entries, so a runtime
+/// should stop applying (and report which index) rather than skip it. A read
+/// query never leaves the node that encoded it, so one that fails to decode
+/// points at a bug in its caller: answer that client with an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryDecodeError {
     /// The payload ends inside `field`.
     Truncated {
-        /// The field cut short, as named in the layout table.
+        /// The field cut short, as named in the layout tables.
         field: &'static str,
     },
     /// The `version` byte is not one this build reads.
@@ -91,7 +89,7 @@ pub enum EntryDecodeError {
         /// The version found.
         version: u8,
     },
-    /// The `op` byte names no write command.
+    /// The `op` byte names no command of the payload's kind (write or read).
     UnknownOp {
         /// The op found.
         op: u8,
@@ -101,7 +99,8 @@ pub enum EntryDecodeError {
         /// The flags found.
         flags: u8,
     },
-    /// A `DEL` or `MSET` with a count of zero, which no encoder writes.
+    /// A `DEL`, `MSET`, `EXISTS` or `MGET` with a count of zero, which no
+    /// encoder writes.
     EmptyList {
         /// The count field.
         field: &'static str,
@@ -115,7 +114,7 @@ pub enum EntryDecodeError {
 
 impl fmt::Display for EntryDecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed key-value log entry: ")?;
+        write!(f, "malformed key-value payload: ")?;
         match self {
             EntryDecodeError::Truncated { field } => write!(f, "it ends inside `{field}`"),
             EntryDecodeError::UnknownVersion { version } => {
@@ -131,12 +130,13 @@ impl fmt::Display for EntryDecodeError {
 
 impl std::error::Error for EntryDecodeError {}
 
-/// The size in bytes of the payload [`encode_write`] makes for `op`. Check
-/// it against the entry limit before proposing, and answer `-ERR` instead.
+/// The size in bytes of the payload [`encode_write`] makes for `op` (the
+/// runtime's envelope not included). Check it against the entry limit
+/// before proposing, and answer `-ERR` instead.
 pub fn write_entry_len(op: &WriteOp) -> u64 {
     let body: usize = match op {
         WriteOp::Set { key, value, .. } => 1 + 4 + key.len() + 4 + value.len(),
-        WriteOp::Del { keys } => 4 + keys.iter().map(|key| 4 + key.len()).sum::<usize>(),
+        WriteOp::Del { keys } => keys_len(keys),
         WriteOp::IncrBy { key, .. } => 8 + 4 + key.len(),
         WriteOp::MSet { pairs } => {
             4 + pairs.iter().map(|(key, value)| 4 + key.len() + 4 + value.len()).sum::<usize>()
@@ -145,17 +145,16 @@ pub fn write_entry_len(op: &WriteOp) -> u64 {
     (WRITE_ENTRY_HEADER_BYTES + body) as u64
 }
 
-/// Encodes `op`, proposed for the request `header` names, as a log entry
-/// payload in one allocation of exactly [`write_entry_len`] bytes.
+/// Encodes `op` as a log entry payload in one allocation of exactly
+/// [`write_entry_len`] bytes. Propose it; every replica decodes it with
+/// [`decode_write`] when it commits.
 ///
 /// # Panics
 /// If a key, a value or a list is longer than `u32::MAX`: check
 /// [`write_entry_len`] against the entry limit first.
-pub fn encode_write(header: RequestHeader, op: &WriteOp) -> Bytes {
+pub fn encode_write(op: &WriteOp) -> Bytes {
     let len = write_entry_len(op);
     let mut out = Vec::with_capacity(usize::try_from(len).expect("a payload that fits in memory"));
-    out.put_u64_le(header.proposer.0);
-    out.put_u64_le(header.request_id);
     out.put_u8(WRITE_ENTRY_VERSION);
     match op {
         WriteOp::Set { key, value, condition, get } => {
@@ -174,10 +173,7 @@ pub fn encode_write(header: RequestHeader, op: &WriteOp) -> Bytes {
         }
         WriteOp::Del { keys } => {
             out.put_u8(OP_DEL);
-            put_len(&mut out, keys.len());
-            for key in keys {
-                put_bytes(&mut out, key);
-            }
+            put_keys(&mut out, keys);
         }
         WriteOp::IncrBy { key, delta } => {
             out.put_u8(OP_INCRBY);
@@ -197,24 +193,13 @@ pub fn encode_write(header: RequestHeader, op: &WriteOp) -> Bytes {
     Bytes::from(out)
 }
 
-/// Reads the request header of a payload without decoding the rest.
-pub fn decode_request_header(payload: &[u8]) -> Result<RequestHeader, EntryDecodeError> {
-    let mut reader = Reader { rest: payload };
-    Ok(RequestHeader { proposer: NodeId(reader.u64("proposer")?), request_id: reader.u64("request_id")? })
-}
-
 /// Decodes a log entry payload made by [`encode_write`].
 ///
 /// Keys and values are copied out of `payload` rather than sliced from it:
 /// the map keeps them for long, and a slice would pin the whole buffer the
 /// entry arrived in (a network frame of many entries, a storage read).
-pub fn decode_write(payload: &[u8]) -> Result<WriteEntry, EntryDecodeError> {
-    let header = decode_request_header(payload)?;
-    let mut reader = Reader { rest: payload.get(REQUEST_HEADER_BYTES..).unwrap_or_default() };
-    let version = reader.u8("version")?;
-    if version != WRITE_ENTRY_VERSION {
-        return Err(EntryDecodeError::UnknownVersion { version });
-    }
+pub fn decode_write(payload: &[u8]) -> Result<WriteOp, EntryDecodeError> {
+    let mut reader = Reader::versioned(payload)?;
     let op = match reader.u8("op")? {
         OP_SET => {
             let flags = reader.u8("flags")?;
@@ -231,21 +216,14 @@ pub fn decode_write(payload: &[u8]) -> Result<WriteEntry, EntryDecodeError> {
             let value = reader.bytes("value_len", "value")?;
             WriteOp::Set { key, value, condition, get: flags & FLAG_GET != 0 }
         }
-        OP_DEL => {
-            // Each key takes at least its 4-byte length.
-            let count = reader.count("key_count", 4)?;
-            let mut keys = Vec::with_capacity(count);
-            for _ in 0..count {
-                keys.push(reader.bytes("key_len", "key")?);
-            }
-            WriteOp::Del { keys }
-        }
+        OP_DEL => WriteOp::Del { keys: reader.keys()? },
         OP_INCRBY => {
             let delta = reader.u64("delta")? as i64;
             let key = reader.bytes("key_len", "key")?;
             WriteOp::IncrBy { key, delta }
         }
         OP_MSET => {
+            // Each pair takes at least its two 4-byte lengths.
             let count = reader.count("pair_count", 8)?;
             let mut pairs = Vec::with_capacity(count);
             for _ in 0..count {
@@ -257,10 +235,69 @@ pub fn decode_write(payload: &[u8]) -> Result<WriteEntry, EntryDecodeError> {
         }
         op => return Err(EntryDecodeError::UnknownOp { op }),
     };
-    if !reader.rest.is_empty() {
-        return Err(EntryDecodeError::TrailingBytes { count: reader.rest.len() });
+    reader.finish()?;
+    Ok(op)
+}
+
+/// Encodes `op` as a read query, in one allocation of exactly its size.
+/// Hand it to the runtime's read path; the state machine decodes it with
+/// [`decode_read`] once its read index is applied.
+///
+/// # Panics
+/// If a key or the key list is longer than `u32::MAX`.
+pub fn encode_read(op: &ReadOp) -> Bytes {
+    let body = match op {
+        ReadOp::Get { key } => 4 + key.len(),
+        ReadOp::Exists { keys } | ReadOp::MGet { keys } => keys_len(keys),
+        ReadOp::DbSize => 0,
+    };
+    let len = 2 + body; // version, op
+    let mut out = Vec::with_capacity(len);
+    out.put_u8(WRITE_ENTRY_VERSION);
+    match op {
+        ReadOp::Get { key } => {
+            out.put_u8(OP_GET);
+            put_bytes(&mut out, key);
+        }
+        ReadOp::Exists { keys } => {
+            out.put_u8(OP_EXISTS);
+            put_keys(&mut out, keys);
+        }
+        ReadOp::MGet { keys } => {
+            out.put_u8(OP_MGET);
+            put_keys(&mut out, keys);
+        }
+        ReadOp::DbSize => out.put_u8(OP_DBSIZE),
     }
-    Ok(WriteEntry { header, op })
+    assert_eq!(out.len(), len, "encode_read wrote other than the size it computed");
+    Bytes::from(out)
+}
+
+/// Decodes a read query made by [`encode_read`]. Keys are copied, since
+/// `payload` is borrowed and a [`ReadOp`] owns its keys.
+pub fn decode_read(payload: &[u8]) -> Result<ReadOp, EntryDecodeError> {
+    let mut reader = Reader::versioned(payload)?;
+    let op = match reader.u8("op")? {
+        OP_GET => ReadOp::Get { key: reader.bytes("key_len", "key")? },
+        OP_EXISTS => ReadOp::Exists { keys: reader.keys()? },
+        OP_MGET => ReadOp::MGet { keys: reader.keys()? },
+        OP_DBSIZE => ReadOp::DbSize,
+        op => return Err(EntryDecodeError::UnknownOp { op }),
+    };
+    reader.finish()?;
+    Ok(op)
+}
+
+/// The size of a key list as [`put_keys`] writes it.
+fn keys_len(keys: &[Bytes]) -> usize {
+    4 + keys.iter().map(|key| 4 + key.len()).sum::<usize>()
+}
+
+fn put_keys(out: &mut Vec<u8>, keys: &[Bytes]) {
+    put_len(out, keys.len());
+    for key in keys {
+        put_bytes(out, key);
+    }
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {
@@ -278,7 +315,27 @@ struct Reader<'a> {
     rest: &'a [u8],
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    /// A reader past the `version` byte of `payload`, if this build reads
+    /// that version.
+    fn versioned(payload: &'a [u8]) -> Result<Self, EntryDecodeError> {
+        let mut reader = Reader { rest: payload };
+        let version = reader.u8("version")?;
+        if version != WRITE_ENTRY_VERSION {
+            return Err(EntryDecodeError::UnknownVersion { version });
+        }
+        Ok(reader)
+    }
+
+    /// Succeeds if every byte was read.
+    fn finish(self) -> Result<(), EntryDecodeError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(EntryDecodeError::TrailingBytes { count: self.rest.len() })
+        }
+    }
+
     fn take(&mut self, len: usize, field: &'static str) -> Result<&[u8], EntryDecodeError> {
         let (taken, rest) = self.rest.split_at_checked(len).ok_or(EntryDecodeError::Truncated { field })?;
         self.rest = rest;
@@ -304,6 +361,17 @@ impl Reader<'_> {
         let len = self.u32(len_field)?;
         let len = usize::try_from(len).map_err(|_| EntryDecodeError::Truncated { field })?;
         self.take(len, field).map(Bytes::copy_from_slice)
+    }
+
+    /// A nonzero `key_count`, then that many length-prefixed keys.
+    fn keys(&mut self) -> Result<Vec<Bytes>, EntryDecodeError> {
+        // Each key takes at least its 4-byte length.
+        let count = self.count("key_count", 4)?;
+        let mut keys = Vec::with_capacity(count);
+        for _ in 0..count {
+            keys.push(self.bytes("key_len", "key")?);
+        }
+        Ok(keys)
     }
 
     /// A nonzero count of items each at least `item_bytes_min` long, checked

@@ -14,18 +14,19 @@
 //!    - a [`WriteOp`] is encoded with [`encode_write`] (after checking
 //!      [`write_entry_len`] against the entry limit) and proposed; when the
 //!      entry commits, every replica decodes it with [`decode_write`] and
-//!      applies it to its [`Store`], and the proposer (named by the entry's
-//!      [`RequestHeader`]) sends the [`Reply`] of [`Store::apply`] to its
-//!      client;
-//!    - a [`ReadOp`] waits for a linearizable read index, then is answered
-//!      by [`Store::query`];
+//!      applies it to its [`Store`], and the proposer (named by the
+//!      runtime's envelope around the entry) sends the [`Reply`] of
+//!      [`Store::apply`] to its client;
+//!    - a [`ReadOp`] is encoded with [`encode_read`] and handed to the
+//!      runtime's read path; once a linearizable read index is applied it is
+//!      decoded with [`decode_read`] and answered by [`Store::query`];
 //!    - a [`LocalOp`] is answered at once by [`answer_local`];
 //! 4. each [`Reply`] is encoded into the connection's output buffer, in
 //!    request order.
 //!
-//! Every decoder here (the request parser, [`decode_write`]) is total: any
-//! bytes give a value or a typed error, never a panic, and nothing is
-//! allocated for a length before it is checked.
+//! Every decoder here (the request parser, [`decode_write`],
+//! [`decode_read`]) is total: any bytes give a value or a typed error, never
+//! a panic, and nothing is allocated for a length before it is checked.
 
 mod command;
 pub mod entry;
@@ -42,8 +43,7 @@ pub use self::command::{
     COMMAND_NAMES,
 };
 pub use self::entry::{
-    decode_request_header, decode_write, encode_write, write_entry_len, EntryDecodeError, RequestHeader,
-    WriteEntry,
+    decode_read, decode_write, encode_read, encode_write, write_entry_len, EntryDecodeError,
 };
 pub use self::local::{answer_local, ClientState, ServerInfo, REDIS_VERSION};
 pub use self::reply::{

@@ -1,10 +1,10 @@
 //! Tests of the key-value service: the request parser, command parsing and
-//! local answers, the state machine's semantics against Redis's, and the log
-//! entry encoding.
+//! local answers, the state machine's semantics against Redis's, and the
+//! payload encodings of writes and reads.
 
 use bytes::Bytes;
 
-use super::{encode_write, RequestHeader, WriteOp};
+use super::{encode_write, WriteOp};
 
 mod command;
 mod entry;
@@ -28,7 +28,7 @@ fn multibulk(words: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// A payload for `op` with a header of its own.
+/// The log entry payload for `op`.
 fn payload(op: &WriteOp) -> Bytes {
-    encode_write(RequestHeader { proposer: crate::NodeId(3), request_id: 77 }, op)
+    encode_write(op)
 }

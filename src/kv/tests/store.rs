@@ -7,17 +7,21 @@ use proptest::prelude::*;
 
 use super::{args, payload};
 use crate::kv::tests::entry::arb_write_op;
-use crate::kv::{decode_write, Command, Reply, Store};
+use crate::kv::{decode_read, decode_write, encode_read, Command, Reply, Store};
 
-/// Runs one request against `store` the way a cluster would (writes through
-/// their log encoding) and returns the reply's wire form as text.
+/// Runs one request against `store` the way a cluster would (writes and
+/// reads through their payload encodings) and returns the reply's wire form
+/// as text.
 fn run(store: &mut Store, words: &[&[u8]]) -> String {
     let reply = match Command::parse(args(words)) {
         Ok(Command::Write(op)) => {
-            let entry = decode_write(&payload(&op)).expect("an encoded write decodes");
-            store.apply(entry.op)
+            let decoded = decode_write(&payload(&op)).expect("an encoded write decodes");
+            store.apply(decoded)
         }
-        Ok(Command::Read(op)) => store.query(&op),
+        Ok(Command::Read(op)) => {
+            let decoded = decode_read(&encode_read(&op)).expect("an encoded read decodes");
+            store.query(&decoded)
+        }
         Ok(Command::Local(op)) => panic!("not a state machine command: {op:?}"),
         Err(error) => error.reply(),
     };
@@ -180,8 +184,8 @@ proptest! {
         let mut direct = Store::new();
         let mut replica = Store::new();
         for op in ops {
-            let entry = decode_write(&payload(&op)).expect("an encoded write decodes");
-            let reply = replica.apply(entry.op);
+            let decoded = decode_write(&payload(&op)).expect("an encoded write decodes");
+            let reply = replica.apply(decoded);
             prop_assert_eq!(direct.apply(op), reply);
         }
         prop_assert_eq!(direct, replica);
