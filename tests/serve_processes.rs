@@ -19,7 +19,13 @@ type Acked = Arc<Mutex<BTreeMap<String, String>>>;
 /// Writer `t`: sets its keys one by one through node `t % n`, moving to the
 /// next node on any error and retrying the same key (SET is idempotent), so
 /// a key counts as acknowledged only once some node answered `OK`.
-fn writer(t: usize, addrs: Vec<std::net::SocketAddr>, acked: Acked, count: Arc<AtomicUsize>, give_up: Instant) {
+fn writer(
+    t: usize,
+    addrs: Vec<std::net::SocketAddr>,
+    acked: Acked,
+    count: Arc<AtomicUsize>,
+    give_up: Instant,
+) {
     let mut node = t % addrs.len();
     let mut client: Option<Client> = None;
     for n in 0..KEYS_PER_WRITER {
@@ -53,7 +59,11 @@ fn writer(t: usize, addrs: Vec<std::net::SocketAddr>, acked: Acked, count: Arc<A
 
 /// Runs the writers and, once `kill_after` writes are acknowledged, injects
 /// `fault` (which also brings the nodes back), then lets the writers finish.
-fn burst(nodes: &mut [ServeNode], kill_after: usize, fault: impl FnOnce(&mut [ServeNode])) -> BTreeMap<String, String> {
+fn burst(
+    nodes: &mut [ServeNode],
+    kill_after: usize,
+    fault: impl FnOnce(&mut [ServeNode]),
+) -> BTreeMap<String, String> {
     let acked: Acked = Arc::default();
     let count = Arc::new(AtomicUsize::new(0));
     let addrs: Vec<_> = nodes.iter().map(|n| n.resp).collect();

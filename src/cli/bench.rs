@@ -94,7 +94,8 @@ fn drive(args: &BenchArgs, nodes: &[LocalNode]) -> Result<(), String> {
         .collect();
     let bar = ProgressBar::new(args.secs * 10);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}").unwrap_or(ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
+            .unwrap_or(ProgressStyle::default_bar()),
     );
     while started.elapsed() < Duration::from_secs(args.secs) {
         std::thread::sleep(Duration::from_millis(100));
@@ -150,7 +151,8 @@ fn client(
     while !stop.load(Ordering::Relaxed) {
         let key = format!("key:{k}:{}", n % 10_000);
         n += 1;
-        let request = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len());
+        let request =
+            format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len());
         let sent = Instant::now();
         writer.write_all(request.as_bytes()).map_err(|e| format!("client {k}: send: {e}"))?;
         line.clear();

@@ -63,7 +63,8 @@ pub fn start_node(
 ) -> Result<LocalNode, String> {
     let mut config = RuntimeConfig::new(id);
     config.cluster_id = cluster_id.to_string();
-    let handle = Runtime::start(config, dir, peers, KvMachine::new()).map_err(|e| format!("node {id}: {e}"))?;
+    let handle =
+        Runtime::start(config, dir, peers, KvMachine::new()).map_err(|e| format!("node {id}: {e}"))?;
     let server_config = ServerConfig::new(resp_addr, handle.command_bytes_max());
     match Server::start(server_config, handle.clone()) {
         Ok(server) => Ok(LocalNode { handle, server }),

@@ -19,9 +19,15 @@ use crate::types::{Entry, EntryKind, LogIndex};
 pub(crate) enum ToApply {
     Entries(Vec<Entry>),
     /// A proposal this node made (or forwarded) and a caller waits for.
-    Wait { request_id: u64, done: Completion },
+    Wait {
+        request_id: u64,
+        done: Completion,
+    },
     /// A confirmed read: every entry up to its read index was sent before.
-    Query { query: Bytes, done: Completion },
+    Query {
+        query: Bytes,
+        done: Completion,
+    },
     /// Fail every waiter with this reason and exit.
     Stop(String),
 }
@@ -102,8 +108,8 @@ fn apply_one<S: StateMachine>(
     if entry.kind == EntryKind::Blank {
         return Ok(());
     }
-    let (proposer, request_id, command) =
-        open_envelope(&entry.data).ok_or_else(|| format!("{} bytes, shorter than its envelope", entry.data.len()))?;
+    let (proposer, request_id, command) = open_envelope(&entry.data)
+        .ok_or_else(|| format!("{} bytes, shorter than its envelope", entry.data.len()))?;
     let answer = state_machine.apply(entry.index, command)?;
     if proposer == id {
         if let Some(waiter) = waiters.remove(&request_id) {

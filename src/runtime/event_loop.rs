@@ -18,8 +18,8 @@ use super::clock::Clock;
 use super::log_writer::{self, FromWriter, ToWriter};
 use super::transport::{Transport, TransportConfig, WAKER};
 use super::{
-    first_request_id, Completion, Counters, Handle, Peer, Request, RequestError, RuntimeConfig, Shared, StartError,
-    StateMachine,
+    first_request_id, Completion, Counters, Handle, Peer, Request, RequestError, RuntimeConfig, Shared,
+    StartError, StateMachine,
 };
 use crate::core::{Node, ProposeError, ReadError, RecoveredState};
 use crate::storage::Wal;
@@ -125,8 +125,11 @@ pub(crate) fn start<S: StateMachine>(
     let mut threads = Vec::new();
     let s = Arc::clone(&shared);
     threads.push(
-        spawn(format!("oar-log-{id}"), Box::new(move || log_writer::run(wal, writer_inbox, writer_outbox, s)))
-            .map_err(StartError::Thread)?,
+        spawn(
+            format!("oar-log-{id}"),
+            Box::new(move || log_writer::run(wal, writer_inbox, writer_outbox, s)),
+        )
+        .map_err(StartError::Thread)?,
     );
     let s = Arc::clone(&shared);
     threads.push(
@@ -136,7 +139,9 @@ pub(crate) fn start<S: StateMachine>(
         )
         .map_err(StartError::Thread)?,
     );
-    threads.push(spawn(format!("oar-loop-{id}"), Box::new(move || event_loop.run())).map_err(StartError::Thread)?);
+    threads.push(
+        spawn(format!("oar-loop-{id}"), Box::new(move || event_loop.run())).map_err(StartError::Thread)?,
+    );
     *shared.threads.lock().unwrap_or_else(|e| e.into_inner()) = threads;
     info!("{id}: listening for peers on {listen}, data in {}", data_dir.display());
     Ok(Handle { shared })
@@ -171,8 +176,13 @@ impl EventLoop {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         self.drain_node(self.clock.now());
         while self.stop.is_none() {
-            let deadline = [self.node.poll_timeout(), self.transport.next_deadline()].into_iter().flatten().min();
-            let timeout = if self.requests.is_empty() { deadline.map(|d| self.clock.until(d)) } else { Some(Default::default()) };
+            let deadline =
+                [self.node.poll_timeout(), self.transport.next_deadline()].into_iter().flatten().min();
+            let timeout = if self.requests.is_empty() {
+                deadline.map(|d| self.clock.until(d))
+            } else {
+                Some(Default::default())
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     self.stop = Some(format!("the event loop's poll failed: {e}"));
@@ -317,7 +327,9 @@ fn propose_error(e: ProposeError) -> RequestError {
 
 fn read_error(e: ReadError) -> RequestError {
     match e {
-        ReadError::NotLeader { .. } | ReadError::LeadershipLost | ReadError::Timeout => RequestError::NoLeader,
+        ReadError::NotLeader { .. } | ReadError::LeadershipLost | ReadError::Timeout => {
+            RequestError::NoLeader
+        }
         ReadError::Backpressure => RequestError::Busy,
     }
 }

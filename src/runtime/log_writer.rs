@@ -30,12 +30,7 @@ pub(crate) enum FromWriter {
     Failed(StorageError),
 }
 
-pub(crate) fn run(
-    mut wal: Wal,
-    inbox: Receiver<ToWriter>,
-    outbox: Sender<FromWriter>,
-    shared: Arc<Shared>,
-) {
+pub(crate) fn run(mut wal: Wal, inbox: Receiver<ToWriter>, outbox: Sender<FromWriter>, shared: Arc<Shared>) {
     let id = shared.id;
     let mut stopping = false;
     while !stopping {

@@ -147,7 +147,9 @@ impl RuntimeConfig {
             ));
         }
         if self.reconnect_delay_min.is_zero() || self.reconnect_delay_min > self.reconnect_delay_max {
-            return fail("reconnect delays must satisfy 0 < reconnect_delay_min <= reconnect_delay_max".into());
+            return fail(
+                "reconnect delays must satisfy 0 < reconnect_delay_min <= reconnect_delay_max".into(),
+            );
         }
         if self.apply_backlog_max == 0 {
             return fail("apply_backlog_max is zero; the state machine would never be fed".into());
@@ -250,7 +252,11 @@ impl std::error::Error for RequestError {}
 /// once, on some runtime thread, so it must be quick (send on a channel,
 /// wake a poller). A completion dropped unanswered (the node stopped while
 /// the request was queued) answers [`RequestError::Stopped`].
-pub struct Completion(Option<Box<dyn FnOnce(Result<Vec<u8>, RequestError>) + Send>>);
+pub struct Completion(Option<Box<dyn FnOnce(Answer) + Send>>);
+
+/// What a request gets back: the state machine's answer, or why there is
+/// none.
+pub type Answer = Result<Vec<u8>, RequestError>;
 
 impl Completion {
     /// Wraps the function that takes the answer.
@@ -506,7 +512,9 @@ impl Handle {
     fn recv_error(&self, error: crossbeam_channel::RecvTimeoutError) -> RequestError {
         match error {
             crossbeam_channel::RecvTimeoutError::Timeout => RequestError::Timeout,
-            crossbeam_channel::RecvTimeoutError::Disconnected => RequestError::Stopped(self.shared.stop_reason()),
+            crossbeam_channel::RecvTimeoutError::Disconnected => {
+                RequestError::Stopped(self.shared.stop_reason())
+            }
         }
     }
 }

@@ -46,7 +46,9 @@ pub(crate) struct TransportConfig {
 
 enum LinkState {
     /// Not connected; dial again at `retry_at`.
-    Idle { retry_at: Instant },
+    Idle {
+        retry_at: Instant,
+    },
     Connecting(TcpStream),
     Connected(TcpStream),
 }
@@ -220,7 +222,10 @@ impl Transport {
                 }
             };
             if self.inbound.len() >= INBOUND_CONNECTIONS_MAX {
-                warn!("{}: refused peer connection from {addr}: {INBOUND_CONNECTIONS_MAX} already open", self.config.id);
+                warn!(
+                    "{}: refused peer connection from {addr}: {INBOUND_CONNECTIONS_MAX} already open",
+                    self.config.id
+                );
                 continue;
             }
             let token = Token(self.next_inbound);
@@ -240,7 +245,9 @@ impl Transport {
         if let Err(reason) = conn.receive(&self.config, &self.links, &mut self.scratch, deliver) {
             let mut conn = self.inbound.remove(&token).expect("present above");
             match reason {
-                Close::Quietly(why) => debug!("{}: connection from {} closed: {why}", self.config.id, conn.addr),
+                Close::Quietly(why) => {
+                    debug!("{}: connection from {} closed: {why}", self.config.id, conn.addr)
+                }
                 Close::Warn(why) => warn!("{}: closed connection from {}: {why}", self.config.id, conn.addr),
             }
             let _ = registry.deregister(&mut conn.stream);
@@ -328,7 +335,11 @@ fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, Close> {
 }
 
 /// The peer a handshake names, if this node should accept it.
-fn check_handshake(handshake: &Handshake, config: &TransportConfig, links: &[Link]) -> Result<NodeId, String> {
+fn check_handshake(
+    handshake: &Handshake,
+    config: &TransportConfig,
+    links: &[Link],
+) -> Result<NodeId, String> {
     if handshake.cluster_id != config.cluster_id {
         return Err(format!(
             "node {} belongs to cluster {:?}, this node to {:?}",
@@ -336,7 +347,10 @@ fn check_handshake(handshake: &Handshake, config: &TransportConfig, links: &[Lin
         ));
     }
     if handshake.to != config.id {
-        return Err(format!("node {} meant to reach node {}, this is {}", handshake.from, handshake.to, config.id));
+        return Err(format!(
+            "node {} meant to reach node {}, this is {}",
+            handshake.from, handshake.to, config.id
+        ));
     }
     if !links.iter().any(|l| l.peer == handshake.from) {
         return Err(format!("node {} is not a member of this cluster", handshake.from));
@@ -349,7 +363,9 @@ impl Link {
         debug_assert!(self.out.is_empty());
         match TcpStream::connect(self.addr) {
             Ok(mut stream) => {
-                if let Err(e) = registry.register(&mut stream, self.token, Interest::READABLE | Interest::WRITABLE) {
+                if let Err(e) =
+                    registry.register(&mut stream, self.token, Interest::READABLE | Interest::WRITABLE)
+                {
                     warn!("{}: cannot register the connection to {}: {e}", config.id, self.peer);
                     self.retry_later(now);
                     return;
@@ -398,7 +414,8 @@ impl Link {
                     return;
                 }
                 let _ = stream.set_nodelay(true);
-                let LinkState::Connecting(stream) = std::mem::replace(&mut self.state, LinkState::Idle { retry_at: now })
+                let LinkState::Connecting(stream) =
+                    std::mem::replace(&mut self.state, LinkState::Idle { retry_at: now })
                 else {
                     unreachable!("matched above")
                 };
@@ -414,7 +431,10 @@ impl Link {
                     match read_some(stream, scratch) {
                         Ok(0) => {}
                         Ok(_) => {
-                            warn!("{}: {} sent data on a one-way connection; reconnecting", config.id, self.peer);
+                            warn!(
+                                "{}: {} sent data on a one-way connection; reconnecting",
+                                config.id, self.peer
+                            );
                             self.disconnect(registry, now, unreachable);
                             return;
                         }

@@ -10,8 +10,8 @@ use mio::{Interest, Registry, Token};
 
 use super::{placeholder_info, server_info, Answer, Answers};
 use crate::kv::{
-    answer_local, encode_read, encode_write, write_entry_len, ClientState, Command, LocalOp, RequestParser, RespLimits,
-    ServerInfo,
+    answer_local, encode_read, encode_write, write_entry_len, ClientState, Command, LocalOp, RequestParser,
+    RespLimits, ServerInfo,
 };
 use crate::runtime::{Completion, Handle, RequestError};
 
@@ -136,7 +136,10 @@ impl Connection {
             Command::Write(op) => {
                 let bytes = write_entry_len(&op);
                 if bytes > cx.entry_bytes_max {
-                    let text = format!("ERR command of {bytes} bytes exceeds the entry limit of {}", cx.entry_bytes_max);
+                    let text = format!(
+                        "ERR command of {bytes} bytes exceeds the entry limit of {}",
+                        cx.entry_bytes_max
+                    );
                     return crate::kv::write_error(&mut self.out, &text);
                 }
                 self.waiting = true;
@@ -198,7 +201,9 @@ fn error_reply(e: &RequestError, write: bool) -> String {
         RequestError::Busy => "TRYAGAIN the leader is busy, retry".to_string(),
         RequestError::Timeout if write => "TIMEOUT outcome unknown".to_string(),
         RequestError::Timeout => "TRYAGAIN the read was not confirmed in time".to_string(),
-        RequestError::TooLarge { bytes, max } => format!("ERR command of {bytes} bytes exceeds the entry limit of {max}"),
+        RequestError::TooLarge { bytes, max } => {
+            format!("ERR command of {bytes} bytes exceeds the entry limit of {max}")
+        }
         RequestError::Stopped(reason) => format!("ERR the node stopped: {reason}"),
     }
 }

@@ -102,9 +102,8 @@ impl Server {
             stop: Arc::clone(&stop),
             info: None,
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("oar-resp-{addr}"))
-            .spawn(move || event_loop.run())?;
+        let thread =
+            std::thread::Builder::new().name(format!("oar-resp-{addr}")).spawn(move || event_loop.run())?;
         info!("serving RESP on {addr}");
         Ok(Server { addr, stop, waker, thread: Some(thread) })
     }

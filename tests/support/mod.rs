@@ -121,7 +121,13 @@ pub struct ServeNode {
 }
 
 impl ServeNode {
-    pub fn new(id: u64, raft: SocketAddr, resp: SocketAddr, dir: &Path, peers: Vec<(u64, SocketAddr)>) -> ServeNode {
+    pub fn new(
+        id: u64,
+        raft: SocketAddr,
+        resp: SocketAddr,
+        dir: &Path,
+        peers: Vec<(u64, SocketAddr)>,
+    ) -> ServeNode {
         ServeNode {
             id,
             raft,
@@ -210,11 +216,19 @@ pub fn serve_cluster(n: usize, root: &Path) -> Vec<ServeNode> {
 pub fn await_leader(nodes: &[ServeNode], within: Duration) -> usize {
     let give_up = Instant::now() + within;
     loop {
-        let roles: Vec<Option<String>> = nodes
-            .iter()
-            .map(|n| if n.is_running() { Client::connect(n.resp).and_then(|mut c| c.role()).ok() } else { None })
-            .collect();
-        let leaders: Vec<usize> = (0..nodes.len()).filter(|&k| roles[k].as_deref() == Some("leader")).collect();
+        let roles: Vec<Option<String>> =
+            nodes
+                .iter()
+                .map(|n| {
+                    if n.is_running() {
+                        Client::connect(n.resp).and_then(|mut c| c.role()).ok()
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+        let leaders: Vec<usize> =
+            (0..nodes.len()).filter(|&k| roles[k].as_deref() == Some("leader")).collect();
         if let [leader] = leaders[..] {
             return leader;
         }
