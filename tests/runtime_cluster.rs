@@ -169,3 +169,65 @@ fn elects_writes_fails_over_and_catches_up() {
     let restarted = cluster.handles[leader].as_ref().expect("live");
     assert_eq!(read_all(restarted), acknowledged, "the restarted node caught up");
 }
+
+/// Refuses the command `poison`, as a state machine does with an entry it
+/// cannot decode.
+struct Fussy;
+
+impl StateMachine for Fussy {
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Vec<u8>, String> {
+        if command == b"poison" {
+            return Err(format!("cannot apply entry {index}"));
+        }
+        Ok(command.to_vec())
+    }
+
+    fn query(&self, _query: &[u8]) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn a_fatal_error_stops_the_node_and_fails_every_caller() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let peers = [Peer { id: NodeId(1), addr: free_addrs(1)[0] }];
+    let handle = Runtime::start(RuntimeConfig::new(NodeId(1)), dir.path(), &peers, Fussy).expect("start");
+    assert_eq!(propose(&handle, b"fine"), b"fine");
+
+    // Callers blocked in `propose` when the node fails all get an error.
+    let callers: Vec<_> = (0..8)
+        .map(|k| {
+            let handle = handle.clone();
+            std::thread::spawn(move || {
+                let mut outcomes = Vec::new();
+                for n in 0..1000 {
+                    let result = handle.propose(format!("{k}-{n}").as_bytes());
+                    let failed = result.is_err();
+                    outcomes.push(result);
+                    if failed {
+                        break;
+                    }
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let poisoned = handle.propose(b"poison");
+    assert!(matches!(poisoned, Err(RequestError::Stopped(_))), "the poisoned proposal: {poisoned:?}");
+    for caller in callers {
+        let outcomes = caller.join().expect("caller thread");
+        let last = outcomes.last().expect("at least one outcome");
+        // A caller either finished its 1000 proposals before the poison or
+        // ended on the error; never on a timeout, never hanging.
+        assert!(
+            outcomes.len() == 1000 || matches!(last, Err(RequestError::Stopped(_))),
+            "a caller ended with {last:?}"
+        );
+    }
+    let reason = handle.stopped().expect("the node stopped on its own");
+    assert!(reason.contains("cannot apply entry"), "{reason}");
+    assert!(matches!(handle.propose(b"later"), Err(RequestError::Stopped(_))));
+    assert!(matches!(handle.read(b""), Err(RequestError::Stopped(_))));
+    handle.shutdown();
+}

@@ -104,6 +104,20 @@ fn lower_layers_do_not_depend_on_the_core_or_the_runtime() {
 }
 
 #[test]
+fn the_key_value_service_and_the_runtime_stay_apart() {
+    // kv is the service without IO: the server puts it on a runtime node.
+    let found = violations(
+        "src/kv",
+        &["crate::runtime", "crate::server", "crate::sim", "mio::", "crossbeam", "std::thread", "std::fs"],
+        true,
+    );
+    assert!(found.is_empty(), "src/kv must stay free of IO and the runtime:\n{}", found.join("\n"));
+    // The runtime is generic: it knows no key-value command.
+    let found = violations("src/runtime", &["crate::kv", "crate::server", "crate::sim"], true);
+    assert!(found.is_empty(), "src/runtime must not know the key-value service:\n{}", found.join("\n"));
+}
+
+#[test]
 fn the_checker_itself_sees_a_forbidden_import() {
     // Guards the guard: a scan that matched nothing would pass vacuously.
     let found = violations("src/sim", &["crate::core"], false);

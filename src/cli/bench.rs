@@ -1,8 +1,8 @@
 //! `oar bench`: a local cluster with real sockets and fsync, driven by
 //! closed-loop Redis clients.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use mio::{Events, Interest, Poll, Token};
 use oar::runtime::Peer;
 use oar::NodeId;
 
@@ -36,7 +37,7 @@ pub struct BenchArgs {
     dir: Option<PathBuf>,
 }
 
-/// What one client measured.
+/// What the clients measured.
 struct ClientReport {
     latencies_us: Histogram<u64>,
     errors: u64,
@@ -86,12 +87,10 @@ fn drive(args: &BenchArgs, nodes: &[LocalNode]) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let value = "v".repeat(args.value_bytes);
     let started = Instant::now();
-    let clients: Vec<_> = (0..args.clients)
-        .map(|k| {
-            let (ops, stop, value) = (Arc::clone(&ops), Arc::clone(&stop), value.clone());
-            std::thread::spawn(move || client(k, target, &value, &ops, &stop))
-        })
-        .collect();
+    let driver = {
+        let (ops, stop, count) = (Arc::clone(&ops), Arc::clone(&stop), args.clients);
+        std::thread::spawn(move || clients(count, target, &value, &ops, &stop))
+    };
     let bar = ProgressBar::new(args.secs * 10);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
@@ -104,13 +103,8 @@ fn drive(args: &BenchArgs, nodes: &[LocalNode]) -> Result<(), String> {
         bar.set_message(format!("{rate:.0} ops/s"));
     }
     stop.store(true, Ordering::Relaxed);
-    let mut latencies = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
-    let mut errors = 0;
-    for client in clients {
-        let report = client.join().map_err(|_| "a client thread panicked".to_string())??;
-        latencies.add(&report.latencies_us).map_err(|e| e.to_string())?;
-        errors += report.errors;
-    }
+    let report = driver.join().map_err(|_| "the client thread panicked".to_string())??;
+    let (latencies, errors) = (report.latencies_us, report.errors);
     let secs = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let fsyncs: u64 = nodes.iter().map(|n| n.handle.metrics().fsyncs).sum::<u64>() - fsyncs_before;
@@ -132,43 +126,92 @@ fn drive(args: &BenchArgs, nodes: &[LocalNode]) -> Result<(), String> {
     Ok(())
 }
 
-/// One closed-loop client: SET, wait for the reply, repeat until `stop`.
-fn client(
-    k: usize,
+/// Every client, on one thread over mio (as redis-benchmark does): each
+/// connection sends a SET, waits for its reply, and sends the next, until
+/// `stop`. One thread keeps the clients' own cost small next to the
+/// cluster's on a machine with few cores.
+fn clients(
+    count: usize,
     target: SocketAddr,
     value: &str,
     ops: &AtomicU64,
     stop: &AtomicBool,
 ) -> Result<ClientReport, String> {
-    let stream = TcpStream::connect(target).map_err(|e| format!("client {k}: connect to {target}: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(stream);
-    let mut latencies_us = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
-    let mut errors = 0;
-    let mut line = String::new();
-    let mut n: u64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let key = format!("key:{k}:{}", n % 10_000);
-        n += 1;
+    struct Conn {
+        stream: mio::net::TcpStream,
+        sent: Instant,
+        n: u64,
+        inbuf: Vec<u8>,
+    }
+    let io = |e: std::io::Error| e.to_string();
+    let mut poll = Poll::new().map_err(io)?;
+    let mut conns = Vec::with_capacity(count);
+    for k in 0..count {
+        let stream = std::net::TcpStream::connect(target)
+            .map_err(|e| format!("client {k}: connect to {target}: {e}"))?;
+        stream.set_nodelay(true).map_err(io)?;
+        stream.set_nonblocking(true).map_err(io)?;
+        let mut stream = mio::net::TcpStream::from_std(stream);
+        poll.registry().register(&mut stream, Token(k), Interest::READABLE).map_err(io)?;
+        conns.push(Conn { stream, sent: Instant::now(), n: 0, inbuf: Vec::new() });
+    }
+    let send = |k: usize, conn: &mut Conn| -> Result<(), String> {
+        let key = format!("key:{k}:{}", conn.n % 10_000);
+        conn.n += 1;
         let request =
             format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len());
-        let sent = Instant::now();
-        writer.write_all(request.as_bytes()).map_err(|e| format!("client {k}: send: {e}"))?;
-        line.clear();
-        reader.read_line(&mut line).map_err(|e| format!("client {k}: receive: {e}"))?;
-        if line.is_empty() {
-            return Err(format!("client {k}: the server closed the connection"));
+        conn.sent = Instant::now();
+        // A request this small fits the empty socket buffer of a closed-loop
+        // connection: one write.
+        let written = conn.stream.write(request.as_bytes()).map_err(|e| format!("client {k}: send: {e}"))?;
+        if written != request.len() {
+            return Err(format!("client {k}: short write"));
         }
-        if !line.starts_with("+OK") {
-            errors += 1;
-            if errors <= 3 {
-                eprintln!("client {k}: {}", line.trim_end());
+        Ok(())
+    };
+    for (k, conn) in conns.iter_mut().enumerate() {
+        send(k, conn)?;
+    }
+    let mut latencies_us = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
+    let mut errors = 0;
+    let mut events = Events::with_capacity(count);
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        match poll.poll(&mut events, Some(Duration::from_millis(100))) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            result => result.map_err(io)?,
+        }
+        for event in events.iter() {
+            let k = event.token().0;
+            let conn = &mut conns[k];
+            loop {
+                match conn.stream.read(&mut buf) {
+                    Ok(0) => return Err(format!("client {k}: the server closed the connection")),
+                    Ok(n) => conn.inbuf.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(format!("client {k}: receive: {e}")),
+                }
             }
-            continue;
+            // SET answers one line: +OK, or an error.
+            while let Some(end) = conn.inbuf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = conn.inbuf.drain(..=end).collect();
+                if line.starts_with(b"+OK") {
+                    latencies_us
+                        .record(conn.sent.elapsed().as_micros().max(1) as u64)
+                        .map_err(|e| e.to_string())?;
+                    ops.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    errors += 1;
+                    if errors <= 3 {
+                        eprintln!("client {k}: {}", String::from_utf8_lossy(&line).trim_end());
+                    }
+                }
+                if !stop.load(Ordering::Relaxed) {
+                    send(k, conn)?;
+                }
+            }
         }
-        latencies_us.record(sent.elapsed().as_micros().max(1) as u64).map_err(|e| e.to_string())?;
-        ops.fetch_add(1, Ordering::Relaxed);
     }
     Ok(ClientReport { latencies_us, errors })
 }

@@ -18,11 +18,9 @@ use crate::types::{Entry, EntryKind, LogIndex};
 /// and a query arrives after every entry its read index covers.
 pub(crate) enum ToApply {
     Entries(Vec<Entry>),
-    /// A proposal this node made (or forwarded) and a caller waits for.
-    Wait {
-        request_id: u64,
-        done: Completion,
-    },
+    /// Proposals this node made (or forwarded) and callers wait for, by
+    /// request id; sent once per turn of the event loop.
+    Wait(Vec<(u64, Completion)>),
     /// A confirmed read: every entry up to its read index was sent before.
     Query {
         query: Bytes,
@@ -82,10 +80,12 @@ pub(crate) fn run<S: StateMachine>(
                 }
                 shared.wake();
             }
-            Ok(ToApply::Wait { request_id, done }) => {
+            Ok(ToApply::Wait(batch)) => {
                 let deadline = Instant::now() + timeout;
-                waiters.insert(request_id, Waiter { done });
-                expiry.push_back((deadline, request_id));
+                for (request_id, done) in batch {
+                    waiters.insert(request_id, Waiter { done });
+                    expiry.push_back((deadline, request_id));
+                }
             }
             Ok(ToApply::Query { query, done }) => done.complete(Ok(state_machine.query(&query))),
             Ok(ToApply::Stop(reason)) => break reason,
@@ -96,6 +96,15 @@ pub(crate) fn run<S: StateMachine>(
     };
     for (_, waiter) in waiters.drain() {
         waiter.done.complete(Err(RequestError::Stopped(stop_reason.clone())));
+    }
+    // Whatever the event loop sent before it learned of the stop.
+    for message in inbox.try_iter() {
+        let stopped = || Err(RequestError::Stopped(stop_reason.clone()));
+        match message {
+            ToApply::Wait(batch) => batch.into_iter().for_each(|(_, done)| done.complete(stopped())),
+            ToApply::Query { done, .. } => done.complete(stopped()),
+            ToApply::Entries(_) | ToApply::Stop(_) => {}
+        }
     }
 }
 

@@ -119,6 +119,7 @@ pub(crate) fn start<S: StateMachine>(
         applied: LogIndex(0),
         apply_backlog_max: config.apply_backlog_max as u64,
         apply_batch: Vec::new(),
+        waits: Vec::new(),
         stop: None,
     };
     let spawn = |name: String, f: Box<dyn FnOnce() + Send>| thread::Builder::new().name(name).spawn(f);
@@ -167,6 +168,9 @@ struct EventLoop {
     applied: LogIndex,
     apply_backlog_max: u64,
     apply_batch: Vec<Entry>,
+    /// Callers of proposals accepted in this turn, for the apply thread:
+    /// one message per turn rather than one wakeup per proposal.
+    waits: Vec<(u64, Completion)>,
     /// Why the loop ends, once it must.
     stop: Option<String>,
 }
@@ -233,7 +237,7 @@ impl EventLoop {
     fn on_request(&mut self, now: Instant, request: Request) {
         match request {
             Request::Propose { command, request_id, done } => match self.node.propose(now, command) {
-                Ok(_) => self.send_apply(ToApply::Wait { request_id, done }),
+                Ok(_) => self.waits.push((request_id, done)),
                 Err(e) => done.complete(Err(propose_error(e))),
             },
             Request::Read { query, done } => {
@@ -254,6 +258,12 @@ impl EventLoop {
 
     /// Hands every output of the core to where it goes.
     fn drain_node(&mut self, now: Instant) {
+        // Before any entry: a proposal's waiter must be registered before
+        // the entry can be applied.
+        if !self.waits.is_empty() {
+            let waits = std::mem::take(&mut self.waits);
+            self.send_apply(ToApply::Wait(waits));
+        }
         while let Some(persist) = self.node.poll_persist() {
             if self.to_writer.send(ToWriter::Write(persist)).is_err() {
                 self.stop.get_or_insert_with(|| "the log writer stopped".to_string());
@@ -306,6 +316,9 @@ impl EventLoop {
         let _ = self.shared.stopped.set(reason.clone());
         let _ = self.to_writer.send(ToWriter::Stop);
         let _ = self.to_apply.send(ToApply::Stop(reason.clone()));
+        for (_, done) in self.waits.drain(..) {
+            done.complete(Err(RequestError::Stopped(reason.clone())));
+        }
         for (_, (_, done)) in self.reads.drain() {
             done.complete(Err(RequestError::Stopped(reason.clone())));
         }
