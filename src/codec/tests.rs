@@ -13,6 +13,7 @@ use crate::message::{
 };
 use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
+mod handshake;
 mod stream;
 
 // ---------------------------------------------------------------------------

@@ -221,9 +221,9 @@ impl Transport {
                     return;
                 }
             };
-            if self.inbound.len() >= INBOUND_CONNECTIONS_MAX {
+            if self.inbound.len() >= INBOUND_CONNECTIONS_MAX && !self.evict_a_stranger(registry) {
                 warn!(
-                    "{}: refused peer connection from {addr}: {INBOUND_CONNECTIONS_MAX} already open",
+                    "{}: refused peer connection from {addr}: {INBOUND_CONNECTIONS_MAX} peer connections open",
                     self.config.id
                 );
                 continue;
@@ -238,6 +238,24 @@ impl Transport {
             debug!("{}: peer connection from {addr}", self.config.id);
             self.inbound.insert(token, Inbound { stream, addr, state: InboundState::Greeting(Vec::new()) });
         }
+    }
+
+    /// Makes room for a new connection by closing the oldest one that has
+    /// not finished its handshake, so that strangers holding connections
+    /// open cannot lock the peers out. `false` if every connection is a
+    /// known peer's.
+    fn evict_a_stranger(&mut self, registry: &Registry) -> bool {
+        let oldest = self
+            .inbound
+            .iter()
+            .filter(|(_, conn)| matches!(conn.state, InboundState::Greeting(_)))
+            .map(|(&token, _)| token)
+            .min();
+        let Some(token) = oldest else { return false };
+        let mut conn = self.inbound.remove(&token).expect("found above");
+        warn!("{}: closed connection from {}: no handshake, and room is needed", self.config.id, conn.addr);
+        let _ = registry.deregister(&mut conn.stream);
+        true
     }
 
     fn on_inbound(&mut self, registry: &Registry, token: Token, deliver: &mut dyn FnMut(Message)) {

@@ -1,0 +1,65 @@
+//! The peer handshake: its pinned layout, incremental decoding, and
+//! totality on any bytes.
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use crate::codec::{decode_handshake, encode_handshake, Handshake, HandshakeError, HANDSHAKE_BYTES_MAX};
+use crate::types::NodeId;
+
+fn encoded(handshake: &Handshake) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_handshake(handshake, &mut out);
+    out
+}
+
+#[test]
+fn the_layout_is_as_documented() {
+    let bytes = encoded(&Handshake { cluster_id: "ab".into(), from: NodeId(2), to: NodeId(0x0301) });
+    let mut want = b"oar\x01\x02ab".to_vec();
+    want.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(bytes, want);
+}
+
+#[test]
+fn every_prefix_asks_for_more_and_frames_after_it_are_left_alone() {
+    let handshake = Handshake { cluster_id: "oar".into(), from: NodeId(1), to: NodeId(2) };
+    let mut bytes = encoded(&handshake);
+    let len = bytes.len();
+    for cut in 0..len {
+        assert_eq!(decode_handshake(&bytes[..cut]), Ok(None), "cut at {cut}");
+    }
+    bytes.extend_from_slice(b"frames follow");
+    assert_eq!(decode_handshake(&bytes), Ok(Some((handshake, len))));
+}
+
+#[test]
+fn strangers_are_refused_at_once() {
+    let refused = decode_handshake(b"GET / HTTP/1.1\r\n");
+    assert_eq!(refused, Err(HandshakeError::BadMagic { found: *b"GET " }));
+    // Even from the first wrong byte.
+    assert_eq!(decode_handshake(b"x"), Err(HandshakeError::BadMagic { found: [b'x', 0, 0, 0] }));
+    assert_eq!(decode_handshake(b"oar\x01\x00"), Err(HandshakeError::BadClusterId));
+    assert_eq!(decode_handshake(b"oar\x01\x01\xff"), Err(HandshakeError::BadClusterId));
+}
+
+proptest! {
+    #[test]
+    fn handshakes_round_trip(cluster_id in "[a-z0-9-]{1,60}", from in any::<u64>(), to in any::<u64>()) {
+        let handshake = Handshake { cluster_id, from: NodeId(from), to: NodeId(to) };
+        let bytes = encoded(&handshake);
+        prop_assert!(bytes.len() <= HANDSHAKE_BYTES_MAX);
+        prop_assert_eq!(decode_handshake(&bytes), Ok(Some((handshake, bytes.len()))));
+    }
+
+    /// Any bytes give a handshake, a request for more (never once
+    /// `HANDSHAKE_BYTES_MAX` bytes are there), or an error; never a panic.
+    #[test]
+    fn decoding_any_bytes_is_total(bytes in vec(any::<u8>(), 0..300)) {
+        match decode_handshake(&bytes) {
+            Ok(Some((handshake, len))) => prop_assert_eq!(&encoded(&handshake)[..], &bytes[..len]),
+            Ok(None) => prop_assert!(bytes.len() < HANDSHAKE_BYTES_MAX),
+            Err(_) => {}
+        }
+    }
+}
