@@ -54,10 +54,10 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
     }
     println!("oar cluster: {} nodes, data under {}", nodes.len(), args.dir.display());
     for (node, peer) in nodes.iter().zip(&peers) {
-        println!("  node {}: RESP {}  raft {}", peer.id, node.server.addr(), peer.addr);
+        println!("  {}: RESP {}  raft {}", peer.id, node.server.addr(), peer.addr);
     }
     match await_leader(&nodes, Duration::from_secs(10)) {
-        Ok(k) => println!("  leader: node {}", nodes[k].handle.id()),
+        Ok(k) => println!("  leader: {}", nodes[k].handle.id()),
         Err(e) => println!("  {e}; still trying"),
     }
     println!("try: redis-cli -p {} set hello world", args.resp_port);

@@ -236,3 +236,11 @@ pub fn await_leader(nodes: &[ServeNode], within: Duration) -> usize {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+impl ServeNode {
+    /// How the process ended, if it has (without waiting); `None` while it
+    /// runs or when it was never started or was killed through [`ServeNode::kill`].
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|child| child.try_wait().expect("poll the node's process"))
+    }
+}
