@@ -231,3 +231,26 @@ fn a_fatal_error_stops_the_node_and_fails_every_caller() {
     assert!(matches!(handle.read(b""), Err(RequestError::Stopped(_))));
     handle.shutdown();
 }
+
+#[test]
+fn leadership_moves_where_it_is_sent() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let cluster = Cluster::start(3);
+    let leader = cluster.await_leader(Duration::from_secs(10));
+    let target = (leader + 1) % 3;
+    let target_id = cluster.peers[target].id;
+    let leader_handle = cluster.handles[leader].as_ref().expect("live");
+    propose(leader_handle, b"before");
+    leader_handle.transfer_leadership(target_id).expect("the node answers").expect("the transfer starts");
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while cluster.await_leader(Duration::from_secs(10)) != target {
+        assert!(Instant::now() < give_up, "leadership did not move to {target_id}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A follower refuses to hand over what it does not hold.
+    let follower = cluster.handles[leader].as_ref().expect("live");
+    let refused = follower.transfer_leadership(target_id).expect("the node answers");
+    assert!(refused.is_err(), "a follower started a transfer: {refused:?}");
+    propose(cluster.handles[target].as_ref().expect("live"), b"after");
+    assert_eq!(read_all(follower), ["before", "after"]);
+}

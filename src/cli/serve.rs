@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 use oar::runtime::Peer;
 use oar::NodeId;
@@ -45,7 +47,14 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let stop = interrupted()?;
     let node = start_node(id, &args.data_dir, &peers, args.resp_addr, &args.cluster_id)?;
     log::info!("node {id} serving RESP on {} (raft on {})", node.server.addr(), args.raft_addr);
-    let _ = stop.recv();
+    // Until Ctrl-C or SIGTERM, or until the node stops on its own (a failed
+    // fsync, say): then exit with an error so that a supervisor notices.
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(Duration::from_millis(200)) {
+        if let Some(reason) = node.handle.stopped() {
+            node.stop();
+            return Err(format!("node {id} stopped: {reason}"));
+        }
+    }
     log::info!("node {id}: stopping");
     node.stop();
     Ok(())
