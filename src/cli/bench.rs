@@ -187,7 +187,14 @@ fn clients(
             loop {
                 match conn.stream.read(&mut buf) {
                     Ok(0) => return Err(format!("client {k}: the server closed the connection")),
-                    Ok(n) => conn.inbuf.extend_from_slice(&buf[..n]),
+                    Ok(n) => {
+                        conn.inbuf.extend_from_slice(&buf[..n]);
+                        // A short read emptied the socket; the next reply
+                        // raises a new event.
+                        if n < buf.len() {
+                            break;
+                        }
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(format!("client {k}: receive: {e}")),

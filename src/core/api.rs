@@ -77,6 +77,12 @@ pub struct PersistId(pub u64);
 /// are durable (fsync), call [`Node::handle_persisted`](crate::Node::handle_persisted) with its `id`. Storage
 /// must never make a later write durable without the earlier ones: if the
 /// hard state lives apart from the log, sync the log first.
+///
+/// One exception saves an fsync per commit: a write with no entries whose
+/// hard state differs from the last one written only in `commit` may be
+/// reported at once, unsynced (it becomes durable with the next sync). The
+/// node never promises a peer anything on the strength of its stored
+/// commit index: a crash that loses it only makes the node learn it again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Persist {
     /// The write's number, for [`Node::handle_persisted`](crate::Node::handle_persisted).

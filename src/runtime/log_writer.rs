@@ -2,7 +2,8 @@
 //!
 //! It blocks for the first write, then takes every write already queued
 //! behind it, writes them all to the log, calls `fdatasync` once and reports
-//! the last one durable. While it syncs, the event loop queues the next
+//! the last one durable (a batch that only moves the commit index forward
+//! is not synced: see [`commit_only`]). While it syncs, the event loop queues the next
 //! batch, so the batch grows with the load and fsyncs stay one per batch.
 
 use std::sync::atomic::Ordering;
@@ -14,6 +15,20 @@ use log::{debug, error};
 use super::Shared;
 use crate::core::{Persist, PersistId};
 use crate::storage::{StorageError, Wal};
+use crate::types::HardState;
+
+/// Whether `persist` only moves the commit index forward: no entries, and
+/// the term and vote of `written`, the last hard state written. Such a
+/// batch is reported durable without an fsync of its own (it rides on the
+/// next one): a commit index is knowledge the node learns again from its
+/// leader, never a promise made to a peer, so losing it in a crash loses
+/// nothing (see `Persist`). Every write that carries entries, a term or a
+/// vote is synced before it is reported, and writes are handled in order,
+/// so `written`'s term and vote are durable here.
+fn commit_only(persist: &Persist, written: HardState) -> bool {
+    persist.entries.is_empty()
+        && persist.hard_state.is_some_and(|hs| hs.term == written.term && hs.vote == written.vote)
+}
 
 /// What the event loop sends the log writer.
 pub(crate) enum ToWriter {
@@ -38,6 +53,7 @@ pub(crate) fn run(mut wal: Wal, inbox: Receiver<ToWriter>, outbox: Sender<FromWr
         let mut last = None;
         let mut writes = 0usize;
         let mut result = Ok(());
+        let mut needs_sync = false;
         for message in std::iter::once(first).chain(inbox.try_iter()) {
             match message {
                 ToWriter::Stop => {
@@ -46,6 +62,7 @@ pub(crate) fn run(mut wal: Wal, inbox: Receiver<ToWriter>, outbox: Sender<FromWr
                 }
                 ToWriter::Write(persist) => {
                     if result.is_ok() {
+                        needs_sync |= !commit_only(&persist, wal.hard_state());
                         result = wal.write(&persist.entries, persist.hard_state);
                         last = Some(persist.id);
                         writes += 1;
@@ -53,11 +70,11 @@ pub(crate) fn run(mut wal: Wal, inbox: Receiver<ToWriter>, outbox: Sender<FromWr
                 }
             }
         }
-        if result.is_ok() && last.is_some() {
+        if result.is_ok() && needs_sync {
             result = wal.sync();
             shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-            shared.counters.writes.fetch_add(writes as u64, Ordering::Relaxed);
         }
+        shared.counters.writes.fetch_add(writes as u64, Ordering::Relaxed);
         let report = match (result, last) {
             (Err(e), _) => {
                 error!("{id}: the log failed, stopping the node: {e}");

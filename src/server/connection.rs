@@ -43,6 +43,9 @@ pub(super) struct Connection {
     closing: bool,
     /// No more bytes to read: the client closed its side.
     read_closed: bool,
+    /// The socket may hold unread bytes: set by a readiness event, cleared
+    /// once a read finds the socket empty.
+    readable: bool,
     wants_writable: bool,
 }
 
@@ -65,8 +68,14 @@ impl Connection {
             waiting_for_write: false,
             closing: false,
             read_closed: false,
+            readable: true,
             wants_writable: false,
         }
+    }
+
+    /// Notes a readiness event: the socket may have bytes (or an end) to read.
+    pub(super) fn mark_readable(&mut self) {
+        self.readable = true;
     }
 
     /// Takes the node's answer to the request in flight.
@@ -89,10 +98,20 @@ impl Connection {
             match self.parser.next_request() {
                 Ok(Some(args)) => self.run(args, &mut cx),
                 Ok(None) if self.read_closed => self.closing = true,
+                Ok(None) if !self.readable => break,
                 Ok(None) => match self.stream.read(scratch) {
                     Ok(0) => self.read_closed = true,
-                    Ok(n) => self.parser.extend(&scratch[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Ok(n) => {
+                        // A short read emptied the socket: new bytes will
+                        // raise a new readiness event, so there is no need
+                        // to read on until `WouldBlock`.
+                        self.readable = n == scratch.len();
+                        self.parser.extend(&scratch[..n]);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.readable = false;
+                        break;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         debug!("client {:?}: read failed: {e}", self.client.addr);

@@ -195,7 +195,14 @@ impl ServerLoop {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => {}
-                    token => self.pump(token),
+                    token => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.connections.get_mut(&token) {
+                                conn.mark_readable();
+                            }
+                        }
+                        self.pump(token);
+                    }
                 }
             }
             self.answers.wake_pending.store(false, Ordering::Release);
