@@ -28,6 +28,16 @@ impl SimDisk {
         !self.pending.is_empty()
     }
 
+    /// Whether every unsynced write only moves the commit index forward (no
+    /// entries; the synced term and vote): such writes may be reported
+    /// durable before they are synced (see `Persist`).
+    pub(crate) fn pending_only_commits(&self) -> bool {
+        self.pending.iter().all(|p| {
+            p.entries.is_empty()
+                && p.hard_state.is_some_and(|hs| hs.term == self.hard_state.term && hs.vote == self.hard_state.vote)
+        })
+    }
+
     /// Makes every pending write durable; returns the last one's id.
     pub(crate) fn sync(&mut self) -> Option<PersistId> {
         let last = self.pending.last().map(|p| p.id);

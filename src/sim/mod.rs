@@ -387,7 +387,15 @@ impl World {
                 if let Err(e) = wal.write(&p.entries, p.hard_state) {
                     checker.fail("storage", format!("{id}: write failed: {e}"));
                 }
-                disks.get_mut(&id).expect("disk").write(p);
+                let persist_id = p.id;
+                let disk = disks.get_mut(&id).expect("disk");
+                disk.write(p);
+                // The one write a node may report before it is synced, as
+                // the runtime's log writer does: a commit index, after
+                // every earlier write is synced (or is such a write too).
+                if disk.pending_only_commits() {
+                    node.handle_persisted(now, persist_id);
+                }
             }
             if disks[&id].has_pending() && !sim.sync_scheduled {
                 sim.sync_scheduled = true;
