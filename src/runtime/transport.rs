@@ -31,6 +31,8 @@ const FIRST_INBOUND: usize = 1 << 20;
 /// Inbound connections open at once; more are refused. Peers need one or two
 /// each; the rest is room for reconnects and strays.
 const INBOUND_CONNECTIONS_MAX: usize = 256;
+/// The buffer every connection reads into.
+const SCRATCH_BYTES: usize = 64 << 10;
 /// Written bytes kept at the front of a send queue before it is compacted.
 const COMPACT_BYTES_MIN: usize = 1 << 20;
 
@@ -135,7 +137,7 @@ impl Transport {
             inbound: HashMap::new(),
             next_inbound: FIRST_INBOUND,
             unreachable: Vec::new(),
-            scratch: vec![0; 4096],
+            scratch: vec![0; SCRATCH_BYTES],
         })
     }
 
@@ -308,14 +310,17 @@ impl Inbound {
                     }
                     n
                 }
-                InboundState::Receiving { decoder, .. } => match decoder.read_from(&mut self.stream) {
-                    Ok(0) => return Err(Close::Quietly("closed by the peer".into())),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Close::Quietly(e.to_string())),
-                },
+                // Into the shared scratch buffer, then only the bytes that
+                // came: `FrameDecoder::read_from` would zero 64 KiB of
+                // fresh buffer per read.
+                InboundState::Receiving { decoder, .. } => {
+                    let n = read_some(&mut self.stream, scratch)?;
+                    decoder.extend(&scratch[..n]);
+                    n
+                }
             };
+            // A short read emptied the socket: new bytes raise a new event.
+            let drained = read < scratch.len() && matches!(self.state, InboundState::Receiving { .. });
             if let InboundState::Receiving { peer, decoder } = &mut self.state {
                 loop {
                     match decoder.next_message() {
@@ -331,7 +336,7 @@ impl Inbound {
                     }
                 }
             }
-            if read == 0 {
+            if read == 0 || drained {
                 return Ok(());
             }
         }
