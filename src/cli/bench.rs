@@ -1,6 +1,7 @@
 //! `oar bench`: a local cluster with real sockets and fsync, driven by
 //! closed-loop Redis clients.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -22,9 +23,12 @@ pub struct BenchArgs {
     /// Cluster size.
     #[arg(long, default_value_t = 3)]
     nodes: u16,
-    /// Concurrent clients, each with one request in flight.
+    /// Concurrent clients (connections).
     #[arg(long, default_value_t = 64)]
     clients: usize,
+    /// Requests each client keeps in flight (pipelined on its connection).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
     /// Bytes per value.
     #[arg(long, default_value_t = 16)]
     value_bytes: usize,
@@ -45,8 +49,20 @@ struct ClientReport {
 
 pub fn run(args: BenchArgs) -> Result<(), String> {
     super::init_logging("warn");
-    if !(1..=16).contains(&args.nodes) || args.clients == 0 || args.secs == 0 {
-        return Err("give --nodes 1 to 16, --clients of 1 or more, and --secs of 1 or more".into());
+    if !(1..=16).contains(&args.nodes)
+        || args.clients == 0
+        || args.secs == 0
+        || !(1..=1024).contains(&args.pipeline)
+    {
+        return Err(
+            "give --nodes 1 to 16, --clients of 1 or more, --pipeline 1 to 1024, and --secs of 1 or more"
+                .into(),
+        );
+    }
+    if args.value_bytes.saturating_mul(args.pipeline) > 1 << 20 {
+        return Err(
+            "--value-bytes times --pipeline must stay within 1 MiB of requests in flight per client".into()
+        );
     }
     let (dir, remove_dir) = match &args.dir {
         Some(dir) => (dir.clone(), false),
@@ -88,8 +104,8 @@ fn drive(args: &BenchArgs, nodes: &[LocalNode]) -> Result<(), String> {
     let value = "v".repeat(args.value_bytes);
     let started = Instant::now();
     let driver = {
-        let (ops, stop, count) = (Arc::clone(&ops), Arc::clone(&stop), args.clients);
-        std::thread::spawn(move || clients(count, target, &value, &ops, &stop))
+        let (ops, stop, count, pipeline) = (Arc::clone(&ops), Arc::clone(&stop), args.clients, args.pipeline);
+        std::thread::spawn(move || clients(count, pipeline, target, &value, &ops, &stop))
     };
     let bar = ProgressBar::new(args.secs * 10);
     bar.set_style(
@@ -132,6 +148,7 @@ fn drive(args: &BenchArgs, nodes: &[LocalNode]) -> Result<(), String> {
 /// cluster's on a machine with few cores.
 fn clients(
     count: usize,
+    pipeline: usize,
     target: SocketAddr,
     value: &str,
     ops: &AtomicU64,
@@ -139,7 +156,8 @@ fn clients(
 ) -> Result<ClientReport, String> {
     struct Conn {
         stream: mio::net::TcpStream,
-        sent: Instant,
+        /// When each request in flight was sent, oldest first.
+        sent: VecDeque<Instant>,
         n: u64,
         inbuf: Vec<u8>,
     }
@@ -153,24 +171,31 @@ fn clients(
         stream.set_nonblocking(true).map_err(io)?;
         let mut stream = mio::net::TcpStream::from_std(stream);
         poll.registry().register(&mut stream, Token(k), Interest::READABLE).map_err(io)?;
-        conns.push(Conn { stream, sent: Instant::now(), n: 0, inbuf: Vec::new() });
+        conns.push(Conn { stream, sent: VecDeque::new(), n: 0, inbuf: Vec::new() });
     }
-    let send = |k: usize, conn: &mut Conn| -> Result<(), String> {
-        let key = format!("key:{k}:{}", conn.n % 10_000);
-        conn.n += 1;
-        let request =
-            format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len());
-        conn.sent = Instant::now();
-        // A request this small fits the empty socket buffer of a closed-loop
-        // connection: one write.
-        let written = conn.stream.write(request.as_bytes()).map_err(|e| format!("client {k}: send: {e}"))?;
-        if written != request.len() {
+    // Appends `count` SETs to `out` and sends them in one write.
+    let mut out = Vec::new();
+    let mut send = |k: usize, conn: &mut Conn, count: usize| -> Result<(), String> {
+        out.clear();
+        let now = Instant::now();
+        for _ in 0..count {
+            let key = format!("key:{k}:{}", conn.n % 10_000);
+            conn.n += 1;
+            write!(out, "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len())
+                .map_err(io)?;
+            conn.sent.push_back(now);
+        }
+        // The requests in flight (at most 1 MiB of values, checked at the
+        // start) fit the socket buffer of a connection whose replies are
+        // read as they come: one write.
+        let written = conn.stream.write(&out).map_err(|e| format!("client {k}: send: {e}"))?;
+        if written != out.len() {
             return Err(format!("client {k}: short write"));
         }
         Ok(())
     };
     for (k, conn) in conns.iter_mut().enumerate() {
-        send(k, conn)?;
+        send(k, conn, pipeline)?;
     }
     let mut latencies_us = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     let mut errors = 0;
@@ -200,23 +225,30 @@ fn clients(
                     Err(e) => return Err(format!("client {k}: receive: {e}")),
                 }
             }
-            // SET answers one line: +OK, or an error.
-            while let Some(end) = conn.inbuf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = conn.inbuf.drain(..=end).collect();
+            // SET answers one line, +OK or an error, in request order.
+            let mut answered = 0;
+            let mut start = 0;
+            while let Some(len) = conn.inbuf[start..].iter().position(|&b| b == b'\n') {
+                let line = &conn.inbuf[start..start + len];
+                start += len + 1;
+                answered += 1;
+                let sent =
+                    conn.sent.pop_front().ok_or_else(|| format!("client {k}: a reply to no request"))?;
                 if line.starts_with(b"+OK") {
                     latencies_us
-                        .record(conn.sent.elapsed().as_micros().max(1) as u64)
+                        .record(sent.elapsed().as_micros().max(1) as u64)
                         .map_err(|e| e.to_string())?;
                     ops.fetch_add(1, Ordering::Relaxed);
                 } else {
                     errors += 1;
                     if errors <= 3 {
-                        eprintln!("client {k}: {}", String::from_utf8_lossy(&line).trim_end());
+                        eprintln!("client {k}: {}", String::from_utf8_lossy(line).trim_end());
                     }
                 }
-                if !stop.load(Ordering::Relaxed) {
-                    send(k, conn)?;
-                }
+            }
+            conn.inbuf.drain(..start);
+            if answered > 0 && !stop.load(Ordering::Relaxed) {
+                send(k, conn, answered)?;
             }
         }
     }

@@ -1,5 +1,6 @@
 //! One client connection: parse, answer in order, write back.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
@@ -8,12 +9,16 @@ use log::debug;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use super::{placeholder_info, server_info, Answer, Answers};
+use super::{placeholder_info, server_info, Answer, Answers, Slot};
 use crate::kv::{
-    answer_local, encode_read, encode_write, write_entry_len, ClientState, Command, LocalOp, RequestParser,
-    RespLimits, ServerInfo,
+    answer_local, encode_read, encode_write, write_entry_len, ClientState, Command, CommandError, LocalOp,
+    RequestParser, RespLimits, ServerInfo,
 };
 use crate::runtime::{Completion, Handle, RequestError};
+
+/// Writes one connection may have with the node at once (pipelined);
+/// further requests wait in the socket.
+const PIPELINED_WRITES_MAX: usize = 1024;
 
 /// What a connection needs from the server loop while it moves forward.
 pub(super) struct Context<'a> {
@@ -34,10 +39,15 @@ pub(super) struct Connection {
     /// Replies not yet written; `written` bytes of it already were.
     out: Vec<u8>,
     written: usize,
-    /// A request is with the node; nothing else is parsed until it answers.
-    waiting: bool,
-    /// The kind of the request with the node, for its error replies.
-    waiting_for_write: bool,
+    /// A read is with the node; nothing else runs until it is answered.
+    read_waiting: bool,
+    /// Writes with the node, oldest first, holding their answers until every
+    /// write before them is answered too. The front one is number
+    /// `writes_base`.
+    writes: VecDeque<Option<Result<Vec<u8>, RequestError>>>,
+    writes_base: u64,
+    /// A parsed request that waits for the writes ahead of it.
+    held: Option<Result<Command, CommandError>>,
     /// The client closed its side, or must be closed (QUIT, a protocol
     /// error) once `out` is written.
     closing: bool,
@@ -64,8 +74,10 @@ impl Connection {
             client: ClientState { id, name: None, addr: Some(addr) },
             out: Vec::new(),
             written: 0,
-            waiting: false,
-            waiting_for_write: false,
+            read_waiting: false,
+            writes: VecDeque::new(),
+            writes_base: 0,
+            held: None,
             closing: false,
             read_closed: false,
             readable: true,
@@ -78,15 +90,25 @@ impl Connection {
         self.readable = true;
     }
 
-    /// Takes the node's answer to the request in flight.
-    pub(super) fn answer(&mut self, result: Result<Vec<u8>, RequestError>) {
-        debug_assert!(self.waiting, "an answer with no request in flight");
-        self.waiting = false;
-        match result {
-            Ok(reply) => self.out.extend_from_slice(&reply),
-            Err(e) => {
-                let text = error_reply(&e, self.waiting_for_write);
-                crate::kv::write_error(&mut self.out, &text);
+    /// Takes the node's answer to a request in flight.
+    pub(super) fn answer(&mut self, slot: Slot, result: Result<Vec<u8>, RequestError>) {
+        match slot {
+            Slot::Read => {
+                debug_assert!(self.read_waiting && self.writes.is_empty(), "a read answer out of turn");
+                self.read_waiting = false;
+                encode_answer(&mut self.out, result, false);
+            }
+            Slot::Write(seq) => {
+                let k = seq.checked_sub(self.writes_base).expect("an answer for a write already answered");
+                let k = usize::try_from(k).expect("fewer writes in flight than memory");
+                self.writes[k] = Some(result);
+                // Replies go out in request order: release the answered
+                // prefix.
+                while let Some(Some(_)) = self.writes.front() {
+                    let result = self.writes.pop_front().flatten().expect("checked above");
+                    self.writes_base += 1;
+                    encode_answer(&mut self.out, result, true);
+                }
             }
         }
     }
@@ -94,36 +116,59 @@ impl Connection {
     /// Answers every request it can, reads more when it needs more, writes
     /// what it can. `Break` when the connection is done.
     pub(super) fn pump(&mut self, scratch: &mut [u8], mut cx: Context<'_>) -> ControlFlow<()> {
-        while !self.waiting && !self.closing {
-            match self.parser.next_request() {
-                Ok(Some(args)) => self.run(args, &mut cx),
-                Ok(None) if self.read_closed => self.closing = true,
-                Ok(None) if !self.readable => break,
-                Ok(None) => match self.stream.read(scratch) {
-                    Ok(0) => self.read_closed = true,
-                    Ok(n) => {
-                        // A short read emptied the socket: new bytes will
-                        // raise a new readiness event, so there is no need
-                        // to read on until `WouldBlock`.
-                        self.readable = n == scratch.len();
-                        self.parser.extend(&scratch[..n]);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.readable = false;
+        while !self.closing && !self.read_waiting {
+            let next = match self.held.take() {
+                Some(command) => command,
+                None if self.writes.len() >= PIPELINED_WRITES_MAX => break,
+                None => match self.parser.next_request() {
+                    Ok(Some(args)) => Command::parse(args),
+                    Ok(None) if self.read_closed => {
+                        if self.writes.is_empty() {
+                            self.closing = true;
+                        }
                         break;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Ok(None) if !self.readable => break,
+                    Ok(None) => {
+                        match self.stream.read(scratch) {
+                            Ok(0) => self.read_closed = true,
+                            Ok(n) => {
+                                // A short read emptied the socket: new bytes
+                                // raise a new readiness event, so there is
+                                // no need to read on until `WouldBlock`.
+                                self.readable = n == scratch.len();
+                                self.parser.extend(&scratch[..n]);
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => {
+                                debug!("client {:?}: read failed: {e}", self.client.addr);
+                                return ControlFlow::Break(());
+                            }
+                        }
+                        continue;
+                    }
+                    // The parser repeats its error, so it can wait for the
+                    // writes ahead of it to be answered.
+                    Err(_) if !self.writes.is_empty() => break,
                     Err(e) => {
-                        debug!("client {:?}: read failed: {e}", self.client.addr);
-                        return ControlFlow::Break(());
+                        debug!("client {:?}: {e}; closing", self.client.addr);
+                        e.reply().encode(&mut self.out);
+                        self.closing = true;
+                        break;
                     }
                 },
-                Err(e) => {
-                    debug!("client {:?}: {e}; closing", self.client.addr);
-                    e.reply().encode(&mut self.out);
-                    self.closing = true;
-                }
+            };
+            // Writes may follow each other into the log; anything else is
+            // answered only after every write before it, so that replies keep
+            // request order and reads see the connection's own writes.
+            let pipelined =
+                matches!(&next, Ok(Command::Write(op)) if write_entry_len(op) <= cx.entry_bytes_max);
+            if !pipelined && !self.writes.is_empty() {
+                self.held = Some(next);
+                break;
             }
+            self.run(next, &mut cx);
         }
         self.write(cx.registry)?;
         if self.closing && self.written == self.out.len() {
@@ -133,8 +178,8 @@ impl Connection {
     }
 
     /// Runs one request.
-    fn run(&mut self, args: Vec<bytes::Bytes>, cx: &mut Context<'_>) {
-        let command = match Command::parse(args) {
+    fn run(&mut self, command: Result<Command, CommandError>, cx: &mut Context<'_>) {
+        let command = match command {
             Ok(command) => command,
             Err(e) => return e.reply().encode(&mut self.out),
         };
@@ -161,22 +206,21 @@ impl Connection {
                     );
                     return crate::kv::write_error(&mut self.out, &text);
                 }
-                self.waiting = true;
-                self.waiting_for_write = true;
-                cx.node.propose_with(&encode_write(&op), self.completion(cx));
+                let seq = self.writes_base + self.writes.len() as u64;
+                self.writes.push_back(None);
+                cx.node.propose_with(&encode_write(&op), self.completion(cx, Slot::Write(seq)));
             }
             Command::Read(op) => {
-                self.waiting = true;
-                self.waiting_for_write = false;
-                cx.node.read_with(&encode_read(&op), self.completion(cx));
+                self.read_waiting = true;
+                cx.node.read_with(&encode_read(&op), self.completion(cx, Slot::Read));
             }
         }
     }
 
-    fn completion(&self, cx: &Context<'_>) -> Completion {
+    fn completion(&self, cx: &Context<'_>, slot: Slot) -> Completion {
         let answers = cx.answers.clone();
         let token = cx.token;
-        Completion::new(move |result| answers.send(Answer { token, result }))
+        Completion::new(move |result| answers.send(Answer { token, slot, result }))
     }
 
     /// Writes queued replies; registers for WRITABLE only while some wait.
@@ -210,6 +254,14 @@ impl Connection {
 
     pub(super) fn deregister(&mut self, registry: &Registry) {
         let _ = registry.deregister(&mut self.stream);
+    }
+}
+
+/// Appends the reply for a request the node answered, or the error line.
+fn encode_answer(out: &mut Vec<u8>, result: Result<Vec<u8>, RequestError>, write: bool) {
+    match result {
+        Ok(reply) => out.extend_from_slice(&reply),
+        Err(e) => crate::kv::write_error(out, &error_reply(&e, write)),
     }
 }
 

@@ -7,11 +7,12 @@
 //! come back on a channel with a [`mio::Waker`], so thousands of clients
 //! need no thread each.
 //!
-//! Each connection answers its requests in order, one at a time: a request
-//! goes to the node only once the one before it was answered. So a client
-//! always reads its own writes, pipelined or not, and the bytes a slow or
-//! hostile client can make this node hold are bounded by the parser's limits
-//! plus one request.
+//! Each connection answers its requests in order. Pipelined writes go to the
+//! node together (up to 1,024 per connection), since the log keeps their
+//! order; any other request waits until every write before it is answered,
+//! so replies keep request order and a client always reads its own writes.
+//! What a slow or hostile client can make this node hold is bounded by the
+//! parser's limits and that window.
 
 mod connection;
 mod machine;
@@ -136,9 +137,19 @@ impl Drop for Server {
     }
 }
 
-/// An answer from the node for the request a connection has in flight.
+/// Which of a connection's requests an answer is for.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// The write with this number on its connection.
+    Write(u64),
+    /// The one read in flight.
+    Read,
+}
+
+/// An answer from the node for a request a connection has in flight.
 struct Answer {
     token: Token,
+    slot: Slot,
     result: Result<Vec<u8>, RequestError>,
 }
 
@@ -208,7 +219,7 @@ impl ServerLoop {
             self.answers.wake_pending.store(false, Ordering::Release);
             while let Ok(answer) = self.answered.try_recv() {
                 if let Some(conn) = self.connections.get_mut(&answer.token) {
-                    conn.answer(answer.result);
+                    conn.answer(answer.slot, answer.result);
                     self.pump(answer.token);
                 }
             }

@@ -34,7 +34,8 @@ impl SimDisk {
     pub(crate) fn pending_only_commits(&self) -> bool {
         self.pending.iter().all(|p| {
             p.entries.is_empty()
-                && p.hard_state.is_some_and(|hs| hs.term == self.hard_state.term && hs.vote == self.hard_state.vote)
+                && p.hard_state
+                    .is_some_and(|hs| hs.term == self.hard_state.term && hs.vote == self.hard_state.vote)
         })
     }
 
