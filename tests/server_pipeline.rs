@@ -15,8 +15,10 @@ fn pipelined_requests_are_answered_in_order_and_reads_see_earlier_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let addrs = free_addrs(2);
     let peers = [Peer { id: NodeId(1), addr: addrs[0] }];
-    let node = Runtime::start(RuntimeConfig::new(NodeId(1)), dir.path(), &peers, KvMachine::new()).expect("start");
-    let server = Server::start(ServerConfig::new(addrs[1], node.command_bytes_max()), node.clone()).expect("serve");
+    let node =
+        Runtime::start(RuntimeConfig::new(NodeId(1)), dir.path(), &peers, KvMachine::new()).expect("start");
+    let server =
+        Server::start(ServerConfig::new(addrs[1], node.command_bytes_max()), node.clone()).expect("serve");
     let mut client = Client::connect(server.addr()).expect("connect");
 
     // A one-node cluster elects itself; wait until it takes writes.
@@ -52,7 +54,9 @@ fn pipelined_requests_are_answered_in_order_and_reads_see_earlier_writes() {
     // Many writes after them, pipelined, then a count.
     for n in 0..500 {
         let key = format!("p{n}");
-        batch.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len()).as_bytes());
+        batch.extend_from_slice(
+            format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len()).as_bytes(),
+        );
     }
     batch.extend_from_slice(b"*1\r\n$6\r\nDBSIZE\r\n");
     client.send_raw(&batch).expect("send the batch");
