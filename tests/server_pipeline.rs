@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use oar::runtime::{Peer, Runtime, RuntimeConfig};
@@ -82,6 +83,30 @@ fn pipelined_requests_are_answered_in_order_and_reads_see_earlier_writes() {
     // ready, k, other, and the 500.
     assert_eq!(client.read_reply().expect("a reply"), Reply::Integer(503));
 
+    server.stop();
+    node.shutdown();
+}
+
+#[test]
+fn a_client_that_sends_and_closes_gets_its_answer_and_a_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addrs = free_addrs(2);
+    let peers = [Peer { id: NodeId(1), addr: addrs[0] }];
+    let node =
+        Runtime::start(RuntimeConfig::new(NodeId(1)), dir.path(), &peers, KvMachine::new()).expect("start");
+    let server =
+        Server::start(ServerConfig::new(addrs[1], node.command_bytes_max()), node.clone()).expect("serve");
+    // The request and the end of stream arrive together (`nc -N`): the
+    // server must still see the end after answering.
+    for _ in 0..20 {
+        let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+        stream.write_all(b"PING\r\n").expect("send");
+        stream.shutdown(std::net::Shutdown::Write).expect("half-close");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).expect("the server answers, then closes");
+        assert_eq!(answer, b"+PONG\r\n");
+    }
     server.stop();
     node.shutdown();
 }

@@ -76,11 +76,13 @@ pub(crate) fn start<S: StateMachine>(
         queue_bytes_max: config.peer_queue_bytes_max,
         delay_min: config.reconnect_delay_min,
         delay_max: config.reconnect_delay_max,
+        connect_timeout: config.connect_timeout,
     };
     let transport = Transport::new(poll.registry(), transport_config, listen, &others, now)
         .map_err(|error| StartError::Listen { addr: listen, error })?;
 
     let (requests_tx, requests) = crossbeam_channel::bounded(REQUEST_QUEUE_CAPACITY);
+    let requests_rx = requests.clone();
     // The writer's queue is bounded by the core: a leader's unpersisted
     // entries by `uncommitted_bytes_max`, a follower's by the leader's
     // inflight window. The apply queue is bounded by `apply_backlog_max`
@@ -92,6 +94,7 @@ pub(crate) fn start<S: StateMachine>(
     let shared = Arc::new(Shared {
         id,
         requests: requests_tx,
+        requests_rx,
         waker,
         wake_pending: AtomicBool::new(false),
         next_request_id: AtomicU64::new(first_request_id()),
@@ -177,6 +180,7 @@ struct EventLoop {
 
 impl EventLoop {
     fn run(mut self) {
+        let _guard = StopOnPanic(Arc::clone(&self.shared));
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         self.drain_node(self.clock.now());
         while self.stop.is_none() {
@@ -213,7 +217,7 @@ impl EventLoop {
 
     /// Takes what the other threads and the callers sent.
     fn drain_channels(&mut self, now: Instant) {
-        self.shared.wake_pending.store(false, Ordering::Release);
+        self.shared.wake_pending.swap(false, Ordering::AcqRel);
         while let Ok(report) = self.from_writer.try_recv() {
             match report {
                 FromWriter::Durable(id) => self.node.handle_persisted(now, id),
@@ -325,6 +329,27 @@ impl EventLoop {
         for request in self.requests.try_iter() {
             if let Request::Propose { done, .. } | Request::Read { done, .. } = request {
                 done.complete(Err(RequestError::Stopped(reason.clone())));
+            }
+        }
+    }
+}
+
+/// Marks the node stopped if the event loop panics (a broken invariant), so
+/// that callers and `oar serve` learn it; the other threads stop when the
+/// loop's channels close.
+struct StopOnPanic(Arc<Shared>);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            let reason = "the event loop panicked; see the log".to_string();
+            let _ = self.0.stopped.set(reason.clone());
+            // Free callers blocked on a full queue; they fail what they
+            // queue after this themselves.
+            for request in self.0.requests_rx.try_iter() {
+                if let Request::Propose { done, .. } | Request::Read { done, .. } = request {
+                    done.complete(Err(RequestError::Stopped(reason.clone())));
+                }
             }
         }
     }

@@ -105,6 +105,8 @@ pub struct RuntimeConfig {
     pub reconnect_delay_min: Duration,
     /// The longest delay between dials.
     pub reconnect_delay_max: Duration,
+    /// How long a dial may take before it is abandoned and retried.
+    pub connect_timeout: Duration,
     /// Committed entries handed to the apply thread and not yet applied,
     /// beyond which the event loop stops handing out more.
     pub apply_backlog_max: usize,
@@ -122,6 +124,7 @@ impl RuntimeConfig {
             peer_queue_bytes_max: 64 << 20,
             reconnect_delay_min: Duration::from_millis(20),
             reconnect_delay_max: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(2),
             apply_backlog_max: 1 << 16,
             wal: WalOptions::default(),
         }
@@ -150,6 +153,9 @@ impl RuntimeConfig {
             return fail(
                 "reconnect delays must satisfy 0 < reconnect_delay_min <= reconnect_delay_max".into(),
             );
+        }
+        if self.connect_timeout.is_zero() {
+            return fail("connect_timeout is zero; a dial needs time to complete".into());
         }
         if self.apply_backlog_max == 0 {
             return fail("apply_backlog_max is zero; the state machine would never be fed".into());
@@ -319,6 +325,9 @@ pub struct Metrics {
 pub(crate) struct Shared {
     id: NodeId,
     requests: Sender<Request>,
+    /// The event loop's end of `requests`, kept so that a request queued
+    /// after the loop stopped can still be found and failed.
+    requests_rx: Receiver<Request>,
     waker: mio::Waker,
     /// Set by a handle that queued work and woke the loop; cleared by the
     /// loop before it drains the queue. Spares a wakeup syscall per request
@@ -489,6 +498,19 @@ impl Handle {
             return done(request, RequestError::Stopped(self.shared.stop_reason()));
         }
         self.shared.wake();
+        self.fail_if_stopped();
+    }
+
+    /// If the node stopped while a request was being queued (the loop had
+    /// already failed what it found queued), fails what is queued now.
+    fn fail_if_stopped(&self) {
+        if let Some(reason) = self.shared.stopped.get() {
+            for request in self.shared.requests_rx.try_iter() {
+                if let Request::Propose { done, .. } | Request::Read { done, .. } = request {
+                    done.complete(Err(RequestError::Stopped(reason.clone())));
+                }
+            }
+        }
     }
 
     fn send(&self, request: Request) -> Result<(), RequestError> {
@@ -497,6 +519,9 @@ impl Handle {
         }
         self.shared.requests.send(request).map_err(|_| RequestError::Stopped(self.shared.stop_reason()))?;
         self.shared.wake();
+        // A status or transfer request stranded here is dropped, and its
+        // caller sees its reply channel close: `Stopped`.
+        self.fail_if_stopped();
         Ok(())
     }
 

@@ -44,15 +44,17 @@ pub(crate) struct TransportConfig {
     pub(crate) queue_bytes_max: usize,
     pub(crate) delay_min: Duration,
     pub(crate) delay_max: Duration,
+    pub(crate) connect_timeout: Duration,
 }
 
 enum LinkState {
     /// Not connected; dial again at `retry_at`.
-    Idle {
-        retry_at: Instant,
-    },
-    Connecting(TcpStream),
-    Connected(TcpStream),
+    Idle { retry_at: Instant },
+    /// Dialing; given up at `deadline` (a blackholed address would
+    /// otherwise hold the link for the kernel's SYN retries, minutes).
+    Connecting { stream: TcpStream, deadline: Instant },
+    /// Connected since `since`.
+    Connected { stream: TcpStream, since: Instant },
 }
 
 /// The connection this node dialed to one peer, and its send queue.
@@ -66,8 +68,9 @@ struct Link {
     out: Vec<u8>,
     written: usize,
     /// The next redial delay; doubles per failure up to `delay_max`, reset
-    /// on success.
+    /// after a connection that lasted `delay_max`.
     delay: Duration,
+    delay_min: Duration,
     delay_max: Duration,
     /// Registered for WRITABLE: only while bytes wait.
     wants_writable: bool,
@@ -126,6 +129,7 @@ impl Transport {
                 out: Vec::new(),
                 written: 0,
                 delay: config.delay_min,
+                delay_min: config.delay_min,
                 delay_max: config.delay_max,
                 wants_writable: false,
             })
@@ -147,16 +151,23 @@ impl Transport {
             .iter()
             .filter_map(|l| match l.state {
                 LinkState::Idle { retry_at } => Some(retry_at),
-                _ => None,
+                LinkState::Connecting { deadline, .. } => Some(deadline),
+                LinkState::Connected { .. } => None,
             })
             .min()
     }
 
-    /// Dials the peers whose redial time has come.
+    /// Dials the peers whose redial time has come, and gives up dials
+    /// that took too long.
     pub(crate) fn on_timer(&mut self, registry: &Registry, now: Instant) {
         for link in &mut self.links {
-            if matches!(link.state, LinkState::Idle { retry_at } if retry_at <= now) {
-                link.dial(registry, &self.config, now);
+            match link.state {
+                LinkState::Idle { retry_at } if retry_at <= now => link.dial(registry, &self.config, now),
+                LinkState::Connecting { deadline, .. } if deadline <= now => {
+                    debug!("{}: dialing {} at {} timed out", self.config.id, link.peer, link.addr);
+                    link.disconnect(registry, now, &mut self.unreachable);
+                }
+                _ => {}
             }
         }
     }
@@ -182,7 +193,11 @@ impl Transport {
     /// Writes what the queues hold, as far as the sockets take it.
     pub(crate) fn flush(&mut self, registry: &Registry, now: Instant) {
         for link in &mut self.links {
-            if link.written < link.out.len() && matches!(link.state, LinkState::Connected(_)) {
+            // A link waiting for WRITABLE is written when that comes.
+            if link.written < link.out.len()
+                && !link.wants_writable
+                && matches!(link.state, LinkState::Connected { .. })
+            {
                 link.write_queued(registry, &self.config, now, &mut self.unreachable);
             }
         }
@@ -206,7 +221,7 @@ impl Transport {
         if token == LISTENER {
             self.accept(registry);
         } else if token.0 >= FIRST_INBOUND {
-            self.on_inbound(registry, token, deliver);
+            self.on_inbound(registry, token, event.is_read_closed() || event.is_error(), deliver);
         } else if let Some(link) = token.0.checked_sub(FIRST_LINK).and_then(|k| self.links.get_mut(k)) {
             link.on_event(registry, event, &self.config, now, &mut self.scratch, &mut self.unreachable);
         }
@@ -260,17 +275,50 @@ impl Transport {
         true
     }
 
-    fn on_inbound(&mut self, registry: &Registry, token: Token, deliver: &mut dyn FnMut(Message)) {
+    fn on_inbound(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        peer_closed: bool,
+        deliver: &mut dyn FnMut(Message),
+    ) {
         let Some(conn) = self.inbound.get_mut(&token) else { return };
-        if let Err(reason) = conn.receive(&self.config, &self.links, &mut self.scratch, deliver) {
-            let mut conn = self.inbound.remove(&token).expect("present above");
-            match reason {
-                Close::Quietly(why) => {
-                    debug!("{}: connection from {} closed: {why}", self.config.id, conn.addr)
+        match conn.receive(&self.config, &self.links, &mut self.scratch, peer_closed, deliver) {
+            Ok(None) => {}
+            Ok(Some(peer)) => {
+                // A peer dials one connection at a time: its older ones are
+                // dead (a half-open connection after a partition or a crash
+                // never shows an error to a side that only reads). Close
+                // them, or they would pile up and lock the peers out.
+                let stale: Vec<Token> = self
+                    .inbound
+                    .iter()
+                    .filter(|&(&t, c)| {
+                        t != token && matches!(c.state, InboundState::Receiving { peer: p, .. } if p == peer)
+                    })
+                    .map(|(&t, _)| t)
+                    .collect();
+                for t in stale {
+                    let mut conn = self.inbound.remove(&t).expect("listed above");
+                    debug!(
+                        "{}: connection from {} replaced by a newer one from {peer}",
+                        self.config.id, conn.addr
+                    );
+                    let _ = registry.deregister(&mut conn.stream);
                 }
-                Close::Warn(why) => warn!("{}: closed connection from {}: {why}", self.config.id, conn.addr),
             }
-            let _ = registry.deregister(&mut conn.stream);
+            Err(reason) => {
+                let mut conn = self.inbound.remove(&token).expect("present above");
+                match reason {
+                    Close::Quietly(why) => {
+                        debug!("{}: connection from {} closed: {why}", self.config.id, conn.addr)
+                    }
+                    Close::Warn(why) => {
+                        warn!("{}: closed connection from {}: {why}", self.config.id, conn.addr)
+                    }
+                }
+                let _ = registry.deregister(&mut conn.stream);
+            }
         }
     }
 }
@@ -291,9 +339,16 @@ impl Inbound {
         config: &TransportConfig,
         links: &[Link],
         scratch: &mut [u8],
+        peer_closed: bool,
         deliver: &mut dyn FnMut(Message),
-    ) -> Result<(), Close> {
+    ) -> Result<Option<NodeId>, Close> {
+        let mut greeted = None;
         loop {
+            // A short read of frames emptied the socket, so new bytes raise a
+            // new event, unless the peer closed: its FIN may have been taken
+            // with the last bytes, and only a further read shows it. (A
+            // greeting read is capped at the handshake, so it proves nothing.)
+            let was_receiving = matches!(self.state, InboundState::Receiving { .. });
             let read = match &mut self.state {
                 InboundState::Greeting(buf) => {
                     let room = (HANDSHAKE_BYTES_MAX - buf.len()).min(scratch.len());
@@ -307,6 +362,7 @@ impl Inbound {
                         decoder.extend(&buf[len..]);
                         debug!("{}: {} connected from {}", config.id, peer, self.addr);
                         self.state = InboundState::Receiving { peer, decoder };
+                        greeted = Some(peer);
                     }
                     n
                 }
@@ -319,8 +375,7 @@ impl Inbound {
                     n
                 }
             };
-            // A short read emptied the socket: new bytes raise a new event.
-            let drained = read < scratch.len() && matches!(self.state, InboundState::Receiving { .. });
+            let drained = was_receiving && !peer_closed && read < scratch.len();
             if let InboundState::Receiving { peer, decoder } = &mut self.state {
                 loop {
                     match decoder.next_message() {
@@ -337,7 +392,7 @@ impl Inbound {
                 }
             }
             if read == 0 || drained {
-                return Ok(());
+                return Ok(greeted);
             }
         }
     }
@@ -398,7 +453,7 @@ impl Link {
                     &Handshake { cluster_id: config.cluster_id.clone(), from: config.id, to: self.peer },
                     &mut self.out,
                 );
-                self.state = LinkState::Connecting(stream);
+                self.state = LinkState::Connecting { stream, deadline: now + config.connect_timeout };
             }
             Err(e) => {
                 debug!("{}: cannot dial {} at {}: {e}", config.id, self.peer, self.addr);
@@ -418,7 +473,7 @@ impl Link {
     ) {
         match &mut self.state {
             LinkState::Idle { .. } => {}
-            LinkState::Connecting(stream) => {
+            LinkState::Connecting { stream, .. } => {
                 if !event.is_writable() && !event.is_error() && !event.is_write_closed() {
                     return;
                 }
@@ -437,17 +492,16 @@ impl Link {
                     return;
                 }
                 let _ = stream.set_nodelay(true);
-                let LinkState::Connecting(stream) =
+                let LinkState::Connecting { stream, .. } =
                     std::mem::replace(&mut self.state, LinkState::Idle { retry_at: now })
                 else {
                     unreachable!("matched above")
                 };
                 info!("{}: connected to {} at {}", config.id, self.peer, self.addr);
-                self.state = LinkState::Connected(stream);
-                self.delay = config.delay_min;
+                self.state = LinkState::Connected { stream, since: now };
                 self.write_queued(registry, config, now, unreachable);
             }
-            LinkState::Connected(stream) => {
+            LinkState::Connected { stream, .. } => {
                 if event.is_readable() || event.is_read_closed() {
                     // Peers never send on a link: bytes or an end of stream
                     // both mean the connection is finished.
@@ -483,7 +537,7 @@ impl Link {
         now: Instant,
         unreachable: &mut Vec<NodeId>,
     ) {
-        let LinkState::Connected(stream) = &mut self.state else { return };
+        let LinkState::Connected { stream, .. } = &mut self.state else { return };
         while self.written < self.out.len() {
             match stream.write(&self.out[self.written..]) {
                 Ok(0) => break,
@@ -517,10 +571,20 @@ impl Link {
 
     /// Drops the connection and what it queued, and schedules a redial.
     fn disconnect(&mut self, registry: &Registry, now: Instant, unreachable: &mut Vec<NodeId>) {
-        if let LinkState::Connecting(mut stream) | LinkState::Connected(mut stream) =
-            std::mem::replace(&mut self.state, LinkState::Idle { retry_at: now })
-        {
-            let _ = registry.deregister(&mut stream);
+        match std::mem::replace(&mut self.state, LinkState::Idle { retry_at: now }) {
+            LinkState::Connected { mut stream, since } => {
+                let _ = registry.deregister(&mut stream);
+                // Back off afresh only after a connection that lasted: a peer
+                // that accepts and at once refuses the handshake (another
+                // cluster) must not be redialed at the shortest delay forever.
+                if now.saturating_duration_since(since) >= self.delay_max {
+                    self.delay = self.delay_min;
+                }
+            }
+            LinkState::Connecting { mut stream, .. } => {
+                let _ = registry.deregister(&mut stream);
+            }
+            LinkState::Idle { .. } => {}
         }
         if self.out.len() > self.written {
             unreachable.push(self.peer);

@@ -20,6 +20,10 @@ use crate::runtime::{Completion, Handle, RequestError};
 /// further requests wait in the socket.
 const PIPELINED_WRITES_MAX: usize = 1024;
 
+/// Reply bytes a connection holds unsent before it stops running requests:
+/// a client that does not read cannot make the server buffer without bound.
+const UNSENT_REPLY_BYTES_MAX: usize = 4 << 20;
+
 /// What a connection needs from the server loop while it moves forward.
 pub(super) struct Context<'a> {
     pub(super) node: &'a Handle,
@@ -56,6 +60,8 @@ pub(super) struct Connection {
     /// The socket may hold unread bytes: set by a readiness event, cleared
     /// once a read finds the socket empty.
     readable: bool,
+    /// A readiness event said the client closed its side.
+    peer_closed: bool,
     wants_writable: bool,
 }
 
@@ -81,13 +87,16 @@ impl Connection {
             closing: false,
             read_closed: false,
             readable: true,
+            peer_closed: false,
             wants_writable: false,
         }
     }
 
-    /// Notes a readiness event: the socket may have bytes (or an end) to read.
-    pub(super) fn mark_readable(&mut self) {
+    /// Notes a readiness event: the socket may have bytes to read, and, if
+    /// `closed`, the client's end of stream after them.
+    pub(super) fn mark_readable(&mut self, closed: bool) {
         self.readable = true;
+        self.peer_closed |= closed;
     }
 
     /// Takes the node's answer to a request in flight.
@@ -117,6 +126,11 @@ impl Connection {
     /// what it can. `Break` when the connection is done.
     pub(super) fn pump(&mut self, scratch: &mut [u8], mut cx: Context<'_>) -> ControlFlow<()> {
         while !self.closing && !self.read_waiting {
+            // A client that sends without reading gets no more answers
+            // until it reads: replies must not pile up without bound.
+            if self.out.len() - self.written > UNSENT_REPLY_BYTES_MAX {
+                break;
+            }
             let next = match self.held.take() {
                 Some(command) => command,
                 None if self.writes.len() >= PIPELINED_WRITES_MAX => break,
@@ -136,7 +150,10 @@ impl Connection {
                                 // A short read emptied the socket: new bytes
                                 // raise a new readiness event, so there is
                                 // no need to read on until `WouldBlock`.
-                                self.readable = n == scratch.len();
+                                // Unless the client closed: its FIN may have
+                                // been taken with these bytes, and only the
+                                // next read returns the end.
+                                self.readable = n == scratch.len() || self.peer_closed;
                                 self.parser.extend(&scratch[..n]);
                             }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,

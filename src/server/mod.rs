@@ -12,7 +12,8 @@
 //! order; any other request waits until every write before it is answered,
 //! so replies keep request order and a client always reads its own writes.
 //! What a slow or hostile client can make this node hold is bounded by the
-//! parser's limits and that window.
+//! parser's limits, that window, and 4 MiB of unsent replies (past which the
+//! connection runs nothing more until the client reads).
 
 mod connection;
 mod machine;
@@ -209,14 +210,14 @@ impl ServerLoop {
                     token => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             if let Some(conn) = self.connections.get_mut(&token) {
-                                conn.mark_readable();
+                                conn.mark_readable(event.is_read_closed() || event.is_error());
                             }
                         }
                         self.pump(token);
                     }
                 }
             }
-            self.answers.wake_pending.store(false, Ordering::Release);
+            self.answers.wake_pending.swap(false, Ordering::AcqRel);
             while let Ok(answer) = self.answered.try_recv() {
                 if let Some(conn) = self.connections.get_mut(&answer.token) {
                     conn.answer(answer.slot, answer.result);
