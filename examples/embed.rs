@@ -1,16 +1,18 @@
 //! Embedding oar in a plain `fn main`: a replicated counter on three nodes
 //! in one process, on loopback. Run with `cargo run --example embed`.
 
-use oar::runtime::{Peer, Runtime, RuntimeConfig, StateMachine};
+use std::time::Duration;
+
+use oar::runtime::{Peer, RequestError, Runtime, RuntimeConfig, StateMachine};
 use oar::{LogIndex, NodeId};
 
-/// The replicated state: a counter. Commands are amounts to add.
+/// The replicated state: a counter. A command is an amount to add.
 #[derive(Default)]
 struct Counter(u64);
 
 impl StateMachine for Counter {
     fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Vec<u8>, String> {
-        let amount: [u8; 8] = command.try_into().map_err(|_| "a command is 8 bytes".to_string())?;
+        let amount = command.try_into().map_err(|_| "a command is 8 bytes")?;
         self.0 += u64::from_le_bytes(amount);
         Ok(self.0.to_le_bytes().to_vec())
     }
@@ -22,10 +24,9 @@ impl StateMachine for Counter {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::init();
-    let peers: Vec<Peer> = (1..=3)
-        .map(|id| Peer { id: NodeId(id), addr: format!("127.0.0.1:{}", 7100 + id).parse().unwrap() })
-        .collect();
     let dir = std::env::temp_dir().join(format!("oar-embed-{}", std::process::id()));
+    let peers: Vec<Peer> =
+        (1..=3).map(|id| Peer { id: NodeId(id), addr: ([127, 0, 0, 1], 7100 + id as u16).into() }).collect();
     let nodes = peers
         .iter()
         .map(|p| {
@@ -33,27 +34,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     for amount in 1..=10u64 {
-        // Any node takes proposals: followers forward them to the leader.
-        // Until a leader is elected, NoLeader says to retry.
-        let via = &nodes[amount as usize % 3];
+        // Any node takes proposals (followers forward them to the leader);
+        // until a leader is elected, `NoLeader` says to retry.
+        let node = &nodes[amount as usize % 3];
         let total = loop {
-            match via.propose(&amount.to_le_bytes()) {
-                Ok(total) => break total,
-                Err(oar::runtime::RequestError::NoLeader) => {
-                    std::thread::sleep(std::time::Duration::from_millis(20))
-                }
-                Err(e) => return Err(e.into()),
+            match node.propose(&amount.to_le_bytes()) {
+                Err(RequestError::NoLeader) => std::thread::sleep(Duration::from_millis(20)),
+                result => break result?,
             }
         };
         println!(
-            "added {amount} through node {}: total {}",
-            via.id(),
+            "added {amount} through {}: total {}",
+            node.id(),
             u64::from_le_bytes(total.try_into().unwrap())
         );
     }
     let total = nodes[0].read(b"")?; // linearizable: sees every write above
-    println!("node 1 reads {}", u64::from_le_bytes(total.try_into().unwrap()));
-    nodes.iter().for_each(|n| n.shutdown());
-    std::fs::remove_dir_all(dir)?;
-    Ok(())
+    println!("{} reads {}", nodes[0].id(), u64::from_le_bytes(total.try_into().unwrap()));
+    nodes.iter().for_each(|node| node.shutdown());
+    Ok(std::fs::remove_dir_all(dir)?)
 }
