@@ -6,20 +6,25 @@ mod support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use oar::runtime::{Peer, Runtime, RuntimeConfig};
+use oar::runtime::{Handle, Peer, Runtime, RuntimeConfig};
 use oar::server::{KvMachine, Server, ServerConfig};
 use oar::NodeId;
 use support::{free_addrs, Client, Reply};
 
+/// A one-node cluster with its data in `dir`, and its RESP server.
+fn one_node(dir: &std::path::Path) -> (Handle, Server) {
+    let addrs = free_addrs(2);
+    let peers = [Peer { id: NodeId(1), addr: addrs[0] }];
+    let node = Runtime::start(RuntimeConfig::new(NodeId(1)), dir, &peers, KvMachine::new()).expect("start");
+    let server =
+        Server::start(ServerConfig::new(addrs[1], node.command_bytes_max()), node.clone()).expect("serve");
+    (node, server)
+}
+
 #[test]
 fn pipelined_requests_are_answered_in_order_and_reads_see_earlier_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let addrs = free_addrs(2);
-    let peers = [Peer { id: NodeId(1), addr: addrs[0] }];
-    let node =
-        Runtime::start(RuntimeConfig::new(NodeId(1)), dir.path(), &peers, KvMachine::new()).expect("start");
-    let server =
-        Server::start(ServerConfig::new(addrs[1], node.command_bytes_max()), node.clone()).expect("serve");
+    let (node, server) = one_node(dir.path());
     let mut client = Client::connect(server.addr()).expect("connect");
 
     // A one-node cluster elects itself; wait until it takes writes.
@@ -90,12 +95,7 @@ fn pipelined_requests_are_answered_in_order_and_reads_see_earlier_writes() {
 #[test]
 fn a_client_that_sends_and_closes_gets_its_answer_and_a_close() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let addrs = free_addrs(2);
-    let peers = [Peer { id: NodeId(1), addr: addrs[0] }];
-    let node =
-        Runtime::start(RuntimeConfig::new(NodeId(1)), dir.path(), &peers, KvMachine::new()).expect("start");
-    let server =
-        Server::start(ServerConfig::new(addrs[1], node.command_bytes_max()), node.clone()).expect("serve");
+    let (node, server) = one_node(dir.path());
     // The request and the end of stream arrive together (`nc -N`): the
     // server must still see the end after answering.
     for _ in 0..20 {
