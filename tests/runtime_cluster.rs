@@ -1,5 +1,6 @@
 //! Three nodes through the library, on loopback and real files: election,
-//! writes through any node, failover, restart and catch-up.
+//! writes through any node, failover, restart and catch-up, a partition
+//! through TCP proxies, leadership transfer, and a fatal error.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -253,4 +254,154 @@ fn leadership_moves_where_it_is_sent() {
     assert!(refused.is_err(), "a follower started a transfer: {refused:?}");
     propose(cluster.handles[target].as_ref().expect("live"), b"after");
     assert_eq!(read_all(follower), ["before", "after"]);
+}
+
+/// A TCP proxy on loopback that forwards to `target` until cut: cutting
+/// drops every connection through it and refuses new ones until healed.
+/// Nodes reach each other only through proxies here, so peers are known by
+/// their handshakes, not by the addresses connections come from.
+struct Proxy {
+    addr: SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    fn start(target: SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&cut);
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                if flag.load(Ordering::SeqCst) {
+                    continue; // dropped: the dialer sees the connection close
+                }
+                let Ok(outbound) = std::net::TcpStream::connect(target) else { continue };
+                for (from, to) in [(&inbound, &outbound), (&outbound, &inbound)] {
+                    let (mut from, mut to) =
+                        (from.try_clone().expect("clone"), to.try_clone().expect("clone"));
+                    let flag = std::sync::Arc::clone(&flag);
+                    // Bounded: each pump ends when either side closes, or
+                    // within 50 ms of a cut.
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        from.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+                        let mut buf = [0; 16 << 10];
+                        loop {
+                            if flag.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { addr, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_isolated_leader_is_replaced_and_after_healing_nothing_acknowledged_is_lost() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let listen = free_addrs(3);
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    // proxies[i][j]: how node i reaches node j.
+    let proxies: Vec<Vec<Option<Proxy>>> =
+        (0..3).map(|i| (0..3).map(|j| (i != j).then(|| Proxy::start(listen[j]))).collect()).collect();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let handles: Vec<Handle> = (0..3)
+        .map(|i| {
+            let peers: Vec<Peer> = (0..3)
+                .map(|j| Peer { id: ids[j], addr: proxies[i][j].as_ref().map_or(listen[i], |p| p.addr) })
+                .collect();
+            start_node(ids[i], dirs[i].path(), &peers)
+        })
+        .collect();
+    let cluster =
+        Cluster { peers: Vec::new(), dirs: Vec::new(), handles: handles.into_iter().map(Some).collect() };
+    let leader_of = |within: Duration, among: &[usize]| -> usize {
+        let give_up = Instant::now() + within;
+        loop {
+            let statuses: Vec<_> = among
+                .iter()
+                .map(|&k| cluster.handles[k].as_ref().expect("live").status().expect("status"))
+                .collect();
+            if let Some(l) = statuses.iter().find(|s| s.role == Role::Leader) {
+                if statuses.iter().all(|s| s.leader == Some(l.id) && s.term == l.term) {
+                    return ids.iter().position(|&id| id == l.id).expect("known");
+                }
+            }
+            assert!(Instant::now() < give_up, "no agreed leader among {among:?}: {statuses:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let handle = |k: usize| cluster.handles[k].as_ref().expect("live");
+
+    let old = leader_of(Duration::from_secs(10), &[0, 1, 2]);
+    let mut acknowledged = Vec::new();
+    for n in 0..20 {
+        let command = format!("a{n}");
+        propose(handle(old), command.as_bytes());
+        acknowledged.push(command);
+    }
+
+    // Isolate the leader: every link to and from it is cut.
+    let cut = |on: bool| {
+        for (i, row) in proxies.iter().enumerate() {
+            for (j, proxy) in row.iter().enumerate() {
+                if i == old || j == old {
+                    if let Some(p) = proxy {
+                        p.set_cut(on);
+                    }
+                }
+            }
+        }
+    };
+    cut(true);
+    let others: Vec<usize> = (0..3).filter(|&k| k != old).collect();
+    let new = leader_of(Duration::from_secs(10), &others);
+    assert_ne!(new, old);
+    for n in 0..20 {
+        let command = format!("b{n}");
+        propose(handle(new), command.as_bytes());
+        acknowledged.push(command);
+    }
+    // The old leader, hearing from no quorum, steps down (CheckQuorum), and
+    // anything proposed to it meanwhile is never acknowledged.
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while handle(old).status().expect("status").role == Role::Leader {
+        assert!(Instant::now() < give_up, "the isolated leader did not step down");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(handle(old).propose(b"lost").is_err(), "an isolated node acknowledged a write");
+
+    // Heal: one leader for all, and every node holds exactly what was
+    // acknowledged, in order.
+    cut(false);
+    leader_of(Duration::from_secs(10), &[0, 1, 2]);
+    for (k, id) in ids.iter().enumerate() {
+        assert_eq!(read_all(handle(k)), acknowledged, "node {id}");
+    }
 }
