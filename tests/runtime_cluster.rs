@@ -405,3 +405,43 @@ fn an_isolated_leader_is_replaced_and_after_healing_nothing_acknowledged_is_lost
         assert_eq!(read_all(handle(k)), acknowledged, "node {id}");
     }
 }
+
+#[test]
+fn a_read_the_leader_cannot_confirm_times_out() {
+    // Without CheckQuorum a leader that lost its followers never steps
+    // down, so its confirmation rounds never complete: the runtime's
+    // request timeout must end the read.
+    let _ = env_logger::builder().is_test(true).try_init();
+    let peers: Vec<Peer> = free_addrs(3)
+        .into_iter()
+        .enumerate()
+        .map(|(k, addr)| Peer { id: NodeId(k as u64 + 1), addr })
+        .collect();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let handles: Vec<Handle> = peers
+        .iter()
+        .zip(&dirs)
+        .map(|(p, dir)| {
+            let mut config = RuntimeConfig::new(p.id);
+            config.raft.check_quorum = false;
+            config.raft.pre_vote = false;
+            config.request_timeout = Duration::from_secs(1);
+            Runtime::start(config, dir.path(), &peers, Journal::default()).expect("start")
+        })
+        .collect();
+    propose(&handles[0], b"x");
+    let leader = handles.iter().find(|h| h.status().expect("status").role == Role::Leader).expect("a leader");
+    for other in handles.iter().filter(|h| h.id() != leader.id()) {
+        other.shutdown();
+    }
+    // Through the callback API, which has no timeout of its own: only the
+    // runtime can end this read.
+    let (tx, rx) = std::sync::mpsc::channel();
+    leader.read_with(b"", oar::runtime::Completion::new(move |result| drop(tx.send(result))));
+    let answer = rx.recv_timeout(Duration::from_secs(5)).expect("the read was never answered");
+    assert_eq!(answer, Err(RequestError::Timeout));
+    assert_eq!(leader.status().expect("status").role, Role::Leader, "the leader stepped down after all");
+    for handle in &handles {
+        handle.shutdown();
+    }
+}

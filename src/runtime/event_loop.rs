@@ -1,7 +1,7 @@
 //! The event-loop thread: owns the core and every socket, and is the only
 //! thread that touches the core.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,6 +117,8 @@ pub(crate) fn start<S: StateMachine>(
         to_apply,
         from_apply,
         reads: HashMap::new(),
+        read_expiry: VecDeque::new(),
+        request_timeout: config.request_timeout,
         next_read_ctx: 1,
         sent_to_apply: LogIndex(0),
         applied: LogIndex(0),
@@ -164,6 +166,9 @@ struct EventLoop {
     from_apply: Receiver<FromApply>,
     /// Reads waiting for their read index, by the context given to the core.
     reads: HashMap<u64, (Bytes, Completion)>,
+    /// When each read gives up, in the order they came (so by deadline).
+    read_expiry: VecDeque<(Instant, u64)>,
+    request_timeout: std::time::Duration,
     next_read_ctx: u64,
     /// The last entry handed to the apply thread.
     sent_to_apply: LogIndex,
@@ -184,8 +189,11 @@ impl EventLoop {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         self.drain_node(self.clock.now());
         while self.stop.is_none() {
-            let deadline =
-                [self.node.poll_timeout(), self.transport.next_deadline()].into_iter().flatten().min();
+            let read_expiry = self.read_expiry.front().map(|&(at, _)| at);
+            let deadline = [self.node.poll_timeout(), self.transport.next_deadline(), read_expiry]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = if self.requests.is_empty() {
                 deadline.map(|d| self.clock.until(d))
             } else {
@@ -209,6 +217,7 @@ impl EventLoop {
             if deadline.is_some_and(|d| d <= now) {
                 self.node.handle_timeout(now);
                 self.transport.on_timer(self.poll.registry(), now);
+                self.expire_reads(now);
             }
             self.drain_node(now);
         }
@@ -250,6 +259,13 @@ impl EventLoop {
                 match self.node.read_index(now, ctx) {
                     Ok(()) => {
                         self.reads.insert(ctx, (query, done));
+                        self.read_expiry.push_back((now + self.request_timeout, ctx));
+                        // Reads answered in time leave their deadlines
+                        // behind; drop them in bulk once they dominate.
+                        if self.read_expiry.len() > 1024 && self.read_expiry.len() > 4 * self.reads.len() {
+                            let reads = &self.reads;
+                            self.read_expiry.retain(|(_, ctx)| reads.contains_key(ctx));
+                        }
                     }
                     Err(e) => done.complete(Err(read_error(e))),
                 }
@@ -306,6 +322,21 @@ impl EventLoop {
     fn send_apply(&mut self, message: ToApply) {
         if self.to_apply.send(message).is_err() {
             self.stop.get_or_insert_with(|| "the apply thread stopped".to_string());
+        }
+    }
+
+    /// Fails the reads the core has not confirmed within the request
+    /// timeout (a leader cut off without CheckQuorum may never learn it is
+    /// deposed). If the core confirms one later, the answer is dropped.
+    fn expire_reads(&mut self, now: Instant) {
+        while let Some(&(at, ctx)) = self.read_expiry.front() {
+            if at > now {
+                break;
+            }
+            self.read_expiry.pop_front();
+            if let Some((_, done)) = self.reads.remove(&ctx) {
+                done.complete(Err(RequestError::Timeout));
+            }
         }
     }
 
