@@ -27,11 +27,18 @@ impl StateMachine for Journal {
     }
 }
 
-fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    // Hold every listener until all ports are chosen, so none repeats.
+/// `n` listeners on ephemeral loopback ports, and the peer list they make.
+/// The nodes are started on the listeners themselves (`Runtime::start_on`),
+/// so no other test can take a port in between.
+fn bind_peers(n: usize) -> (Vec<TcpListener>, Vec<Peer>) {
     let listeners: Vec<TcpListener> =
         (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("local addr")).collect()
+    let peers = listeners
+        .iter()
+        .enumerate()
+        .map(|(k, l)| Peer { id: NodeId(k as u64 + 1), addr: l.local_addr().expect("local addr") })
+        .collect();
+    (listeners, peers)
 }
 
 struct Cluster {
@@ -42,19 +49,23 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
-        let peers: Vec<Peer> = free_addrs(n)
+        let (listeners, peers) = bind_peers(n);
+        let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+        let handles = listeners
             .into_iter()
+            .zip(&dirs)
             .enumerate()
-            .map(|(k, addr)| Peer { id: NodeId(k as u64 + 1), addr })
+            .map(|(k, (listener, dir))| {
+                Some(
+                    Runtime::start_on(config(peers[k].id), dir.path(), &peers, listener, Journal::default())
+                        .expect("start a node"),
+                )
+            })
             .collect();
-        let dirs = (0..n).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-        let mut cluster = Cluster { peers, dirs, handles: (0..n).map(|_| None).collect() };
-        for k in 0..n {
-            cluster.restart(k);
-        }
-        cluster
+        Cluster { peers, dirs, handles }
     }
 
+    /// Starts a stopped node again from its directory, on its old port.
     fn restart(&mut self, k: usize) {
         let id = self.peers[k].id;
         let handle = start_node(id, self.dirs[k].path(), &self.peers);
@@ -95,10 +106,14 @@ impl Drop for Cluster {
     }
 }
 
-fn start_node(id: NodeId, dir: &Path, peers: &[Peer]) -> Handle {
+fn config(id: NodeId) -> RuntimeConfig {
     let mut config = RuntimeConfig::new(id);
     config.cluster_id = "runtime-test".into();
-    Runtime::start(config, dir, peers, Journal::default()).expect("start a node")
+    config
+}
+
+fn start_node(id: NodeId, dir: &Path, peers: &[Peer]) -> Handle {
+    Runtime::start(config(id), dir, peers, Journal::default()).expect("start a node")
 }
 
 /// Proposes until accepted, retrying while there is no leader.
@@ -192,8 +207,10 @@ impl StateMachine for Fussy {
 fn a_fatal_error_stops_the_node_and_fails_every_caller() {
     let _ = env_logger::builder().is_test(true).try_init();
     let dir = tempfile::tempdir().expect("tempdir");
-    let peers = [Peer { id: NodeId(1), addr: free_addrs(1)[0] }];
-    let handle = Runtime::start(RuntimeConfig::new(NodeId(1)), dir.path(), &peers, Fussy).expect("start");
+    let (mut listeners, peers) = bind_peers(1);
+    let listener = listeners.pop().expect("one listener");
+    let handle =
+        Runtime::start_on(RuntimeConfig::new(NodeId(1)), dir.path(), &peers, listener, Fussy).expect("start");
     assert_eq!(propose(&handle, b"fine"), b"fine");
 
     // Callers blocked in `propose` when the node fails all get an error.
@@ -325,18 +342,22 @@ impl Proxy {
 #[test]
 fn an_isolated_leader_is_replaced_and_after_healing_nothing_acknowledged_is_lost() {
     let _ = env_logger::builder().is_test(true).try_init();
-    let listen = free_addrs(3);
+    let (listeners, listed) = bind_peers(3);
+    let listen: Vec<SocketAddr> = listed.iter().map(|p| p.addr).collect();
     let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
     // proxies[i][j]: how node i reaches node j.
     let proxies: Vec<Vec<Option<Proxy>>> =
         (0..3).map(|i| (0..3).map(|j| (i != j).then(|| Proxy::start(listen[j]))).collect()).collect();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let handles: Vec<Handle> = (0..3)
-        .map(|i| {
+    let handles: Vec<Handle> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, listener)| {
             let peers: Vec<Peer> = (0..3)
                 .map(|j| Peer { id: ids[j], addr: proxies[i][j].as_ref().map_or(listen[i], |p| p.addr) })
                 .collect();
-            start_node(ids[i], dirs[i].path(), &peers)
+            Runtime::start_on(config(ids[i]), dirs[i].path(), &peers, listener, Journal::default())
+                .expect("start")
         })
         .collect();
     let cluster =
@@ -412,21 +433,18 @@ fn a_read_the_leader_cannot_confirm_times_out() {
     // down, so its confirmation rounds never complete: the runtime's
     // request timeout must end the read.
     let _ = env_logger::builder().is_test(true).try_init();
-    let peers: Vec<Peer> = free_addrs(3)
-        .into_iter()
-        .enumerate()
-        .map(|(k, addr)| Peer { id: NodeId(k as u64 + 1), addr })
-        .collect();
+    let (listeners, peers) = bind_peers(3);
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
     let handles: Vec<Handle> = peers
         .iter()
         .zip(&dirs)
-        .map(|(p, dir)| {
+        .zip(listeners)
+        .map(|((p, dir), listener)| {
             let mut config = RuntimeConfig::new(p.id);
             config.raft.check_quorum = false;
             config.raft.pre_vote = false;
             config.request_timeout = Duration::from_secs(1);
-            Runtime::start(config, dir.path(), &peers, Journal::default()).expect("start")
+            Runtime::start_on(config, dir.path(), &peers, listener, Journal::default()).expect("start")
         })
         .collect();
     propose(&handles[0], b"x");

@@ -9,15 +9,18 @@ use std::time::{Duration, Instant};
 use oar::runtime::{Handle, Peer, Runtime, RuntimeConfig};
 use oar::server::{KvMachine, Server, ServerConfig};
 use oar::NodeId;
-use support::{free_addrs, Client, Reply};
+use support::{Client, Reply};
 
 /// A one-node cluster with its data in `dir`, and its RESP server.
 fn one_node(dir: &std::path::Path) -> (Handle, Server) {
-    let addrs = free_addrs(2);
-    let peers = [Peer { id: NodeId(1), addr: addrs[0] }];
-    let node = Runtime::start(RuntimeConfig::new(NodeId(1)), dir, &peers, KvMachine::new()).expect("start");
+    // Both bound here, on ports the OS picks: no other test can take them.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let peers = [Peer { id: NodeId(1), addr: listener.local_addr().expect("addr") }];
+    let node = Runtime::start_on(RuntimeConfig::new(NodeId(1)), dir, &peers, listener, KvMachine::new())
+        .expect("start");
+    let resp = "127.0.0.1:0".parse().expect("an address");
     let server =
-        Server::start(ServerConfig::new(addrs[1], node.command_bytes_max()), node.clone()).expect("serve");
+        Server::start(ServerConfig::new(resp, node.command_bytes_max()), node.clone()).expect("serve");
     (node, server)
 }
 

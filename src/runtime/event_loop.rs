@@ -38,6 +38,7 @@ pub(crate) fn start<S: StateMachine>(
     config: RuntimeConfig,
     data_dir: PathBuf,
     peers: &[Peer],
+    listener: Option<std::net::TcpListener>,
     state_machine: S,
 ) -> Result<Handle, StartError> {
     let id = config.raft.id;
@@ -78,7 +79,7 @@ pub(crate) fn start<S: StateMachine>(
         delay_max: config.reconnect_delay_max,
         connect_timeout: config.connect_timeout,
     };
-    let transport = Transport::new(poll.registry(), transport_config, listen, &others, now)
+    let transport = Transport::new(poll.registry(), transport_config, listen, listener, &others, now)
         .map_err(|error| StartError::Listen { addr: listen, error })?;
 
     let (requests_tx, requests) = crossbeam_channel::bounded(REQUEST_QUEUE_CAPACITY);

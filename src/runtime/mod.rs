@@ -383,7 +383,30 @@ impl Runtime {
         state_machine: S,
     ) -> Result<Handle, StartError> {
         config.validate(peers)?;
-        event_loop::start(config, PathBuf::from(data_dir.as_ref()), peers, state_machine)
+        event_loop::start(config, PathBuf::from(data_dir.as_ref()), peers, None, state_machine)
+    }
+
+    /// [`start`](Runtime::start) on a listener already bound to this node's
+    /// address in `peers`: for socket activation, or for tests that bind
+    /// port 0 and must not lose the port to another process before the
+    /// node listens.
+    pub fn start_on<S: StateMachine>(
+        config: RuntimeConfig,
+        data_dir: impl AsRef<Path>,
+        peers: &[Peer],
+        listener: std::net::TcpListener,
+        state_machine: S,
+    ) -> Result<Handle, StartError> {
+        config.validate(peers)?;
+        let id = config.raft.id;
+        let bound = listener.local_addr().map_err(StartError::Thread)?;
+        let listed = peers.iter().find(|p| p.id == id).map(|p| p.addr);
+        if listed != Some(bound) {
+            return Err(StartError::Config(format!(
+                "the listener is bound to {bound}, but the peers list {id} at {listed:?}; give them the same address"
+            )));
+        }
+        event_loop::start(config, PathBuf::from(data_dir.as_ref()), peers, Some(listener), state_machine)
     }
 }
 

@@ -105,16 +105,23 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    /// Listens on `listen` and prepares a link to each of `peers` (to be
-    /// dialed at the first [`on_timer`](Transport::on_timer)).
+    /// Listens on `listener` (or binds `listen`) and prepares a link to each
+    /// of `peers` (to be dialed at the first [`on_timer`](Transport::on_timer)).
     pub(crate) fn new(
         registry: &Registry,
         config: TransportConfig,
         listen: SocketAddr,
+        listener: Option<std::net::TcpListener>,
         peers: &[(NodeId, SocketAddr)],
         now: Instant,
     ) -> io::Result<Transport> {
-        let mut listener = TcpListener::bind(listen)?;
+        let mut listener = match listener {
+            Some(listener) => {
+                listener.set_nonblocking(true)?;
+                TcpListener::from_std(listener)
+            }
+            None => TcpListener::bind(listen)?,
+        };
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
         let mut peers = peers.to_vec();
         peers.sort_unstable();

@@ -8,12 +8,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `n` distinct loopback addresses with ports free right now.
+/// `n` distinct loopback addresses with ports free right now, for nodes in
+/// other processes (which must bind them themselves). They share one
+/// loopback address of their own, drawn from 127.0.0.0/8, so that another
+/// test picking ports at the same moment (on 127.0.0.1 or on its own
+/// address) cannot take one of them before the node binds it.
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let ip = private_loopback_ip();
     // Hold every listener until all are chosen, so no port repeats.
     let listeners: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
+        (0..n).map(|_| TcpListener::bind((ip, 0)).expect("bind an ephemeral port")).collect();
     listeners.iter().map(|l| l.local_addr().expect("local addr")).collect()
+}
+
+/// A loopback address other than 127.0.0.1, different on each call.
+fn private_loopback_ip() -> std::net::Ipv4Addr {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mut x =
+        (nanos as u64) ^ (u64::from(std::process::id()) << 32) ^ CALLS.fetch_add(1, Ordering::Relaxed);
+    // SplitMix64, to spread nearby seeds.
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    let [a, b, c, ..] = x.to_le_bytes();
+    std::net::Ipv4Addr::new(127, a.max(1), b, c.clamp(1, 254))
 }
 
 /// A RESP2 reply.
