@@ -1,7 +1,6 @@
 //! The apply thread: runs the state machine, answers the callers waiting
 //! for their commands, and answers queries.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +9,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::error;
 
+use super::pending::Pending;
 use super::{open_envelope, Completion, RequestError, Shared, StateMachine};
 use crate::types::{Entry, EntryKind, LogIndex};
 
@@ -38,11 +38,6 @@ pub(crate) enum FromApply {
     Failed(String),
 }
 
-/// A caller waiting for its command; its deadline is in the expiry queue.
-struct Waiter {
-    done: Completion,
-}
-
 pub(crate) fn run<S: StateMachine>(
     mut state_machine: S,
     inbox: Receiver<ToApply>,
@@ -51,13 +46,10 @@ pub(crate) fn run<S: StateMachine>(
 ) {
     let id = shared.id;
     let timeout = shared.request_timeout;
-    let mut waiters: HashMap<u64, Waiter> = HashMap::new();
-    // Request ids in registration order, to expire the oldest first; an id
-    // already answered is skipped when it comes up.
-    let mut expiry: VecDeque<(Instant, u64)> = VecDeque::new();
+    // Callers waiting for their commands, by request id.
+    let mut waiters: Pending<Completion, Instant> = Pending::new();
     let stop_reason = loop {
-        let next_expiry = expiry.front().map(|&(deadline, _)| deadline);
-        let message = match next_expiry {
+        let message = match waiters.next_deadline() {
             Some(deadline) => inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())),
             None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
@@ -83,8 +75,7 @@ pub(crate) fn run<S: StateMachine>(
             Ok(ToApply::Wait(batch)) => {
                 let deadline = Instant::now() + timeout;
                 for (request_id, done) in batch {
-                    waiters.insert(request_id, Waiter { done });
-                    expiry.push_back((deadline, request_id));
+                    waiters.insert(request_id, done, deadline);
                 }
             }
             Ok(ToApply::Query { query, done }) => done.complete(Ok(state_machine.query(&query))),
@@ -92,10 +83,10 @@ pub(crate) fn run<S: StateMachine>(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break "the event loop stopped".to_string(),
         }
-        expire(&mut waiters, &mut expiry, Instant::now());
+        waiters.expire(Instant::now(), |done| done.complete(Err(RequestError::Timeout)));
     };
-    for (_, waiter) in waiters.drain() {
-        waiter.done.complete(Err(RequestError::Stopped(stop_reason.clone())));
+    for done in waiters.drain() {
+        done.complete(Err(RequestError::Stopped(stop_reason.clone())));
     }
     // Whatever the event loop sent before it learned of the stop.
     for message in inbox.try_iter() {
@@ -112,7 +103,7 @@ fn apply_one<S: StateMachine>(
     state_machine: &mut S,
     entry: &Entry,
     id: crate::types::NodeId,
-    waiters: &mut HashMap<u64, Waiter>,
+    waiters: &mut Pending<Completion, Instant>,
 ) -> Result<(), String> {
     if entry.kind == EntryKind::Blank {
         return Ok(());
@@ -121,27 +112,9 @@ fn apply_one<S: StateMachine>(
         .ok_or_else(|| format!("{} bytes, shorter than its envelope", entry.data.len()))?;
     let answer = state_machine.apply(entry.index, command)?;
     if proposer == id {
-        if let Some(waiter) = waiters.remove(&request_id) {
-            waiter.done.complete(Ok(answer));
+        if let Some(done) = waiters.remove(request_id) {
+            done.complete(Ok(answer));
         }
     }
     Ok(())
-}
-
-/// Answers `Timeout` to every waiter whose deadline passed.
-fn expire(waiters: &mut HashMap<u64, Waiter>, expiry: &mut VecDeque<(Instant, u64)>, now: Instant) {
-    while let Some(&(deadline, request_id)) = expiry.front() {
-        if deadline > now {
-            break;
-        }
-        expiry.pop_front();
-        if let Some(waiter) = waiters.remove(&request_id) {
-            waiter.done.complete(Err(RequestError::Timeout));
-        }
-    }
-    // Ids answered early leave stale deadlines behind; drop them in bulk
-    // once they dominate, so the queue stays proportional to the waiters.
-    if expiry.len() > 1024 && expiry.len() > 4 * waiters.len() {
-        expiry.retain(|(_, request_id)| waiters.contains_key(request_id));
-    }
 }

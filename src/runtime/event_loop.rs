@@ -1,7 +1,6 @@
 //! The event-loop thread: owns the core and every socket, and is the only
 //! thread that touches the core.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +15,7 @@ use mio::{Events, Poll, Waker};
 use super::apply::{self, FromApply, ToApply};
 use super::clock::Clock;
 use super::log_writer::{self, FromWriter, ToWriter};
+use super::pending::Pending;
 use super::transport::{Transport, TransportConfig, WAKER};
 use super::{
     first_request_id, Completion, Counters, Handle, Peer, Request, RequestError, RuntimeConfig, Shared,
@@ -117,8 +117,7 @@ pub(crate) fn start<S: StateMachine>(
         from_writer,
         to_apply,
         from_apply,
-        reads: HashMap::new(),
-        read_expiry: VecDeque::new(),
+        reads: Pending::new(),
         request_timeout: config.request_timeout,
         next_read_ctx: 1,
         sent_to_apply: LogIndex(0),
@@ -165,10 +164,9 @@ struct EventLoop {
     from_writer: Receiver<FromWriter>,
     to_apply: Sender<ToApply>,
     from_apply: Receiver<FromApply>,
-    /// Reads waiting for their read index, by the context given to the core.
-    reads: HashMap<u64, (Bytes, Completion)>,
-    /// When each read gives up, in the order they came (so by deadline).
-    read_expiry: VecDeque<(Instant, u64)>,
+    /// Reads waiting for their read index, by the context given to the
+    /// core, each until the request timeout.
+    reads: Pending<(Bytes, Completion), Instant>,
     request_timeout: std::time::Duration,
     next_read_ctx: u64,
     /// The last entry handed to the apply thread.
@@ -190,11 +188,11 @@ impl EventLoop {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         self.drain_node(self.clock.now());
         while self.stop.is_none() {
-            let read_expiry = self.read_expiry.front().map(|&(at, _)| at);
-            let deadline = [self.node.poll_timeout(), self.transport.next_deadline(), read_expiry]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline =
+                [self.node.poll_timeout(), self.transport.next_deadline(), self.reads.next_deadline()]
+                    .into_iter()
+                    .flatten()
+                    .min();
             let timeout = if self.requests.is_empty() {
                 deadline.map(|d| self.clock.until(d))
             } else {
@@ -243,7 +241,8 @@ impl EventLoop {
                 FromApply::Failed(reason) => self.stop = Some(reason),
             }
         }
-        for request in self.requests.try_iter().take(REQUESTS_PER_TURN).collect::<Vec<_>>() {
+        for _ in 0..REQUESTS_PER_TURN {
+            let Ok(request) = self.requests.try_recv() else { break };
             self.on_request(now, request);
         }
     }
@@ -259,14 +258,7 @@ impl EventLoop {
                 self.next_read_ctx += 1;
                 match self.node.read_index(now, ctx) {
                     Ok(()) => {
-                        self.reads.insert(ctx, (query, done));
-                        self.read_expiry.push_back((now + self.request_timeout, ctx));
-                        // Reads answered in time leave their deadlines
-                        // behind; drop them in bulk once they dominate.
-                        if self.read_expiry.len() > 1024 && self.read_expiry.len() > 4 * self.reads.len() {
-                            let reads = &self.reads;
-                            self.read_expiry.retain(|(_, ctx)| reads.contains_key(ctx));
-                        }
+                        self.reads.insert(ctx, (query, done), now + self.request_timeout);
                     }
                     Err(e) => done.complete(Err(read_error(e))),
                 }
@@ -305,7 +297,7 @@ impl EventLoop {
             self.send_apply(ToApply::Entries(batch));
         }
         while let Some(ready) = self.node.poll_read_ready() {
-            let Some((query, done)) = self.reads.remove(&ready.ctx) else { continue };
+            let Some((query, done)) = self.reads.remove(ready.ctx) else { continue };
             match ready.result {
                 Ok(_) => self.send_apply(ToApply::Query { query, done }),
                 Err(e) => done.complete(Err(read_error(e))),
@@ -330,15 +322,7 @@ impl EventLoop {
     /// timeout (a leader cut off without CheckQuorum may never learn it is
     /// deposed). If the core confirms one later, the answer is dropped.
     fn expire_reads(&mut self, now: Instant) {
-        while let Some(&(at, ctx)) = self.read_expiry.front() {
-            if at > now {
-                break;
-            }
-            self.read_expiry.pop_front();
-            if let Some((_, done)) = self.reads.remove(&ctx) {
-                done.complete(Err(RequestError::Timeout));
-            }
-        }
+        self.reads.expire(now, |(_, done)| done.complete(Err(RequestError::Timeout)));
     }
 
     /// Stops the other threads and fails every caller still waiting.
@@ -355,14 +339,10 @@ impl EventLoop {
         for (_, done) in self.waits.drain(..) {
             done.complete(Err(RequestError::Stopped(reason.clone())));
         }
-        for (_, (_, done)) in self.reads.drain() {
+        for (_, done) in self.reads.drain() {
             done.complete(Err(RequestError::Stopped(reason.clone())));
         }
-        for request in self.requests.try_iter() {
-            if let Request::Propose { done, .. } | Request::Read { done, .. } = request {
-                done.complete(Err(RequestError::Stopped(reason.clone())));
-            }
-        }
+        self.shared.fail_queued(&reason);
     }
 }
 
@@ -378,11 +358,7 @@ impl Drop for StopOnPanic {
             let _ = self.0.stopped.set(reason.clone());
             // Free callers blocked on a full queue; they fail what they
             // queue after this themselves.
-            for request in self.0.requests_rx.try_iter() {
-                if let Request::Propose { done, .. } | Request::Read { done, .. } = request {
-                    done.complete(Err(RequestError::Stopped(reason.clone())));
-                }
-            }
+            self.0.fail_queued(&reason);
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::types::HardState;
 /// nothing (see `Persist`). Every write that carries entries, a term or a
 /// vote is synced before it is reported, and writes are handled in order,
 /// so `written`'s term and vote are durable here.
-fn commit_only(persist: &Persist, written: HardState) -> bool {
+pub(crate) fn commit_only(persist: &Persist, written: HardState) -> bool {
     persist.entries.is_empty()
         && persist.hard_state.is_some_and(|hs| hs.term == written.term && hs.vote == written.vote)
 }

@@ -35,6 +35,7 @@ mod apply;
 mod clock;
 mod event_loop;
 mod log_writer;
+mod pending;
 mod transport;
 
 #[cfg(test)]
@@ -321,6 +322,15 @@ pub struct Metrics {
     pub applied: u64,
 }
 
+impl Request {
+    /// Answers `Stopped` to whoever waits for this request.
+    fn fail(self, reason: &str) {
+        if let Request::Propose { done, .. } | Request::Read { done, .. } = self {
+            done.complete(Err(RequestError::Stopped(reason.to_string())));
+        }
+    }
+}
+
 /// What every handle and every thread shares.
 pub(crate) struct Shared {
     id: NodeId,
@@ -349,6 +359,13 @@ impl Shared {
             if let Err(e) = self.waker.wake() {
                 log::error!("{}: cannot wake the event loop: {e}", self.id);
             }
+        }
+    }
+
+    /// Fails every request still queued for the event loop.
+    pub(crate) fn fail_queued(&self, reason: &str) {
+        for request in self.requests_rx.try_iter() {
+            request.fail(reason);
         }
     }
 
@@ -464,7 +481,7 @@ impl Handle {
     /// The node's role, term, leader and progress.
     pub fn status(&self) -> Result<Status, RequestError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.send(Request::Status(tx))?;
+        self.submit(Request::Status(tx));
         rx.recv_timeout(self.shared.request_timeout).map_err(|e| self.recv_error(e))
     }
 
@@ -473,7 +490,7 @@ impl Handle {
     /// outcome.
     pub fn transfer_leadership(&self, to: NodeId) -> Result<Result<(), TransferError>, RequestError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.send(Request::Transfer(to, tx))?;
+        self.submit(Request::Transfer(to, tx));
         rx.recv_timeout(self.shared.request_timeout).map_err(|e| self.recv_error(e))
     }
 
@@ -509,43 +526,22 @@ impl Handle {
         self.shared.stopped.get().cloned()
     }
 
+    /// Hands `request` to the event loop, or fails it if the node stopped.
+    /// A failed status or transfer request is dropped: its caller sees the
+    /// reply channel close and answers `Stopped`.
     fn submit(&self, request: Request) {
-        let done = |request: Request, error: RequestError| match request {
-            Request::Propose { done, .. } | Request::Read { done, .. } => done.complete(Err(error)),
-            _ => {}
-        };
         if let Some(reason) = self.shared.stopped.get() {
-            return done(request, RequestError::Stopped(reason.clone()));
+            return request.fail(reason);
         }
-        if let Err(crossbeam_channel::SendError(request)) = self.shared.requests.send(request) {
-            return done(request, RequestError::Stopped(self.shared.stop_reason()));
-        }
+        // The send cannot fail, since `Shared` holds a receiver; a request
+        // it handed back would be dropped, which fails it as well.
+        let _ = self.shared.requests.send(request);
         self.shared.wake();
-        self.fail_if_stopped();
-    }
-
-    /// If the node stopped while a request was being queued (the loop had
-    /// already failed what it found queued), fails what is queued now.
-    fn fail_if_stopped(&self) {
+        // The node may have stopped while this was queued, after the loop
+        // failed what it found queued.
         if let Some(reason) = self.shared.stopped.get() {
-            for request in self.shared.requests_rx.try_iter() {
-                if let Request::Propose { done, .. } | Request::Read { done, .. } = request {
-                    done.complete(Err(RequestError::Stopped(reason.clone())));
-                }
-            }
+            self.shared.fail_queued(reason);
         }
-    }
-
-    fn send(&self, request: Request) -> Result<(), RequestError> {
-        if let Some(reason) = self.shared.stopped.get() {
-            return Err(RequestError::Stopped(reason.clone()));
-        }
-        self.shared.requests.send(request).map_err(|_| RequestError::Stopped(self.shared.stop_reason()))?;
-        self.shared.wake();
-        // A status or transfer request stranded here is dropped, and its
-        // caller sees its reply channel close: `Stopped`.
-        self.fail_if_stopped();
-        Ok(())
     }
 
     fn wait(&self, rx: &Receiver<Result<Vec<u8>, RequestError>>) -> Result<Vec<u8>, RequestError> {

@@ -217,11 +217,8 @@ impl Connection {
             Command::Write(op) => {
                 let bytes = write_entry_len(&op);
                 if bytes > cx.entry_bytes_max {
-                    let text = format!(
-                        "ERR command of {bytes} bytes exceeds the entry limit of {}",
-                        cx.entry_bytes_max
-                    );
-                    return crate::kv::write_error(&mut self.out, &text);
+                    let too_large = RequestError::TooLarge { bytes, max: cx.entry_bytes_max };
+                    return encode_answer(&mut self.out, Err(too_large), true);
                 }
                 let seq = self.writes_base + self.writes.len() as u64;
                 self.writes.push_back(None);
