@@ -27,6 +27,7 @@ pub mod codec;
 pub mod config;
 pub mod core;
 pub mod kv;
+pub mod membership;
 pub mod message;
 pub mod rng;
 pub mod runtime;
@@ -40,5 +41,6 @@ pub use crate::core::{
     Event, Node, PeerStatus, Persist, PersistId, ProgressState, ProposeError, RecoveredState, Role,
     StartError, Status,
 };
+pub use crate::membership::{Membership, MembershipChange, MembershipError, SnapshotMeta};
 pub use crate::message::{Message, MessageBody};
 pub use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};

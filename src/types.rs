@@ -121,6 +121,11 @@ pub enum EntryKind {
     Blank = 0,
     /// A command for the application's state machine, opaque to Raft.
     Command = 1,
+    /// A membership change: the data is an encoded
+    /// [`Membership`](crate::membership::Membership), in force from the moment
+    /// the entry is in a log, committed or not. The application has nothing
+    /// to apply but must still report its index as applied.
+    Membership = 2,
 }
 
 /// One entry of the replicated log.

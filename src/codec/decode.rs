@@ -9,8 +9,8 @@ use super::error::DecodeError;
 use super::reader::Reader;
 use super::{
     Kind, APPEND_RESPONSE_ACCEPTED, APPEND_RESPONSE_REJECTED, COMMAND_HEADER_BYTES, ENTRY_HEADER_BYTES,
-    ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, FRAME_LEN_BYTES, MAX_ENTRY_COUNT, MAX_FRAME_BYTES, READ_INDEX_NONE,
-    READ_INDEX_SOME,
+    ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, ENTRY_KIND_MEMBERSHIP, FRAME_LEN_BYTES, MAX_ENTRY_COUNT,
+    MAX_FRAME_BYTES, READ_INDEX_NONE, READ_INDEX_SOME,
 };
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
@@ -146,6 +146,7 @@ fn read_append_entries(r: &mut Reader<'_>) -> Result<AppendEntries, DecodeError>
         let kind = match kind_tag {
             ENTRY_KIND_BLANK => EntryKind::Blank,
             ENTRY_KIND_COMMAND => EntryKind::Command,
+            ENTRY_KIND_MEMBERSHIP => EntryKind::Membership,
             value => return Err(DecodeError::BadTag { field: "entry.kind", value }),
         };
         let len = r.u32("entry.len")?;

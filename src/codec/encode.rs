@@ -4,9 +4,9 @@ use byteorder::{LittleEndian, WriteBytesExt};
 
 use super::{
     Kind, APPEND_ENTRIES_FIXED_BYTES, APPEND_RESPONSE_ACCEPTED, APPEND_RESPONSE_REJECTED,
-    COMMAND_HEADER_BYTES, ENTRY_HEADER_BYTES, ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, FRAME_KIND_BYTES,
-    FRAME_LEN_BYTES, MAX_FRAME_BYTES, MESSAGE_HEADER_BYTES, PROPOSE_FIXED_BYTES, READ_INDEX_NONE,
-    READ_INDEX_SOME,
+    COMMAND_HEADER_BYTES, ENTRY_HEADER_BYTES, ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, ENTRY_KIND_MEMBERSHIP,
+    FRAME_KIND_BYTES, FRAME_LEN_BYTES, MAX_FRAME_BYTES, MESSAGE_HEADER_BYTES, PROPOSE_FIXED_BYTES,
+    READ_INDEX_NONE, READ_INDEX_SOME,
 };
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Message, MessageBody, Propose, ENTRIES_BYTES_LIMIT,
@@ -174,6 +174,7 @@ fn write_entry(w: &mut Writer<'_>, entry: &Entry) {
     w.u8(match entry.kind {
         EntryKind::Blank => ENTRY_KIND_BLANK,
         EntryKind::Command => ENTRY_KIND_COMMAND,
+        EntryKind::Membership => ENTRY_KIND_MEMBERSHIP,
     });
     let len = u32::try_from(entry.data.len()).expect("entry length is bounded by ENTRIES_BYTES_LIMIT");
     w.u32(len);

@@ -59,7 +59,7 @@
 //! | field  | type  | notes                                                  |
 //! |--------|-------|--------------------------------------------------------|
 //! | `term` | `u64` | [`Entry::term`](crate::Entry::term)                    |
-//! | `kind` | `u8`  | `0` [`EntryKind::Blank`](crate::EntryKind::Blank) (data must be empty), `1` [`EntryKind::Command`](crate::EntryKind::Command) |
+//! | `kind` | `u8`  | `0` [`EntryKind::Blank`](crate::EntryKind::Blank) (data must be empty), `1` [`EntryKind::Command`](crate::EntryKind::Command), `2` [`EntryKind::Membership`](crate::EntryKind::Membership) |
 //! | `len`  | `u32` | length of `data`                                       |
 //! | `data` | bytes | the payload                                            |
 //!
@@ -228,3 +228,4 @@ const COMMAND_HEADER_BYTES: usize = 4;
 /// `EntryKind` tags.
 const ENTRY_KIND_BLANK: u8 = 0;
 const ENTRY_KIND_COMMAND: u8 = 1;
+const ENTRY_KIND_MEMBERSHIP: u8 = 2;

@@ -255,6 +255,7 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<(RecordView<'_>, usize), Rec
             let kind = match r.u8() {
                 0 => EntryKind::Blank,
                 1 => EntryKind::Command,
+                2 => EntryKind::Membership,
                 _ => return Err(RecordError::BadField("entry kind")),
             };
             if index == LogIndex(0) {
