@@ -72,6 +72,15 @@ pub struct Config {
     /// On a follower, `propose` forwards the command to the known leader
     /// instead of refusing it.
     pub forward_proposals: bool,
+    /// Ask for a snapshot once this many entries were applied since the
+    /// last one (0: never by count).
+    pub snapshot_entries: u64,
+    /// Ask for a snapshot once this many bytes of entries were applied
+    /// since the last one (0: never by size).
+    pub snapshot_bytes: u64,
+    /// Entries kept in the log below a new snapshot, so that a follower a
+    /// little behind catches up from the log rather than by snapshot.
+    pub compaction_margin: u64,
     /// Seeds the node's pseudo-random generator (election timeouts). Give
     /// every node a different seed.
     pub seed: u64,
@@ -117,6 +126,9 @@ impl Config {
             lease_reads: false,
             lease_clock_drift: Duration::from_millis(20),
             forward_proposals: true,
+            snapshot_entries: 100_000,
+            snapshot_bytes: 64 << 20,
+            compaction_margin: 10_000,
             seed: id.0,
             #[cfg(test)]
             bugs: InjectedBugs::default(),

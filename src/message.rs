@@ -1,6 +1,7 @@
 //! The messages Raft nodes exchange, as plain data. The wire layout lives in
 //! [`crate::codec`]; the rules for handling each message live in the core.
 
+use crate::membership::SnapshotMeta;
 use crate::types::{Entry, LogIndex, NodeId, Term};
 
 /// A message from one node to another.
@@ -44,6 +45,17 @@ pub enum MessageBody {
     ReadIndexResponse(ReadIndexResponse),
     /// A follower forwards its clients' proposals to the leader.
     Propose(Propose),
+    /// A leader's snapshot has arrived whole and is stored: the follower
+    /// installs it in place of the log it covers. The runtime that received
+    /// the snapshot's chunks hands this to its core on the leader's behalf,
+    /// with the leader's id and term.
+    InstallSnapshot(InstallSnapshot),
+    /// A piece of a snapshot file on its way to a follower. Moved by the
+    /// runtime, never by the core (which drops it).
+    SnapshotChunk(SnapshotChunk),
+    /// How much of a snapshot a follower holds. Moved by the runtime, never
+    /// by the core (which drops it).
+    SnapshotAck(SnapshotAck),
 }
 
 impl MessageBody {
@@ -62,6 +74,9 @@ impl MessageBody {
             MessageBody::ReadIndex(_) => "ReadIndex",
             MessageBody::ReadIndexResponse(_) => "ReadIndexResponse",
             MessageBody::Propose(_) => "Propose",
+            MessageBody::InstallSnapshot(_) => "InstallSnapshot",
+            MessageBody::SnapshotChunk(_) => "SnapshotChunk",
+            MessageBody::SnapshotAck(_) => "SnapshotAck",
         }
     }
 }
@@ -175,3 +190,40 @@ pub struct Propose {
 /// carry on the wire. Decoders reject more before allocating; a
 /// [`crate::Config`] cannot ask for more.
 pub const ENTRIES_BYTES_LIMIT: u64 = 64 << 20;
+
+/// See [`MessageBody::InstallSnapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallSnapshot {
+    /// What the snapshot covers.
+    pub meta: SnapshotMeta,
+}
+
+/// See [`MessageBody::SnapshotChunk`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The last index the snapshot covers.
+    pub index: LogIndex,
+    /// The term of that index.
+    pub snapshot_term: Term,
+    /// Where `data` lies in the snapshot file.
+    pub offset: u64,
+    /// The size of the whole file.
+    pub total_bytes: u64,
+    /// The bytes.
+    pub data: crate::types::Bytes,
+}
+
+/// See [`MessageBody::SnapshotAck`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotAck {
+    /// The last index the snapshot covers.
+    pub index: LogIndex,
+    /// The term of that index.
+    pub snapshot_term: Term,
+    /// The follower holds the file's first `received` bytes: the offset the
+    /// leader should send next.
+    pub received: u64,
+    /// The follower gave up on this transfer (the file failed its checksum,
+    /// its disk failed): the leader should start over later.
+    pub failed: bool,
+}

@@ -12,9 +12,11 @@ use super::{
     ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, ENTRY_KIND_MEMBERSHIP, FRAME_LEN_BYTES, MAX_ENTRY_COUNT,
     MAX_FRAME_BYTES, READ_INDEX_NONE, READ_INDEX_SOME,
 };
+use crate::membership::{Membership, SnapshotMeta};
 use crate::message::{
-    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
-    ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, ENTRIES_BYTES_LIMIT,
+    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot, Message,
+    MessageBody, Propose, ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, SnapshotAck,
+    SnapshotChunk, ENTRIES_BYTES_LIMIT,
 };
 use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
@@ -88,6 +90,36 @@ pub fn decode_message(frame_body: &Bytes) -> Result<Message, DecodeError> {
         Kind::ReadIndex => MessageBody::ReadIndex(ReadIndex { ctx: r.u64("read_index.ctx")? }),
         Kind::ReadIndexResponse => MessageBody::ReadIndexResponse(read_read_index_response(&mut r)?),
         Kind::Propose => MessageBody::Propose(read_propose(&mut r)?),
+        Kind::InstallSnapshot => {
+            let index = LogIndex(r.u64("install_snapshot.index")?);
+            let term = Term(r.u64("install_snapshot.term")?);
+            let len = r.u32("install_snapshot.membership_len")? as usize;
+            let raw = r.bytes(len, "install_snapshot.membership")?;
+            let membership = Membership::decode(&raw)
+                .map_err(|e| DecodeError::Invalid { field: "install_snapshot.membership", reason: e.0 })?;
+            MessageBody::InstallSnapshot(InstallSnapshot { meta: SnapshotMeta { index, term, membership } })
+        }
+        Kind::SnapshotChunk => {
+            let index = LogIndex(r.u64("snapshot_chunk.index")?);
+            let snapshot_term = Term(r.u64("snapshot_chunk.snapshot_term")?);
+            let offset = r.u64("snapshot_chunk.offset")?;
+            let total_bytes = r.u64("snapshot_chunk.total_bytes")?;
+            let len = r.u32("snapshot_chunk.len")?;
+            let data = r.bytes(len as usize, "snapshot_chunk.data")?;
+            if offset.checked_add(u64::from(len)).is_none_or(|end| end > total_bytes) {
+                return Err(DecodeError::Invalid {
+                    field: "snapshot_chunk.offset",
+                    reason: "the chunk ends beyond the file",
+                });
+            }
+            MessageBody::SnapshotChunk(SnapshotChunk { index, snapshot_term, offset, total_bytes, data })
+        }
+        Kind::SnapshotAck => MessageBody::SnapshotAck(SnapshotAck {
+            index: LogIndex(r.u64("snapshot_ack.index")?),
+            snapshot_term: Term(r.u64("snapshot_ack.snapshot_term")?),
+            received: r.u64("snapshot_ack.received")?,
+            failed: r.bool("snapshot_ack.failed")?,
+        }),
     };
     r.finish()?;
     Ok(Message { from, to, term, body })

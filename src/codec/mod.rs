@@ -51,6 +51,9 @@
 //! | 8    | `ReadIndex`             | `ctx u64`                                                       | 8 |
 //! | 9    | `ReadIndexResponse`     | `ctx u64`, `tag u8`; tag 0: no index; tag 1: `index u64`        | 9 or 17 |
 //! | 10   | `Propose`               | `command_count u32`, then per command `len u32`, `data`         | 4 + commands |
+//! | 11   | `InstallSnapshot`       | `index u64`, `term u64`, `membership_len u32`, membership        | 20 + membership |
+//! | 12   | `SnapshotChunk`         | `index u64`, `snapshot_term u64`, `offset u64`, `total_bytes u64`, `len u32`, `data` | 36 + data |
+//! | 13   | `SnapshotAck`           | `index u64`, `snapshot_term u64`, `received u64`, `failed u8`   | 25 |
 //!
 //! Kind `0` is unused so that a zero-filled buffer never parses as a message.
 //!
@@ -158,6 +161,9 @@ enum Kind {
     ReadIndex,
     ReadIndexResponse,
     Propose,
+    InstallSnapshot,
+    SnapshotChunk,
+    SnapshotAck,
 }
 
 impl Kind {
@@ -174,6 +180,9 @@ impl Kind {
             MessageBody::ReadIndex(_) => Kind::ReadIndex,
             MessageBody::ReadIndexResponse(_) => Kind::ReadIndexResponse,
             MessageBody::Propose(_) => Kind::Propose,
+            MessageBody::InstallSnapshot(_) => Kind::InstallSnapshot,
+            MessageBody::SnapshotChunk(_) => Kind::SnapshotChunk,
+            MessageBody::SnapshotAck(_) => Kind::SnapshotAck,
         }
     }
 
@@ -190,6 +199,9 @@ impl Kind {
             Kind::ReadIndex => 8,
             Kind::ReadIndexResponse => 9,
             Kind::Propose => 10,
+            Kind::InstallSnapshot => 11,
+            Kind::SnapshotChunk => 12,
+            Kind::SnapshotAck => 13,
         }
     }
 
@@ -206,6 +218,9 @@ impl Kind {
             8 => Some(Kind::ReadIndex),
             9 => Some(Kind::ReadIndexResponse),
             10 => Some(Kind::Propose),
+            11 => Some(Kind::InstallSnapshot),
+            12 => Some(Kind::SnapshotChunk),
+            13 => Some(Kind::SnapshotAck),
             _ => None,
         }
     }

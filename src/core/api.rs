@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::config::ConfigError;
+use crate::membership::{Membership, MembershipError, SnapshotMeta};
 use crate::types::{Entry, HardState, Instant, LogIndex, NodeId, Term};
 
 pub use super::progress::ProgressState;
@@ -71,9 +72,13 @@ pub struct PersistId(pub u64);
 
 /// A write the node needs made durable.
 ///
-/// Apply it to storage in this order: if `entries` is not empty, delete every
-/// stored entry at or after `entries[0].index`, then append `entries`; then,
-/// if `hard_state` is set, store it. Once this write and every earlier one
+/// Apply it to storage in this order: if `snapshot` is set, make the stored
+/// log continue that snapshot (which the runtime already stored durably): if
+/// the stored entry at `snapshot.index` has `snapshot.term`, the entries up to
+/// it may be dropped; otherwise drop every stored entry and start the log
+/// after the snapshot. Then, if `entries` is not empty, delete every stored
+/// entry at or after `entries[0].index`, then append `entries`; then, if
+/// `hard_state` is set, store it. Once this write and every earlier one
 /// are durable (fsync), call [`Node::handle_persisted`](crate::Node::handle_persisted) with its `id`. Storage
 /// must never make a later write durable without the earlier ones: if the
 /// hard state lives apart from the log, sync the log first.
@@ -87,6 +92,8 @@ pub struct PersistId(pub u64);
 pub struct Persist {
     /// The write's number, for [`Node::handle_persisted`](crate::Node::handle_persisted).
     pub id: PersistId,
+    /// A snapshot just installed, which the stored log must now continue.
+    pub snapshot: Option<SnapshotMeta>,
     /// Entries to append, consecutive, replacing any stored suffix from the
     /// first one's index.
     pub entries: Vec<Entry>,
@@ -99,11 +106,15 @@ pub struct Persist {
 pub struct RecoveredState {
     /// The last durable hard state; all zero for a new node.
     pub hard_state: HardState,
-    /// The durable log, consecutive from index 1.
+    /// The latest durable snapshot, if any.
+    pub snapshot: Option<SnapshotMeta>,
+    /// The durable log, consecutive from the index after the snapshot's
+    /// (from 1 without one).
     pub entries: Vec<Entry>,
     /// The index up to which the application's state already reflects the
     /// log. Entries at or below it are not handed to [`Node::poll_apply`](crate::Node::poll_apply)
-    /// again.
+    /// again. If it is below the snapshot's index, the node first asks for
+    /// the snapshot to be restored ([`SnapshotAction::Install`](crate::core::SnapshotAction::Install)).
     pub applied: LogIndex,
 }
 
@@ -194,6 +205,12 @@ pub struct Status {
     pub last_index: LogIndex,
     /// The end of its durable log prefix.
     pub persisted: LogIndex,
+    /// The first index its log holds (entries below were compacted).
+    pub first_index: LogIndex,
+    /// The index its latest snapshot covers (0 without one).
+    pub snapshot_index: LogIndex,
+    /// The configuration in force.
+    pub membership: Membership,
     /// Replication progress per follower; empty unless leader.
     pub peers: Vec<PeerStatus>,
 }
@@ -322,3 +339,51 @@ impl fmt::Display for TransferError {
 }
 
 impl std::error::Error for TransferError {}
+
+/// Why a membership change was refused. Nothing was appended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MembershipChangeError {
+    /// Only the leader changes the membership; retry at the hinted node.
+    NotLeader {
+        /// The leader this node knows of.
+        leader_hint: Option<NodeId>,
+    },
+    /// The leader is handing leadership over; retry at the new leader.
+    TransferInProgress {
+        /// The successor.
+        to: NodeId,
+    },
+    /// This leader has not yet committed an entry of its own term; retry
+    /// shortly.
+    NotReady,
+    /// The previous change is not complete (uncommitted, or still joint);
+    /// retry once it is.
+    InProgress,
+    /// The change does not apply to the current membership.
+    Invalid(MembershipError),
+}
+
+impl fmt::Display for MembershipChangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MembershipChangeError::NotLeader { leader_hint: Some(id) } => {
+                write!(f, "not the leader; try {id}")
+            }
+            MembershipChangeError::NotLeader { leader_hint: None } => {
+                write!(f, "not the leader; no leader known")
+            }
+            MembershipChangeError::TransferInProgress { to } => {
+                write!(f, "leadership is moving to {to}; retry there")
+            }
+            MembershipChangeError::NotReady => {
+                write!(f, "the new leader has not committed an entry of its term yet; retry shortly")
+            }
+            MembershipChangeError::InProgress => {
+                write!(f, "a membership change is still in progress; retry once it completes")
+            }
+            MembershipChangeError::Invalid(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for MembershipChangeError {}

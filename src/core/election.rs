@@ -38,7 +38,9 @@ impl Node {
                 }
                 // A granted pre-vote carries the prospective term.
                 MessageBody::RequestVoteResponse(resp) if resp.pre_vote && resp.granted => {}
-                MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) => {
+                MessageBody::AppendEntries(_)
+                | MessageBody::Heartbeat(_)
+                | MessageBody::InstallSnapshot(_) => {
                     self.become_follower(now, msg.term, Some(msg.from));
                 }
                 _ => self.become_follower(now, msg.term, None),
@@ -51,7 +53,9 @@ impl Node {
                 // the answer makes it step down. With CheckQuorum this is also
                 // what frees a node stuck at a higher term (it answers the
                 // leader's heartbeats with its term, forcing a new election).
-                MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) => {
+                MessageBody::AppendEntries(_)
+                | MessageBody::Heartbeat(_)
+                | MessageBody::InstallSnapshot(_) => {
                     let body = HeartbeatResponse { round: 0 };
                     self.send(msg.from, MessageBody::HeartbeatResponse(body));
                 }
@@ -188,6 +192,11 @@ impl Node {
     }
 
     pub(super) fn on_election_timeout(&mut self, now: Instant) {
+        if !self.may_campaign() {
+            // A learner, a removed node, or one waiting to be added.
+            self.reset_election_deadline(now);
+            return;
+        }
         debug!("{} {}: election timeout", self.id(), self.term);
         self.start_election(now);
     }

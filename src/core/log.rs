@@ -1,11 +1,15 @@
-//! The core's view of the replicated log: every entry since the start, which
-//! of them are durable, committed and applied, and which are still to be
-//! handed to storage.
+//! The core's view of the replicated log: every entry since the last
+//! snapshot (less the part compacted away), which of them are durable,
+//! committed and applied, and which are still to be handed to storage.
 //!
 //! ```text
-//!   1 ............ applied .. apply_cursor .. commit ........ last_index
-//!   1 ....... persisted | unstable_from ................... last_index
+//!   offset | ........ applied .. apply_cursor .. commit ........ last_index
+//!   offset | ... persisted | unstable_from ..................... last_index
 //! ```
+//!
+//! Entries up to `offset` are gone: a snapshot covers them, and `offset_term`
+//! remembers the term of the last one so that appends right after it can
+//! still be checked.
 //!
 //! `persisted` is the durable prefix that equals this log: a write that is
 //! durable but was since overwritten by a truncation does not count above the
@@ -24,6 +28,8 @@ pub(crate) struct RaftLog {
     entries: VecDeque<Entry>,
     /// The index just before the first entry held (0: the empty prefix).
     offset: LogIndex,
+    /// The term of the entry at `offset` (0 at index 0).
+    offset_term: Term,
     /// The highest index known committed. Never decreases; `<= last_index`.
     commit: LogIndex,
     /// The highest index the application reported applied.
@@ -51,13 +57,20 @@ pub(crate) enum AppendError {
 }
 
 impl RaftLog {
-    /// A log holding `entries` (consecutive from index 1), all durable.
-    pub(crate) fn recovered(entries: Vec<Entry>, commit: LogIndex, applied: LogIndex) -> RaftLog {
-        let last = LogIndex(entries.len() as u64);
-        assert!(commit <= last && applied <= commit);
+    /// A log holding `entries` (consecutive after `base`, the last entry a
+    /// snapshot covers, and its term), all durable.
+    pub(crate) fn recovered(
+        base: (LogIndex, Term),
+        entries: Vec<Entry>,
+        commit: LogIndex,
+        applied: LogIndex,
+    ) -> RaftLog {
+        let last = base.0.plus(entries.len() as u64);
+        assert!(commit <= last && applied <= commit && base.0 <= applied);
         RaftLog {
             entries: entries.into(),
-            offset: LogIndex(0),
+            offset: base.0,
+            offset_term: base.1,
             commit,
             applied,
             apply_cursor: applied,
@@ -72,7 +85,12 @@ impl RaftLog {
     }
 
     pub(crate) fn last_term(&self) -> Term {
-        self.entries.back().map_or(Term(0), |e| e.term)
+        self.entries.back().map_or(self.offset_term, |e| e.term)
+    }
+
+    /// The first index held: entries below it were compacted away.
+    pub(crate) fn first_index(&self) -> LogIndex {
+        self.offset.next()
     }
 
     pub(crate) fn commit(&self) -> LogIndex {
@@ -88,10 +106,10 @@ impl RaftLog {
     }
 
     /// The term of the entry at `index`; `Term(0)` for index 0, `None` past
-    /// the end.
+    /// the end or below the compacted prefix.
     pub(crate) fn term(&self, index: LogIndex) -> Option<Term> {
         if index == self.offset {
-            return Some(Term(0));
+            return Some(self.offset_term);
         }
         self.entry(index).map(|e| e.term)
     }
@@ -113,14 +131,55 @@ impl RaftLog {
     pub(crate) fn find_conflict_by_term(&self, index: LogIndex, term: Term) -> (LogIndex, Term) {
         let limit = index.min(self.last_index());
         if limit <= self.offset {
-            return (self.offset, Term(0));
+            return (self.offset, self.offset_term);
         }
         // Terms never decrease along the log, so the entries with a term at
         // most `term` are a prefix: binary search instead of walking back.
         let within = (limit.0 - self.offset.0) as usize;
         let at_most = self.entries.partition_point(|e| e.term <= term).min(within);
         let i = self.offset.plus(at_most as u64);
-        (i, self.term(i).unwrap_or(Term(0)))
+        (i, self.term(i).unwrap_or(self.offset_term))
+    }
+
+    /// Drops the entries up to `index`, which a snapshot covers and the
+    /// application has applied.
+    pub(crate) fn compact_to(&mut self, index: LogIndex) {
+        if index <= self.offset {
+            return;
+        }
+        assert!(index <= self.applied && index <= self.persisted, "compacting beyond applied or durable");
+        let term = self.term(index).expect("a compacted index is in the log");
+        self.entries.drain(..(index.0 - self.offset.0) as usize);
+        self.offset = index;
+        self.offset_term = term;
+    }
+
+    /// Makes the log start after a snapshot of everything up to (`index`,
+    /// `term`), received from a leader and durable already. If the log holds
+    /// that entry, the entries after it stay (log matching says they are
+    /// the leader's too up to wherever they diverge, which later appends
+    /// sort out); otherwise they all go. Returns whether the suffix stayed.
+    pub(crate) fn install_snapshot(&mut self, index: LogIndex, term: Term) -> bool {
+        assert!(index > self.commit, "a snapshot at or below the commit index is not installed");
+        let keep = self.term(index) == Some(term);
+        if keep {
+            self.entries.drain(..(index.0 - self.offset.0) as usize);
+        } else {
+            self.entries.clear();
+            self.persisted = index;
+            self.unstable_from = index.next();
+            for (_, last) in self.writes_in_flight.iter_mut() {
+                *last = (*last).min(index);
+            }
+        }
+        self.offset = index;
+        self.offset_term = term;
+        self.commit = index;
+        self.apply_cursor = self.apply_cursor.max(index);
+        // The snapshot stands in for every entry it covers, durably.
+        self.persisted = self.persisted.max(index);
+        self.unstable_from = self.unstable_from.max(index.next());
+        keep
     }
 
     /// Appends entries created by this node as leader.
@@ -263,6 +322,7 @@ impl RaftLog {
     /// Checks the invariants written next to the fields. O(entries).
     pub(crate) fn check_invariants(&self) {
         assert!(self.applied <= self.apply_cursor);
+        assert!(self.offset <= self.apply_cursor && self.offset <= self.persisted);
         assert!(self.apply_cursor <= self.commit.min(self.persisted));
         assert!(self.commit <= self.last_index());
         assert!(self.persisted < self.unstable_from);

@@ -8,10 +8,12 @@
 mod api;
 mod election;
 mod log;
+mod membership;
 mod progress;
 mod quorum;
 mod read;
 mod replication;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 mod transfer;
@@ -22,6 +24,7 @@ use std::time::Duration;
 use ::log::{debug, info};
 
 use crate::config::{Config, ConfigError};
+use crate::membership::{Membership, SnapshotMeta};
 use crate::message::{Message, MessageBody, Propose};
 use crate::rng::Rng;
 use crate::types::{
@@ -29,13 +32,15 @@ use crate::types::{
 };
 
 pub use self::api::{
-    Event, PeerStatus, Persist, PersistId, ProgressState, ProposeError, Proposed, ReadError, ReadReady,
-    RecoveredState, Role, StartError, Status, TransferError,
+    Event, MembershipChangeError, PeerStatus, Persist, PersistId, ProgressState, ProposeError, Proposed,
+    ReadError, ReadReady, RecoveredState, Role, StartError, Status, TransferError,
 };
 use self::log::{Durability, RaftLog};
+use self::membership::Configurations;
 use self::progress::Progress;
-use self::quorum::Voters;
+use self::quorum::JointVoters;
 use self::read::Reads;
+pub use self::snapshot::SnapshotAction;
 use self::transfer::Transfer;
 
 /// One Raft node: the consensus state machine without any IO.
@@ -93,10 +98,23 @@ pub struct Node {
     // Volatile state.
     role: Role,
     leader: Option<NodeId>,
-    voters: Voters,
-    /// One entry per voter other than this node, sorted by id; meaningful
-    /// while leader.
+    /// The configurations the log holds; the last is in force.
+    configs: Configurations,
+    /// The voters of the configuration in force (both halves while joint).
+    voters: JointVoters,
+    /// One entry per member (voter or learner) other than this node, sorted
+    /// by id; meaningful while leader.
     peers: Vec<Progress>,
+    /// The latest snapshot this node holds.
+    snapshot: Option<SnapshotMeta>,
+    /// A `Take` was handed out and not yet answered.
+    snapshot_requested: bool,
+    /// Bytes of entries applied since the latest snapshot.
+    applied_bytes_since_snapshot: u64,
+    /// A snapshot installed, for the next write to make the stored log
+    /// continue.
+    snapshot_to_persist: Option<SnapshotMeta>,
+    snapshot_actions: VecDeque<SnapshotAction>,
     /// Answers to this node's (pre-)vote requests in the current election,
     /// by voter; this node's own vote is counted separately, once durable.
     votes: Vec<(NodeId, bool)>,
@@ -155,48 +173,77 @@ pub struct Node {
 impl Node {
     /// Creates a node of a cluster whose voters are `voters` (this node among
     /// them), from the state recovered from its storage (`Default` for a new
-    /// node), at time `now`.
+    /// node), at time `now`. See [`Node::with_membership`] for clusters that
+    /// change their membership.
     pub fn new(
         config: Config,
         voters: &[NodeId],
         state: RecoveredState,
         now: Instant,
     ) -> Result<Node, StartError> {
-        config.validate()?;
-        let voters = Voters::new(voters);
-        if !voters.contains(config.id) {
+        if !voters.contains(&config.id) {
+            let mut ids = voters.to_vec();
+            ids.sort_unstable();
             return Err(ConfigError {
                 field: "id",
-                reason: format!("{} is not among the voters {:?}", config.id, voters.ids()),
+                reason: format!("{} is not among the voters {:?}", config.id, ids),
             }
             .into());
         }
-        if voters.contains(NodeId(0)) {
+        Node::with_membership(config, Membership::with_voters(voters.iter().copied()), state, now)
+    }
+
+    /// Creates a node whose cluster started with the configuration
+    /// `bootstrap` (the same on every node; this node need not be in it: a
+    /// node started with an empty one waits to be added by a leader), from
+    /// the state recovered from its storage, at time `now`. Configurations
+    /// in the recovered snapshot and log take precedence.
+    pub fn with_membership(
+        config: Config,
+        bootstrap: Membership,
+        state: RecoveredState,
+        now: Instant,
+    ) -> Result<Node, StartError> {
+        config.validate()?;
+        if bootstrap.contains(NodeId(0)) {
             return Err(ConfigError { field: "voters", reason: "node id 0 is reserved".into() }.into());
         }
-        let RecoveredState { hard_state, entries, applied } = state;
-        check_recovered(&hard_state, &entries, applied)?;
-        let last = LogIndex(entries.len() as u64);
+        let RecoveredState { hard_state, snapshot, entries, applied } = state;
+        let base = snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
+        check_recovered(&hard_state, base, &entries, applied)?;
+        let last = base.0.plus(entries.len() as u64);
         // The stored commit index may run ahead of a log whose tail was lost;
         // it is knowledge, not a promise, so keep what the log still holds.
-        let commit = hard_state.commit.max(applied).min(last);
-        let peers = voters
-            .ids()
-            .iter()
-            .filter(|&&id| id != config.id)
-            .map(|&id| {
-                Progress::new(id, last.next(), (config.inflight_messages_max, config.inflight_bytes_max))
-            })
-            .collect();
+        let commit = hard_state.commit.max(applied).max(base.0).min(last);
+        let mut configs = Configurations {
+            base: (base.0, snapshot.as_ref().map_or(bootstrap, |s| s.membership.clone())),
+            entries: Vec::new(),
+        };
+        for e in entries.iter().filter(|e| e.kind == EntryKind::Membership) {
+            let m = Membership::decode(&e.data)
+                .map_err(|err| StartError::State(format!("membership entry {}: {err}", e.index)))?;
+            configs.entries.push((e.index, e.term, m));
+        }
+        let mut snapshot_actions = VecDeque::new();
+        if let Some(s) = snapshot.as_ref().filter(|s| applied < s.index) {
+            // The application has not restored the snapshot yet.
+            snapshot_actions.push_back(SnapshotAction::Install { meta: s.clone() });
+        }
         let mut node = Node {
             rng: Rng::new(config.seed),
             term: hard_state.term,
             vote: hard_state.vote,
-            log: RaftLog::recovered(entries, commit, applied),
+            log: RaftLog::recovered(base, entries, commit, applied),
             role: Role::Follower,
             leader: None,
-            voters,
-            peers,
+            configs,
+            voters: JointVoters::new(&[], &[]),
+            peers: Vec::new(),
+            snapshot,
+            snapshot_requested: false,
+            applied_bytes_since_snapshot: 0,
+            snapshot_to_persist: None,
+            snapshot_actions,
             votes: Vec::new(),
             uncommitted_bytes: 0,
             reads: Reads::default(),
@@ -221,8 +268,17 @@ impl Node {
             scratch_rounds: Vec::new(),
             config,
         };
+        node.membership_changed();
+        node.replication_pending = false;
         node.reset_election_deadline(now);
-        info!("{} {}: started as follower, last index {}, commit {}", node.id(), node.term, last, commit);
+        info!(
+            "{} {}: started as follower, last index {}, commit {}, {}",
+            node.id(),
+            node.term,
+            last,
+            commit,
+            node.membership()
+        );
         Ok(node)
     }
 
@@ -310,6 +366,9 @@ impl Node {
             applied: self.log.applied(),
             last_index: self.log.last_index(),
             persisted: self.log.persisted(),
+            first_index: self.log.first_index(),
+            snapshot_index: self.snapshot.as_ref().map_or(LogIndex(0), |s| s.index),
+            membership: self.membership().clone(),
             peers,
         }
     }
@@ -319,7 +378,11 @@ impl Node {
     /// Handles a message from the network. Anything malformed, stale or
     /// impossible is dropped (with a `debug!` line), never trusted.
     pub fn handle_message(&mut self, now: Instant, msg: Message) {
-        if msg.to != self.id() || msg.from == self.id() || !self.voters.contains(msg.from) {
+        // Membership is not checked here: a node learns of new members from
+        // the log, possibly after they first write to it. What a non-member
+        // says never counts (votes and acknowledgements are counted per
+        // member).
+        if msg.to != self.id() || msg.from == self.id() || msg.from == NodeId(0) {
             debug!(
                 "{} {}: dropped {} from {} to {}: not for us",
                 self.id(),
@@ -341,13 +404,37 @@ impl Node {
             );
             return;
         }
-        if let MessageBody::AppendEntries(req) = &msg.body {
-            // Judge the body before the term: a malformed message must not
-            // change the term or the leader.
-            if let Err(reason) = check_append(req, msg.term) {
-                debug!("{} {}: dropped AppendEntries from {}: {}", self.id(), self.term, msg.from, reason);
+        match &msg.body {
+            MessageBody::AppendEntries(req) => {
+                // Judge the body before the term: a malformed message must
+                // not change the term or the leader.
+                if let Err(reason) = check_append(req, msg.term) {
+                    debug!(
+                        "{} {}: dropped AppendEntries from {}: {}",
+                        self.id(),
+                        self.term,
+                        msg.from,
+                        reason
+                    );
+                    return;
+                }
+            }
+            MessageBody::InstallSnapshot(req)
+                if req.meta.term > msg.term || req.meta.index == LogIndex(0) =>
+            {
+                debug!(
+                    "{} {}: dropped an impossible InstallSnapshot from {}",
+                    self.id(),
+                    self.term,
+                    msg.from
+                );
                 return;
             }
+            MessageBody::SnapshotChunk(_) | MessageBody::SnapshotAck(_) => {
+                debug!("{} {}: dropped {}: the runtime moves those", self.id(), self.term, msg.body.name());
+                return;
+            }
+            _ => {}
         }
         if !self.admit_term(now, &msg) {
             return;
@@ -372,6 +459,8 @@ impl Node {
             MessageBody::ReadIndex(req) => self.on_read_index(now, from, req),
             MessageBody::ReadIndexResponse(resp) => self.on_read_index_response(from, resp),
             MessageBody::Propose(p) => self.on_propose(now, from, p),
+            MessageBody::InstallSnapshot(req) => self.on_install_snapshot(now, from, req),
+            MessageBody::SnapshotChunk(_) | MessageBody::SnapshotAck(_) => {}
         }
     }
 
@@ -424,8 +513,10 @@ impl Node {
     /// Reports that the application applied every entry up to `index` (all of
     /// them handed out by [`poll_apply`](Node::poll_apply)).
     pub fn handle_applied(&mut self, index: LogIndex) {
+        let before = self.log.applied();
         self.log.applied_to(index);
         self.on_applied_for_reads();
+        self.maybe_request_snapshot(before);
     }
 
     /// Reports that messages to `peer` are not getting through (a broken
@@ -549,7 +640,10 @@ impl Node {
     /// [`transfer_leadership`](Node::transfer_leadership) to move a healthy
     /// leader.)
     pub fn campaign(&mut self, now: Instant) {
-        if self.role == Role::Leader || (self.config.lease_reads && self.in_leader_lease(now)) {
+        if self.role == Role::Leader
+            || !self.may_campaign()
+            || (self.config.lease_reads && self.in_leader_lease(now))
+        {
             return;
         }
         self.start_election(now);
@@ -559,7 +653,7 @@ impl Node {
 
     /// The next write to make durable. See [`Persist`] for how to apply it.
     pub fn poll_persist(&mut self) -> Option<Persist> {
-        if !self.hard_state_dirty && !self.log.has_unstable() {
+        if !self.hard_state_dirty && !self.log.has_unstable() && self.snapshot_to_persist.is_none() {
             return None;
         }
         let id = self.next_persist_id;
@@ -569,7 +663,8 @@ impl Node {
             self.log.take_unstable(id, &mut entries);
         }
         let hard_state = std::mem::take(&mut self.hard_state_dirty).then(|| self.hard_state());
-        Some(Persist { id, entries, hard_state })
+        let snapshot = self.snapshot_to_persist.take();
+        Some(Persist { id, snapshot, entries, hard_state })
     }
 
     /// The next message to send.
@@ -758,18 +853,26 @@ fn check_append(req: &crate::message::AppendEntries, term: Term) -> Result<(), &
         if e.term < prev_term || e.term > term {
             return Err("entry terms out of order");
         }
+        if e.kind == EntryKind::Membership && Membership::decode(&e.data).is_err() {
+            return Err("a membership entry that does not decode");
+        }
         prev_term = e.term;
     }
     Ok(())
 }
 
-fn check_recovered(hs: &HardState, entries: &[Entry], applied: LogIndex) -> Result<(), StartError> {
+fn check_recovered(
+    hs: &HardState,
+    base: (LogIndex, Term),
+    entries: &[Entry],
+    applied: LogIndex,
+) -> Result<(), StartError> {
     if hs.term > TERM_LIMIT {
         return Err(StartError::State(format!("stored term {} is beyond any real cluster's", hs.term)));
     }
-    let mut prev_term = Term(0);
+    let mut prev_term = base.1;
     for (k, e) in entries.iter().enumerate() {
-        let expected = LogIndex(k as u64 + 1);
+        let expected = base.0.plus(k as u64 + 1);
         if e.index != expected {
             return Err(StartError::State(format!(
                 "entry {} found where {} was expected",
@@ -787,7 +890,7 @@ fn check_recovered(hs: &HardState, entries: &[Entry], applied: LogIndex) -> Resu
             hs.term
         )));
     }
-    let last = LogIndex(entries.len() as u64);
+    let last = base.0.plus(entries.len() as u64);
     if applied > last {
         return Err(StartError::State(format!(
             "the application applied up to {applied} but the log ends at {last}: entries were lost"

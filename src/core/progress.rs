@@ -9,9 +9,16 @@
 //!   leader streams entries, advancing `next_index` optimistically as it
 //!   sends, bounded by an inflight window in messages and bytes.
 //!
+//! - **Snapshot**: the follower needs entries compacted away; the runtime is
+//!   sending it the snapshot, and nothing else is sent until the transfer
+//!   ends.
+//!
 //! Probe → Replicate on the first acknowledgement that advances `match_index`;
 //! Replicate → Probe on a rejection or when the transport reports the
-//! follower unreachable.
+//! follower unreachable; Probe → Snapshot when the entry to send is gone;
+//! Snapshot → Probe when the transfer ends (just after the snapshot if it
+//! arrived, after the next heartbeat answer if it failed), or → Replicate
+//! once the follower acknowledges the snapshot's index.
 
 use std::collections::VecDeque;
 
@@ -24,6 +31,8 @@ pub enum ProgressState {
     Probe,
     /// Streaming entries, pipelined, within the inflight window.
     Replicate,
+    /// Receiving a snapshot; nothing else is sent meanwhile.
+    Snapshot,
 }
 
 /// A leader's view of one follower.
@@ -48,6 +57,8 @@ pub(crate) struct Progress {
     pub(crate) resend: bool,
     /// The latest heartbeat round this follower answered in this term.
     pub(crate) acked_round: u64,
+    /// In Snapshot: the index of the snapshot being sent.
+    pub(crate) pending_snapshot: LogIndex,
 }
 
 impl Progress {
@@ -63,6 +74,7 @@ impl Progress {
             last_heard: None,
             resend: false,
             acked_round: 0,
+            pending_snapshot: LogIndex(0),
         }
     }
 
@@ -71,6 +83,37 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.probe_sent,
             ProgressState::Replicate => self.inflight.is_full(),
+            ProgressState::Snapshot => true,
+        }
+    }
+
+    /// Starts sending the snapshot at `index`.
+    pub(crate) fn become_snapshot(&mut self, index: LogIndex) {
+        self.state = ProgressState::Snapshot;
+        self.pending_snapshot = index;
+        self.probe_sent = false;
+        self.inflight.clear();
+    }
+
+    /// The snapshot arrived: probe just after it. Returns whether the state
+    /// changed.
+    pub(crate) fn snapshot_sent(&mut self) -> bool {
+        if self.state != ProgressState::Snapshot {
+            return false;
+        }
+        let pending = self.pending_snapshot;
+        self.become_probe();
+        self.next_index = self.next_index.max(pending.next());
+        true
+    }
+
+    /// The snapshot did not arrive: probe again once the follower answers a
+    /// heartbeat (which may start another transfer), not at once, so that
+    /// an unreachable follower is not sent snapshots in a loop.
+    pub(crate) fn snapshot_failed(&mut self) {
+        if self.state == ProgressState::Snapshot {
+            self.become_probe();
+            self.probe_sent = true;
         }
     }
 
@@ -99,6 +142,7 @@ impl Progress {
                     self.inflight.add(last, bytes);
                 }
             }
+            ProgressState::Snapshot => {}
         }
     }
 
@@ -114,6 +158,10 @@ impl Progress {
         // The answer to the outstanding probe: the logs match where we
         // probed, so streaming can start even if nothing new was matched.
         if self.state == ProgressState::Probe && (advanced || index.next() >= self.next_index) {
+            self.become_replicate();
+        }
+        // The follower installed the snapshot (or caught up past it anyway).
+        if self.state == ProgressState::Snapshot && index >= self.pending_snapshot {
             self.become_replicate();
         }
         advanced
@@ -140,6 +188,8 @@ impl Progress {
                 self.probe_sent = false;
                 true
             }
+            // Answers to appends sent before the transfer began.
+            ProgressState::Snapshot => false,
         }
     }
 
@@ -156,7 +206,7 @@ impl Progress {
 
     pub(crate) fn check_invariants(&self) {
         assert!(self.match_index < self.next_index, "{:?}", self);
-        if self.state == ProgressState::Probe {
+        if self.state != ProgressState::Replicate {
             assert!(self.inflight.is_empty());
         }
     }

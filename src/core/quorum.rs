@@ -87,9 +87,126 @@ impl Voters {
     }
 }
 
+/// The voters a node counts: one configuration, or while a membership
+/// change is under way the joint C_old,new, in which every decision needs a
+/// majority of both halves (Raft thesis §4.3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct JointVoters {
+    /// C_new, or the only configuration.
+    incoming: Voters,
+    /// C_old while joint; empty otherwise (and then never consulted).
+    outgoing: Voters,
+    /// Every voter of either half, sorted, each once.
+    all: Vec<NodeId>,
+}
+
+impl JointVoters {
+    pub(crate) fn new(incoming: &[NodeId], outgoing: &[NodeId]) -> JointVoters {
+        let incoming = Voters::new(incoming);
+        let outgoing = Voters::new(outgoing);
+        let mut all: Vec<NodeId> = incoming.ids().iter().chain(outgoing.ids()).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        JointVoters { incoming, outgoing, all }
+    }
+
+    /// Every voter of either half.
+    pub(crate) fn ids(&self) -> &[NodeId] {
+        &self.all
+    }
+
+    pub(crate) fn contains(&self, id: NodeId) -> bool {
+        self.all.binary_search(&id).is_ok()
+    }
+
+    /// Whether `id` is the only voter: a cluster of one decides alone.
+    pub(crate) fn is_only(&self, id: NodeId) -> bool {
+        self.all == [id]
+    }
+
+    fn halves(&self) -> impl Iterator<Item = &Voters> {
+        std::iter::once(&self.incoming).chain((!self.outgoing.ids().is_empty()).then_some(&self.outgoing))
+    }
+
+    /// The highest index both halves' majorities have reached. With no
+    /// voters at all (a node waiting to be added) nothing is ever reached.
+    pub(crate) fn committed_index(
+        &self,
+        scratch: &mut Vec<LogIndex>,
+        index_of: impl Fn(NodeId) -> LogIndex,
+    ) -> LogIndex {
+        self.quorum_value(scratch, index_of)
+    }
+
+    /// The highest value both halves' majorities have reached.
+    pub(crate) fn quorum_value<T: Ord + Copy + Default>(
+        &self,
+        scratch: &mut Vec<T>,
+        value_of: impl Fn(NodeId) -> T,
+    ) -> T {
+        if self.incoming.ids().is_empty() {
+            return T::default();
+        }
+        self.halves().map(|half| half.quorum_value(scratch, &value_of)).min().unwrap_or_default()
+    }
+
+    /// Won once both halves are won; lost once either is lost.
+    pub(crate) fn vote_result(&self, vote_of: impl Fn(NodeId) -> Option<bool>) -> VoteResult {
+        if self.incoming.ids().is_empty() {
+            return VoteResult::Lost;
+        }
+        let mut result = VoteResult::Won;
+        for half in self.halves() {
+            match half.vote_result(&vote_of) {
+                VoteResult::Lost => return VoteResult::Lost,
+                VoteResult::Pending => result = VoteResult::Pending,
+                VoteResult::Won => {}
+            }
+        }
+        result
+    }
+
+    /// Whether the voters for which `is_active` holds form a majority of
+    /// both halves.
+    pub(crate) fn has_quorum(&self, is_active: impl Fn(NodeId) -> bool) -> bool {
+        !self.incoming.ids().is_empty() && self.halves().all(|half| half.has_quorum(&is_active))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn joint(incoming: &[u64], outgoing: &[u64]) -> JointVoters {
+        let ids = |l: &[u64]| l.iter().map(|&i| NodeId(i)).collect::<Vec<_>>();
+        JointVoters::new(&ids(incoming), &ids(outgoing))
+    }
+
+    #[test]
+    fn a_joint_configuration_needs_both_majorities() {
+        let mut scratch = Vec::new();
+        // C_old = {1,2,3}, C_new = {3,4,5}: 1,2 reaching 9 is a majority of
+        // C_old only.
+        let j = joint(&[3, 4, 5], &[1, 2, 3]);
+        let matches = [0, 9, 9, 1, 1, 1];
+        assert_eq!(j.committed_index(&mut scratch, |id| LogIndex(matches[id.0 as usize])), LogIndex(1));
+        let matches = [0, 9, 9, 5, 7, 1];
+        assert_eq!(j.committed_index(&mut scratch, |id| LogIndex(matches[id.0 as usize])), LogIndex(5));
+        assert_eq!(j.vote_result(|id| (id.0 <= 2).then_some(true)), VoteResult::Pending);
+        assert_eq!(j.vote_result(|id| (id.0 <= 4).then_some(true)), VoteResult::Won);
+        assert_eq!(j.vote_result(|id| (id.0 >= 4).then_some(false)), VoteResult::Lost);
+        assert!(!j.has_quorum(|id| id.0 <= 2));
+        assert!(j.has_quorum(|id| id.0 != 5 && id.0 != 1));
+        assert_eq!(j.ids(), &[1, 2, 3, 4, 5].map(NodeId));
+    }
+
+    #[test]
+    fn no_voters_decide_nothing() {
+        let j = joint(&[], &[]);
+        assert_eq!(j.committed_index(&mut Vec::new(), |_| LogIndex(7)), LogIndex(0));
+        assert_eq!(j.vote_result(|_| Some(true)), VoteResult::Lost);
+        assert!(!j.has_quorum(|_| true));
+    }
 
     fn voters(n: u64) -> Voters {
         Voters::new(&(1..=n).map(NodeId).collect::<Vec<_>>())

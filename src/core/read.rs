@@ -164,7 +164,7 @@ impl Node {
     /// Asks for a round to start at the next drain of messages (at once in a
     /// cluster of one, which confirms its own rounds).
     fn request_round(&mut self, now: Instant) {
-        if self.voters.ids().len() == 1 {
+        if self.voters.is_only(self.id()) {
             self.start_round(now);
         } else {
             self.reads.round_requested_at.get_or_insert(now);

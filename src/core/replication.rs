@@ -22,7 +22,7 @@ impl Node {
 
     /// Follows a leader that acknowledged our term: it is alive, so do not
     /// start an election, and refuse votes for a while.
-    fn heard_from_leader(&mut self, now: Instant, leader: NodeId) {
+    pub(super) fn heard_from_leader(&mut self, now: Instant, leader: NodeId) {
         if self.role != Role::Follower {
             self.become_follower(now, self.term, Some(leader));
         } else {
@@ -46,6 +46,7 @@ impl Node {
         let result = self.log.try_append(req.prev_log_index, req.prev_log_term, &req.entries);
         match result {
             Ok(last_new) => {
+                self.track_appended(&req.entries);
                 // Raft Figure 2: commit up to the last entry this message
                 // vouches for, never beyond.
                 if self.log.commit_to(req.leader_commit.min(last_new)) {
@@ -221,6 +222,7 @@ impl Node {
         self.commit_changed();
         self.replication_pending = true;
         self.on_commit_for_reads(now);
+        self.after_commit_for_membership(now);
     }
 
     /// Sends every follower what it is missing, as far as its flow control
@@ -245,6 +247,10 @@ impl Node {
                 if p.state == ProgressState::Replicate && p.resend {
                     self.send_append(k, false);
                 }
+                return;
+            }
+            if p.next_index < self.log.first_index() {
+                self.send_snapshot(k);
                 return;
             }
             let has_entries = p.next_index <= last;

@@ -62,8 +62,12 @@ pub(crate) fn start<S: StateMachine>(
     let clock = Clock::new();
     let now = clock.now();
     let voters: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
-    let state =
-        RecoveredState { hard_state: recovered.hard_state, entries: recovered.entries, applied: LogIndex(0) };
+    let state = RecoveredState {
+        hard_state: recovered.hard_state,
+        snapshot: None,
+        entries: recovered.entries,
+        applied: LogIndex(0),
+    };
     let node = Node::new(config.raft.clone(), &voters, state, now).map_err(StartError::Core)?;
 
     let poll = Poll::new().map_err(StartError::Thread)?;

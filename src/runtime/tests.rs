@@ -10,7 +10,8 @@ use crate::types::{Bytes, Entry, EntryKind, HardState, LogIndex, NodeId, Term};
 #[test]
 fn only_a_bare_commit_advance_skips_its_fsync() {
     let written = HardState { term: Term(3), vote: Some(NodeId(2)), commit: LogIndex(5) };
-    let write = |entries: Vec<Entry>, hard_state| Persist { id: PersistId(1), entries, hard_state };
+    let write =
+        |entries: Vec<Entry>, hard_state| Persist { id: PersistId(1), snapshot: None, entries, hard_state };
     let commit = |term, vote| Some(HardState { term: Term(term), vote, commit: LogIndex(9) });
     assert!(commit_only(&write(vec![], commit(3, Some(NodeId(2)))), written));
     // A new term or vote is a promise to peers: it must be synced.

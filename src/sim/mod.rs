@@ -485,6 +485,7 @@ impl World {
         disk.reset(recovered.hard_state, recovered.entries.clone());
         sim.wal = Some(wal);
         let state = RecoveredState {
+            snapshot: None,
             hard_state: recovered.hard_state,
             entries: recovered.entries,
             applied: sim.app_applied,

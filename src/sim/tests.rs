@@ -110,13 +110,24 @@ mod recovery_oracle {
         let mut disk = SimDisk::default();
         disk.write(Persist {
             id: PersistId(1),
+            snapshot: None,
             entries: (1..=3).map(|i| entry(i, 1)).collect(),
             hard_state: Some(hs(1, 0)),
         });
         disk.sync();
         let lost = vec![
-            Persist { id: PersistId(2), entries: vec![entry(4, 1), entry(5, 1)], hard_state: Some(hs(1, 3)) },
-            Persist { id: PersistId(3), entries: vec![entry(3, 2), entry(4, 2)], hard_state: Some(hs(2, 3)) },
+            Persist {
+                id: PersistId(2),
+                snapshot: None,
+                entries: vec![entry(4, 1), entry(5, 1)],
+                hard_state: Some(hs(1, 3)),
+            },
+            Persist {
+                id: PersistId(3),
+                snapshot: None,
+                entries: vec![entry(3, 2), entry(4, 2)],
+                hard_state: Some(hs(2, 3)),
+            },
         ];
         (disk, lost)
     }

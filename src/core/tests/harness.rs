@@ -105,6 +105,7 @@ pub fn log_of(terms: &[u64]) -> Vec<Entry> {
 pub fn recovered(term: u64, terms: &[u64]) -> RecoveredState {
     RecoveredState {
         hard_state: HardState { term: Term(term), vote: None, commit: LogIndex(0) },
+        snapshot: None,
         entries: log_of(terms),
         applied: LogIndex(0),
     }
@@ -514,7 +515,8 @@ impl Cluster {
         let config = self.nodes[&id].config().clone();
         let disk = self.disks[&id].clone();
         self.pending_writes.remove(&id);
-        let state = RecoveredState { hard_state: disk.hard_state, entries: disk.entries, applied };
+        let state =
+            RecoveredState { hard_state: disk.hard_state, snapshot: None, entries: disk.entries, applied };
         let node = Node::new(config, &self.voters, state, self.now).expect("restart from a valid disk");
         self.nodes.insert(id, node);
         self.applied.insert(id, Vec::new());
