@@ -25,8 +25,8 @@ impl KvMachine {
     }
 
     /// Writes the whole map to `out` as a snapshot (see
-    /// [`Store::write_snapshot`]); buffer `out`, and flush and sync it
-    /// before relying on the snapshot.
+    /// [`Store::write_snapshot`]); flush and sync `out` before relying on
+    /// the snapshot.
     pub fn snapshot(&self, out: &mut dyn Write) -> io::Result<()> {
         self.store.write_snapshot(out)
     }

@@ -3,7 +3,7 @@
 //! total: every cut, flipped byte, false length or trailing byte is refused,
 //! and a length the input does not back up is not allocated.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use bytes::Bytes;
 use proptest::collection::{btree_map, vec};
@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use crate::kv::snapshot::{
     SNAPSHOT_END, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_READ_CHUNK_BYTES, SNAPSHOT_TRAILER_BYTES,
-    SNAPSHOT_VERSION,
+    SNAPSHOT_VERSION, SNAPSHOT_WRITE_CHUNK_BYTES,
 };
 use crate::kv::tests::entry::{arb_bytes, arb_key, arb_write_op};
 use crate::kv::{SetCondition, SnapshotError, SnapshotFormatError, Store, WriteOp, SNAPSHOT_ITEM_BYTES_MAX};
@@ -193,6 +193,85 @@ proptest! {
             prop_assert_eq!(snapshot_of(&store), bytes);
         }
     }
+}
+
+/// The layout written the plainest way, one field after another, to check
+/// the chunked writer against.
+fn plainly_encoded(store: &Store) -> Vec<u8> {
+    let mut bytes = header_then(store.len() as u64, &[]);
+    for (key, value) in store.iter() {
+        for item in [key, value] {
+            bytes.extend_from_slice(&(item.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(item);
+        }
+    }
+    bytes.extend_from_slice(&SNAPSHOT_END);
+    bytes.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
+    bytes
+}
+
+/// A value length near a multiple of the writer's chunk, or small.
+fn arb_value_len() -> impl Strategy<Value = usize> {
+    let chunk = SNAPSHOT_WRITE_CHUNK_BYTES;
+    prop_oneof![0..40usize, chunk - 12..chunk + 4, 2 * chunk - 4..2 * chunk + 4]
+}
+
+proptest! {
+    /// Pairs that fill the writer's chunk exactly, cross it, or are longer
+    /// than it are written as the layout says.
+    #[test]
+    fn the_chunked_writer_writes_the_layout(
+        value_lens in vec(arb_value_len(), 0..8),
+        fill in any::<u8>(),
+    ) {
+        let mut store = Store::new();
+        for (n, len) in value_lens.into_iter().enumerate() {
+            store.apply(WriteOp::MSet { pairs: vec![(Bytes::from(format!("k{n}")), Bytes::from(vec![fill; len]))] });
+        }
+        let bytes = snapshot_of(&store);
+        prop_assert!(bytes == plainly_encoded(&store));
+        prop_assert_eq!(read(&bytes).expect("reads"), store);
+    }
+}
+
+/// A writer that takes at most `room` bytes and then fails, a few bytes per
+/// call.
+struct Full {
+    room: usize,
+    largest_write: usize,
+}
+
+impl Write for Full {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.largest_write = self.largest_write.max(buf.len());
+        if self.room == 0 {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+        }
+        let len = buf.len().min(self.room).min(7);
+        self.room -= len;
+        Ok(len)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn writer_errors_are_returned_and_writes_come_in_chunks() {
+    let pairs: Vec<_> =
+        (0..2000).map(|n| (Bytes::from(format!("key{n:05}")), Bytes::from_static(b"v"))).collect();
+    let mut store = Store::new();
+    store.apply(WriteOp::MSet { pairs });
+    let len = snapshot_of(&store).len();
+    for room in [0, 1, SNAPSHOT_WRITE_CHUNK_BYTES, len - 4, len - 1] {
+        let mut out = Full { room, largest_write: 0 };
+        let error = store.write_snapshot(&mut out).expect_err("no room");
+        assert_eq!(error.kind(), io::ErrorKind::StorageFull, "room {room}");
+    }
+    let mut out = Full { room: len, largest_write: 0 };
+    store.write_snapshot(&mut out).expect("just enough room");
+    assert_eq!(out.largest_write, SNAPSHOT_WRITE_CHUNK_BYTES);
 }
 
 #[test]
