@@ -24,8 +24,11 @@
 //! 4. each [`Reply`] is encoded into the connection's output buffer, in
 //!    request order.
 //!
+//! A replica's whole map is saved with [`Store::write_snapshot`] and
+//! rebuilt with [`Store::read_snapshot`], streamed (layout in [`snapshot`]).
+//!
 //! Every decoder here (the request parser, [`decode_write`],
-//! [`decode_read`]) is total: any bytes give a value or a typed error, never
+//! [`decode_read`], [`Store::read_snapshot`]) is total: any bytes give a value or a typed error, never
 //! a panic, and nothing is allocated for a length before it is checked.
 
 mod command;
@@ -33,6 +36,7 @@ pub mod entry;
 mod local;
 mod reply;
 mod resp;
+pub mod snapshot;
 mod store;
 
 #[cfg(test)]
@@ -54,4 +58,5 @@ pub use self::resp::{
     parse_i64, RequestParser, RespError, RespLimits, ARGS_MAX_DEFAULT, BULK_BYTES_MAX_DEFAULT,
     INLINE_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT,
 };
+pub use self::snapshot::{SnapshotError, SnapshotFormatError, SNAPSHOT_ITEM_BYTES_MAX};
 pub use self::store::Store;

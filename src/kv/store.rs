@@ -86,6 +86,11 @@ impl Store {
         self.map.iter()
     }
 
+    /// A store holding `map`, for the snapshot reader.
+    pub(super) fn from_map(map: BTreeMap<Bytes, Bytes>) -> Store {
+        Store { map }
+    }
+
     fn value_reply(&self, key: &[u8]) -> Reply {
         self.map.get(key).map_or(Reply::NullBulk, |value| Reply::Bulk(value.clone()))
     }

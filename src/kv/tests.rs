@@ -1,6 +1,6 @@
 //! Tests of the key-value service: the request parser, command parsing and
-//! local answers, the state machine's semantics against Redis's, and the
-//! payload encodings of writes and reads.
+//! local answers, the state machine's semantics against Redis's, the
+//! payload encodings of writes and reads, and snapshots of the store.
 
 use bytes::Bytes;
 
@@ -10,6 +10,7 @@ mod command;
 mod entry;
 mod reply;
 mod resp;
+mod snapshot;
 mod store;
 
 /// A request's arguments from literals.

@@ -1,5 +1,7 @@
 //! The replicated map as a runtime [`StateMachine`].
 
+use std::io::{self, Read, Write};
+
 use crate::kv::{decode_read, decode_write, Reply, Store};
 use crate::runtime::StateMachine;
 use crate::types::LogIndex;
@@ -20,6 +22,21 @@ impl KvMachine {
     /// The map.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Writes the whole map to `out` as a snapshot (see
+    /// [`Store::write_snapshot`]); flush and sync `out` before relying on
+    /// the snapshot.
+    pub fn snapshot(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.store.write_snapshot(out)
+    }
+
+    /// Replaces the map with the snapshot `input` holds, all of it. On an
+    /// error the map is unchanged and the error says what was wrong with
+    /// the snapshot.
+    pub fn restore(&mut self, input: &mut dyn Read) -> Result<(), String> {
+        self.store = Store::read_snapshot(input).map_err(|e| e.to_string())?;
+        Ok(())
     }
 }
 

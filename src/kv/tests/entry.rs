@@ -12,12 +12,12 @@ use crate::kv::{
     SetCondition, WriteOp,
 };
 
-fn arb_bytes() -> impl Strategy<Value = Bytes> {
+pub(super) fn arb_bytes() -> impl Strategy<Value = Bytes> {
     vec(any::<u8>(), 0..12).prop_map(Bytes::from)
 }
 
 /// A key from a small set, so that sequences of ops collide, or any bytes.
-fn arb_key() -> impl Strategy<Value = Bytes> {
+pub(super) fn arb_key() -> impl Strategy<Value = Bytes> {
     prop_oneof![
         Just(Bytes::from_static(b"a")),
         Just(Bytes::from_static(b"b")),

@@ -1,0 +1,137 @@
+//! Snapshots of the key-value store: a `Store` of 1,000,000 keys
+//! (`key:000000000` to `key:000999999`, 13 bytes) with 16-byte values.
+//!
+//! - `take`: `Store::write_snapshot` into a new file through a 64 KiB
+//!   `BufWriter`, flushed, then `sync_all`: the fsync is part of the cost,
+//!   since a snapshot is not taken until it is durable.
+//! - `install`: that file read through a 64 KiB `BufReader` by
+//!   `Store::read_snapshot` into a fresh store. Dropping the store read is
+//!   not timed.
+//!
+//! Before the timed runs it prints the snapshot's size in bytes and the
+//! allocations made while writing one (zero: writing walks the map in place,
+//! so its memory does not grow with the store) and while reading one,
+//! counted by a global allocator wrapper.
+//!
+//! Run: `cargo bench --bench snapshot`. The file goes to a temporary
+//! directory under `target/` (the disk the project lives on, not a tmpfs);
+//! set `OAR_BENCH_DIR` to measure another disk.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use oar::kv::{SetCondition, Store, WriteOp};
+use oar::Bytes;
+
+struct CountingAlloc;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+const KEY_COUNT: u64 = 1_000_000;
+const VALUE: [u8; 16] = *b"0123456789abcdef";
+const BUFFER_BYTES: usize = 64 << 10;
+
+fn store() -> Store {
+    let mut store = Store::new();
+    for n in 0..KEY_COUNT {
+        store.apply(WriteOp::Set {
+            key: Bytes::from(format!("key:{n:09}")),
+            value: Bytes::from_static(&VALUE),
+            condition: SetCondition::Always,
+            get: false,
+        });
+    }
+    store
+}
+
+/// Writes `store` to `path` and makes it durable.
+fn take(store: &Store, path: &Path) {
+    let mut out = BufWriter::with_capacity(BUFFER_BYTES, File::create(path).unwrap());
+    store.write_snapshot(&mut out).unwrap();
+    out.flush().unwrap();
+    out.get_ref().sync_all().unwrap();
+}
+
+fn install(path: &Path) -> Store {
+    let mut input = BufReader::with_capacity(BUFFER_BYTES, File::open(path).unwrap());
+    Store::read_snapshot(&mut input).unwrap()
+}
+
+fn main() {
+    let base = std::env::var_os("OAR_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::tempdir_in(&base).unwrap();
+    let path = dir.path().join("snapshot");
+
+    let built = Instant::now();
+    let store = store();
+    println!("built a store of {} keys in {:?}", store.len(), built.elapsed());
+
+    // One untimed round for the figures criterion does not give.
+    let mut out = BufWriter::with_capacity(BUFFER_BYTES, File::create(&path).unwrap());
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    store.write_snapshot(&mut out).unwrap();
+    let write_allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    drop(out);
+    let file_bytes = std::fs::metadata(&path).unwrap().len();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let read = install(&path);
+    let read_allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(read, store, "the snapshot read back differs");
+    drop(read);
+    println!(
+        "snapshot: {file_bytes} bytes ({:.1} MiB, {:.1} bytes/key); allocations: {write_allocations} \
+         writing, {read_allocations} reading ({:.2} per key)",
+        file_bytes as f64 / (1 << 20) as f64,
+        file_bytes as f64 / KEY_COUNT as f64,
+        read_allocations as f64 / KEY_COUNT as f64,
+    );
+
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(10))
+        .configure_from_args();
+    let mut group = c.benchmark_group("snapshot_1M_keys");
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Bytes(file_bytes));
+    group.bench_function("take (write+fsync)", |b| b.iter(|| take(&store, &path)));
+    group.bench_function("install (read)", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let read = install(&path);
+                elapsed += start.elapsed();
+                assert_eq!(read.len(), store.len());
+            }
+            elapsed
+        })
+    });
+    group.finish();
+    c.final_summary();
+}
