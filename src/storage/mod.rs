@@ -6,7 +6,9 @@
 //! batch of the core's `Persist` writes, [`Wal::write`] each one and
 //! [`Wal::sync`] once (one `fdatasync` for the whole batch: the group
 //! commit). [`Wal::read`] serves old entries to slow followers from disk;
-//! [`Wal::compact_prefix`] drops old segments under a snapshot.
+//! [`Wal::compact_prefix`] drops old segments under a snapshot, and
+//! [`Wal::reset`] replaces the whole log by an empty one after a snapshot
+//! the log does not continue.
 //!
 //! All file access goes through the [`Fs`] trait: [`RealFs`] is the disk,
 //! [`SimFs`] an in-memory file system whose [`SimFs::crash`] loses what a
@@ -94,6 +96,15 @@
 //!   were never committed). Never a mix of old and new entries.
 //! - [`Wal::compact_prefix`] removes whole segments oldest first and syncs
 //!   the directory; the hard state survives in the first kept segment.
+//! - *Reset* ([`Wal::reset`] to continue after `(S, T)`) syncs what was
+//!   written, writes the new segment (header: first index `S + 1`, previous
+//!   term `T`; then the hard state) as `<name>.tmp`, fsyncs it, renames it
+//!   to `<name>.reset` and fsyncs the directory: that is the commit point.
+//!   Then it removes every old segment, fsyncs the directory, renames the
+//!   new segment to `<name>` and fsyncs again. Recovery finishes a reset
+//!   whose `.reset` file it finds, so a crash leaves either the old log or
+//!   the new empty one, never old and new segments side by side, and never
+//!   no segment at all (which would lose the hard state).
 //! - Any failed write, fsync, or directory operation poisons the log
 //!   ([`StorageError::Poisoned`] for every later write): after a failed
 //!   fsync the page cache cannot be trusted, and nothing is retried.
@@ -105,6 +116,8 @@
 //! | what recovery finds                                              | where                   | decision |
 //! |------------------------------------------------------------------|-------------------------|----------|
 //! | `*.wal.tmp` file                                                 | directory               | remove it (an interrupted segment creation; never used) |
+//! | `*.wal.reset` file with a valid header named for it              | directory               | finish the reset: remove every segment, rename it into place |
+//! | `*.wal.reset` file with a bad header, or two of them             | directory               | `Corruption` at offset 0 or 16, before anything is removed |
 //! | no segment at all                                                | directory               | new log: create segment 1 |
 //! | bad magic, version, header CRC; header index ≠ file name         | any segment             | `Corruption` at offset 0 or 16 |
 //! | segment does not start where the previous ended (gap, overlap, previous term differs) | any but the first | `Corruption` at offset 16 or 24 |
