@@ -1,5 +1,6 @@
 //! Durable storage: a segmented, CRC-framed, append-only log of entries and
-//! hard states, with group commit and honest crash recovery.
+//! hard states, with group commit and honest crash recovery, and a store of
+//! snapshot files.
 //!
 //! [`Wal`] is what a runtime's log-writer thread drives: [`Wal::open`] a data
 //! directory (locked with fs2) and get back a [`RecoveredLog`]; then, per
@@ -10,13 +11,20 @@
 //! [`Wal::reset`] replaces the whole log by an empty one after a snapshot
 //! the log does not continue.
 //!
+//! [`SnapshotStore`] keeps the node's newest snapshot in a directory of its
+//! own: taken with [`SnapshotStore::begin`] (a [`SnapshotWriter`] the
+//! application streams its state into), read back with a
+//! [`SnapshotReader`], sent to a lagging node as raw chunks and received
+//! from a leader with [`SnapshotStore::receive_chunk`]. Its file format and
+//! rules are in "Snapshots" below.
+//!
 //! All file access goes through the [`Fs`] trait: [`RealFs`] is the disk,
 //! [`SimFs`] an in-memory file system whose [`SimFs::crash`] loses what a
 //! power cut may lose, so the simulator can run the real recovery code.
 //!
-//! This layer depends on [`crate::types`] (and [`crate::rng`] for
-//! [`SimFs::crash`]) only; turning a [`RecoveredLog`] into the core's
-//! `RecoveredState` is the runtime's job.
+//! This layer depends on [`crate::types`] and [`crate::membership`] (and
+//! [`crate::rng`] for [`SimFs::crash`]) only; turning a [`RecoveredLog`]
+//! into the core's `RecoveredState` is the runtime's job.
 //!
 //! # The one ordering rule
 //!
@@ -39,6 +47,8 @@
 //! preallocated ([`WalOptions::segment_size_bytes`], default 64 MiB),
 //! given its header and the current hard state, fsynced, renamed into place
 //! and the directory fsynced: a segment under its real name is always whole.
+//! A node's data directory also holds its snapshot directory,
+//! [`SNAPSHOT_DIR`], which the log never reads.
 //!
 //! Segment header ([`SEGMENT_HEADER_BYTES`] = 40), little-endian:
 //!
@@ -153,12 +163,65 @@
 //!   segment touched; entry data lives only on disk and in the caller.
 //! - `Wal` is single-threaded (`&mut self` for writes); the runtime owns it
 //!   in its log-writer thread.
+//!
+//! # Snapshots
+//!
+//! A snapshot directory ([`SNAPSHOT_DIR`] in a node's data directory)
+//! holds a `LOCK` file and, between operations, one snapshot file, named
+//! by the index and term it covers:
+//! `snapshot-00000000000000000042-00000000000000000003.snap`. A snapshot is
+//! written as `<name>.tmp` when taken and `<name>.recv` when received,
+//! fsynced, renamed into place and the directory fsynced; only then is the
+//! previous snapshot removed. So a name without a temporary extension always
+//! stands for a whole file, and [`SnapshotStore::open`] may delete any
+//! temporary it finds.
+//!
+//! A snapshot file ([`SNAPSHOT_HEADER_BYTES`] = 36 before the membership,
+//! [`SNAPSHOT_TRAILER_BYTES`] = 12 after the data), little-endian:
+//!
+//! | offset         | size | field                                                      |
+//! |----------------|------|------------------------------------------------------------|
+//! | 0              | 8    | magic [`SNAPSHOT_MAGIC`] (`oar-snap`)                      |
+//! | 8              | 4    | format version, [`SNAPSHOT_FORMAT_VERSION`]                |
+//! | 12             | 4    | reserved, zero                                             |
+//! | 16             | 8    | index: the last entry the snapshot covers, in `[1, 2^62)`  |
+//! | 24             | 8    | term of that entry                                         |
+//! | 32             | 4    | membership length `m`, at most [`MAX_SNAPSHOT_MEMBERSHIP_BYTES`] |
+//! | 36             | m    | the membership at the index ([`Membership::encode`](crate::membership::Membership::encode)) |
+//! | 36 + m         | d    | the application's data, opaque                             |
+//! | 36 + m + d     | 8    | data length `d`                                            |
+//! | 44 + m + d     | 4    | CRC32C of bytes `0 .. 44 + m + d`: everything before it    |
+//!
+//! The data length is redundant with the file's length, on purpose: a file
+//! cut short, or grown, cannot put a valid trailer where the check looks
+//! for it. The checksum covers the length too, so that no single damaged
+//! field goes unseen. There is no separate header checksum: every path
+//! that trusts a file ([`SnapshotStore::open`], a finished receive) first
+//! checks the whole of it, reading it in pieces, so a corrupt file is a
+//! typed error and never a panic or an unbounded allocation.
+//!
+//! Snapshot decisions worth knowing:
+//!
+//! - Only the newest snapshot matters. At open a damaged newest snapshot is
+//!   [`StorageError::SnapshotCorrupt`], not a fall back to an older one:
+//!   the log may already be compacted past the older one, and starting
+//!   from it would silently lose committed entries.
+//! - The snapshot's data is written and read as a stream: memory use is a
+//!   fixed buffer, whatever the snapshot's size.
+//! - A transfer moves the raw file, checksum and all, in chunks strictly in
+//!   order; the receiver checks the whole file before installing it, so a
+//!   damaged or mixed transfer is refused rather than installed.
+//! - A failure after a new snapshot's file is whole (a failed rename or
+//!   directory fsync) leaves the directory in an unknown state: the store
+//!   refuses later changes ([`StorageError::Poisoned`]) until reopened.
+//!   Failures before that only remove the temporary file.
 
 mod error;
 mod format;
 mod fs;
 mod recovery;
 mod sim_fs;
+mod snapshot;
 mod wal;
 
 pub use self::error::StorageError;
@@ -168,6 +231,11 @@ pub use self::format::{
 pub use self::fs::{Fs, FsFile, RealFs};
 pub use self::recovery::{RecoveredLog, TornTail};
 pub use self::sim_fs::{SimFile, SimFs, SimLock, SIM_SECTOR_BYTES};
+pub use self::snapshot::{
+    ReceiveProgress, SnapshotOptions, SnapshotReader, SnapshotStore, SnapshotWriter,
+    DEFAULT_SNAPSHOT_RECEIVE_BYTES_MAX, MAX_SNAPSHOT_MEMBERSHIP_BYTES, SNAPSHOT_CHUNK_BYTES_MAX,
+    SNAPSHOT_DIR, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_TRAILER_BYTES,
+};
 pub use self::wal::{
     Wal, WalOptions, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES,
 };

@@ -434,3 +434,4 @@ fn stale_handles_fail_after_a_crash() {
 
 // Larger groups of tests, in `tests/`.
 mod reset;
+mod snapshot;
