@@ -1,6 +1,6 @@
 //! Durable storage: a segmented, CRC-framed, append-only log of entries and
-//! hard states, with group commit and honest crash recovery, and a store of
-//! snapshot files.
+//! hard states, with group commit and honest crash recovery; a store of
+//! snapshot files; and the reconciliation of the two when a node starts.
 //!
 //! [`Wal`] is what a runtime's log-writer thread drives: [`Wal::open`] a data
 //! directory (locked with fs2) and get back a [`RecoveredLog`]; then, per
@@ -17,6 +17,10 @@
 //! [`SnapshotReader`], sent to a lagging node as raw chunks and received
 //! from a leader with [`SnapshotStore::receive_chunk`]. Its file format and
 //! rules are in "Snapshots" below.
+//!
+//! [`open_node`] opens both for a node (the log in the data directory, the
+//! snapshots in its [`SNAPSHOT_DIR`] subdirectory) and reconciles them into
+//! the [`NodeState`] the node starts from.
 //!
 //! All file access goes through the [`Fs`] trait: [`RealFs`] is the disk,
 //! [`SimFs`] an in-memory file system whose [`SimFs::crash`] loses what a
@@ -215,10 +219,41 @@
 //!   directory fsync) leaves the directory in an unknown state: the store
 //!   refuses later changes ([`StorageError::Poisoned`]) until reopened.
 //!   Failures before that only remove the temporary file.
+//!
+//! # Starting a node: why the reconciliation is safe
+//!
+//! [`open_node`] opens the log and the snapshot store and reconciles them.
+//! With a snapshot at `(S, T)`:
+//!
+//! - A snapshot holds only committed entries, so the entry at `S` with
+//!   term `T` is committed, and every node's log that holds an entry at `S`
+//!   of term `T` agrees with the committed log at and below `S` (Log
+//!   Matching, Raft §5.3). So when the log holds `(S, T)`, its entries
+//!   after `S` continue the snapshot: keep them. Those at or below `S` are
+//!   covered by the snapshot and left out of the returned state (a later
+//!   [`Wal::compact_prefix`] removes them from disk).
+//! - When the log ends before `S`, the snapshot supersedes all of it.
+//! - When the log holds another term at `S`, that entry conflicts with a
+//!   committed one, so it is not committed, and neither is any entry after
+//!   it (a committed entry would imply, by Log Matching, the committed
+//!   entry at `S`). Nothing committed is lost by dropping them.
+//!
+//! In the last two cases [`Wal::reset`] makes the log empty, continuing
+//! after `(S, T)`. This is the same state as a node reaches when it installs
+//! a received snapshot its log does not match, and finishing it here also
+//! finishes one that a crash interrupted between installing the snapshot
+//! and resetting the log.
+//!
+//! A log that starts after `S + 1` (or after 1 without a snapshot) is
+//! missing entries that nothing else holds: it was compacted past the
+//! snapshot, which no writer does. That is refused as
+//! [`StorageError::Corruption`] rather than papered over by a reset, which
+//! would silently drop entries this node may have acknowledged.
 
 mod error;
 mod format;
 mod fs;
+mod node;
 mod recovery;
 mod sim_fs;
 mod snapshot;
@@ -229,6 +264,7 @@ pub use self::format::{
     FORMAT_VERSION, MAX_ENTRY_DATA_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
 };
 pub use self::fs::{Fs, FsFile, RealFs};
+pub use self::node::{open_node, open_node_with, NodeState};
 pub use self::recovery::{RecoveredLog, TornTail};
 pub use self::sim_fs::{SimFile, SimFs, SimLock, SIM_SECTOR_BYTES};
 pub use self::snapshot::{

@@ -433,5 +433,6 @@ fn stale_handles_fail_after_a_crash() {
 }
 
 // Larger groups of tests, in `tests/`.
+mod node;
 mod reset;
 mod snapshot;

@@ -28,7 +28,8 @@ pub use self::format::{
 };
 pub use self::stream::{SnapshotReader, SnapshotWriter};
 
-/// The directory, inside a node's data directory, that holds its snapshots.
+/// The directory, inside a node's data directory, that holds its snapshots
+/// (see [`open_node`](crate::storage::open_node)).
 pub const SNAPSHOT_DIR: &str = "snapshots";
 
 /// The default limit on the size of a snapshot file being received: 64 GiB.
