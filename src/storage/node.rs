@@ -47,10 +47,10 @@ pub fn open_node(
 /// Opens a node's storage in `dir` on `fs` and reconciles the log with the
 /// newest snapshot at `(S, T)`: if the log holds `(S, T)` its entries after
 /// `S` are kept; otherwise (it ends before `S`, or holds another term there)
-/// the log is reset to start after `(S, T)`. See "Starting a node" in [`crate::storage`] for why
-/// that is safe. Fails with [`StorageError::Corruption`] if the log starts
-/// after `S + 1`, and with the errors of [`Wal::open_with`] and
-/// [`SnapshotStore::open_with`].
+/// the log is reset to start after `(S, T)`. See "Starting a node" in
+/// [`crate::storage`] for why that is safe. Fails with
+/// [`StorageError::Corruption`] if the log starts after `S + 1`, and with
+/// the errors of [`Wal::open_with`] and [`SnapshotStore::open_with`].
 pub fn open_node_with<F: Fs + Clone>(
     fs: F,
     dir: impl AsRef<Path>,
