@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::types::LogIndex;
+use crate::types::{LogIndex, Term};
 
 /// Why a storage operation failed, and what to do about it.
 ///
@@ -59,8 +59,8 @@ pub enum StorageError {
         /// The operating system's error.
         source: io::Error,
     },
-    /// An earlier fatal error stopped the log; it refuses writes until it is
-    /// reopened (by a restarted node).
+    /// An earlier fatal error stopped the log (or the snapshot store); it
+    /// refuses writes until it is reopened (by a restarted node).
     Poisoned {
         /// The earlier error.
         cause: String,
@@ -88,11 +88,64 @@ pub enum StorageError {
         /// The last index the log holds.
         last: LogIndex,
     },
-    /// The options passed to [`Wal::open`](super::Wal::open) make no sense.
+    /// The options passed to [`Wal::open`](super::Wal::open) or
+    /// [`SnapshotStore::open`](super::SnapshotStore::open) make no sense.
     InvalidOptions {
         /// What is wrong.
         reason: String,
     },
+    /// The newest snapshot in a snapshot directory is damaged: a short
+    /// file, a bad header, a checksum that does not match. The node must not
+    /// start: the log may already be compacted past any older snapshot, so
+    /// there is nothing safe to fall back to. Restore the directory from a
+    /// replica or a backup. Nothing was changed.
+    SnapshotCorrupt {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Byte offset of the damage in that file.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// A snapshot could not be taken or received: its metadata cannot be
+    /// stored, it is not newer than the current one, or a received file
+    /// does not verify or names another snapshot. Nothing was installed and
+    /// the current snapshot is unchanged; a received snapshot must be sent
+    /// again from offset 0.
+    SnapshotRefused {
+        /// The index the snapshot was to cover.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A snapshot being received grew past
+    /// [`SnapshotOptions::receive_bytes_max`](super::SnapshotOptions::receive_bytes_max).
+    /// The partial file was discarded; raise the limit if snapshots of that
+    /// size are expected.
+    SnapshotTooLarge {
+        /// The index of the snapshot being received.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+        /// The bytes it would have held with the refused chunk.
+        len_bytes: u64,
+        /// The limit.
+        max_bytes: u64,
+    },
+    /// A snapshot chunk at an offset that cannot be used. When receiving,
+    /// chunks must arrive in order: `expected` is the number of bytes
+    /// received so far, where the sender should resume. When reading,
+    /// `expected` is the file's length, which the offset passed.
+    ChunkOffset {
+        /// The offset given.
+        offset: u64,
+        /// The offset that would have been accepted.
+        expected: u64,
+    },
+    /// The snapshot store holds no snapshot to read.
+    NoSnapshot,
 }
 
 impl StorageError {
@@ -120,6 +173,11 @@ impl StorageError {
     /// Maps a failed fsync of `path`.
     pub(crate) fn sync(path: &Path, source: io::Error) -> StorageError {
         StorageError::SyncFailed { path: path.to_path_buf(), source }
+    }
+
+    /// A damaged snapshot file.
+    pub(crate) fn snapshot_corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StorageError {
+        StorageError::SnapshotCorrupt { path: path.to_path_buf(), offset, reason: reason.into() }
     }
 
     /// A corruption report.
@@ -162,7 +220,26 @@ impl fmt::Display for StorageError {
                 "entries [{start}, {end}) asked for, but the log holds [{first}, {last}]; \
                  older entries were compacted (send a snapshot)"
             ),
-            StorageError::InvalidOptions { reason } => write!(f, "invalid log options: {reason}"),
+            StorageError::InvalidOptions { reason } => write!(f, "invalid storage options: {reason}"),
+            StorageError::SnapshotCorrupt { path, offset, reason } => write!(
+                f,
+                "snapshot {} is damaged at byte {offset}: {reason}; refusing to start, as the log may be \
+                 compacted past any older snapshot (restore this directory from a replica or backup)",
+                path.display()
+            ),
+            StorageError::SnapshotRefused { index, term, reason } => {
+                write!(f, "snapshot at {index} (term {}) refused: {reason}", term.0)
+            }
+            StorageError::SnapshotTooLarge { index, term, len_bytes, max_bytes } => write!(
+                f,
+                "snapshot at {index} (term {}) would hold {len_bytes} bytes, above the receive limit of \
+                 {max_bytes}; raise receive_bytes_max to accept it",
+                term.0
+            ),
+            StorageError::ChunkOffset { offset, expected } => {
+                write!(f, "snapshot chunk at byte {offset} does not fit; expected byte {expected}")
+            }
+            StorageError::NoSnapshot => write!(f, "no snapshot is stored"),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Opening a data directory: finding the segments, replaying their records
-//! in order, and deciding, per the table in [`crate::storage`], whether bad
+//! Opening a data directory: finding the segments (finishing an interrupted
+//! [`Wal::reset`](super::Wal::reset) first), replaying their records in
+//! order, and deciding, per the table in [`crate::storage`], whether bad
 //! bytes are a torn tail to cut or damage to refuse.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,10 @@ use crate::types::{Entry, HardState, LogIndex, Term};
 pub(crate) const SEGMENT_EXTENSION: &str = ".wal";
 /// The extension of a segment being created; never read by recovery.
 pub(crate) const TEMP_EXTENSION: &str = ".tmp";
+/// The extension of the whole, fsynced segment that replaces every other
+/// one in a [`Wal::reset`](super::Wal::reset). Its name becoming durable is
+/// the reset's commit point: recovery finishes any reset it finds.
+pub(crate) const RESET_EXTENSION: &str = ".reset";
 
 /// The largest segment file recovery reads. A segment is at most its
 /// configured size plus one oversized record, well below this.
@@ -33,6 +38,106 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<LogIndex> {
         return None;
     }
     digits.parse().ok().map(LogIndex)
+}
+
+/// Lists the segments of `dir`, sorted by first index, after removing
+/// interrupted segment creations (`*.wal.tmp`) and finishing an interrupted
+/// reset (`*.wal.reset`), so that the names returned are exactly the log.
+pub(crate) fn scan_dir<F: Fs>(fs: &F, dir: &Path) -> Result<Vec<(LogIndex, String)>, StorageError> {
+    let listed = fs.list(dir).map_err(|e| StorageError::io("list", dir, e))?;
+    let mut names = Vec::new();
+    let mut resets = Vec::new();
+    let mut removed_temp = false;
+    for name in listed {
+        if let Some(segment) = name.strip_suffix(TEMP_EXTENSION) {
+            if parse_segment_name(segment).is_some() {
+                // A segment whose creation was interrupted before its
+                // rename: it was never used.
+                let path = dir.join(&name);
+                fs.remove(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+                removed_temp = true;
+            }
+        } else if let Some(segment) = name.strip_suffix(RESET_EXTENSION) {
+            if let Some(first) = parse_segment_name(segment) {
+                resets.push((first, name));
+            }
+        } else if let Some(first) = parse_segment_name(&name) {
+            names.push((first, name));
+        }
+    }
+    if removed_temp {
+        fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))?;
+    }
+    resets.sort();
+    match resets.as_slice() {
+        [] => {}
+        [(first, name)] => {
+            let staged = dir.join(name);
+            check_reset_segment(fs, &staged, *first)?;
+            info!("{}: finishing an interrupted reset to a log starting at {first}", dir.display());
+            let old: Vec<PathBuf> = names.iter().map(|(_, name)| dir.join(name)).collect();
+            let segment = segment_name(*first);
+            finish_reset(fs, dir, &old, &staged, &dir.join(&segment))?;
+            names = vec![(*first, segment)];
+        }
+        [_, (_, second), ..] => {
+            // One reset finishes (here, at the latest) before the next can
+            // begin: two are not something a crash leaves.
+            return Err(StorageError::corruption(
+                &dir.join(second),
+                0,
+                "a second reset segment: no writer leaves two",
+            ));
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Checks that the reset segment at `path` has a valid header naming
+/// `first`, before anything is deleted in its favour: a damaged one is
+/// refused with nothing changed.
+fn check_reset_segment<F: Fs>(fs: &F, path: &Path, first: LogIndex) -> Result<(), StorageError> {
+    let file = fs.open(path).map_err(|e| StorageError::io("open", path, e))?;
+    let len = file.size_bytes().map_err(|e| StorageError::io("stat", path, e))?;
+    let mut header = [0; SEGMENT_HEADER_BYTES];
+    if len < header.len() as u64 {
+        return Err(StorageError::corruption(
+            path,
+            0,
+            format!("reset segment is {len} bytes, shorter than a header"),
+        ));
+    }
+    file.read_at(0, &mut header).map_err(|e| StorageError::io("read", path, e))?;
+    let header = decode_header(&header).map_err(|reason| StorageError::corruption(path, 0, reason))?;
+    if header.first_index != first {
+        return Err(StorageError::corruption(
+            path,
+            16,
+            format!("header says first index {} but the file is named for {first}", header.first_index),
+        ));
+    }
+    Ok(())
+}
+
+/// The second half of a reset, once the new segment is durable under its
+/// reset name: removes the `old` segments, then renames the new one into
+/// place. Idempotent up to the rename, so recovery can redo it after a
+/// crash anywhere in it; every step is durable before the next, so no crash
+/// leaves old and new segments side by side under segment names.
+pub(crate) fn finish_reset<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    old: &[PathBuf],
+    staged: &Path,
+    path: &Path,
+) -> Result<(), StorageError> {
+    for segment in old {
+        fs.remove(segment).map_err(|e| StorageError::io("remove", segment, e))?;
+    }
+    fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))?;
+    fs.rename(staged, path).map_err(|e| StorageError::io("rename", staged, e))?;
+    fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))
 }
 
 /// What recovery cut from the end of the last segment.

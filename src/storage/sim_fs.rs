@@ -57,6 +57,12 @@ struct SimState {
     failing_syncs: u32,
     /// Every `sync_data` so far, for tests that count them.
     syncs: u64,
+    /// Mutating operations (creates, renames, removes, writes, allocations
+    /// and syncs) that succeeded so far.
+    ops: u64,
+    /// How many more mutating operations may succeed before the simulated
+    /// power cut, if one is armed; none after it.
+    ops_left: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -187,7 +193,25 @@ impl SimFs {
         let live: BTreeSet<u64> = state.names.values().copied().collect();
         state.inodes.retain(|inode, _| live.contains(inode));
         state.locks.clear();
+        state.ops_left = None;
         state.generation += 1;
+    }
+
+    /// Arms a power cut after `count` more mutating operations (creates,
+    /// renames, removes, writes, allocations, file and directory syncs):
+    /// every one after that fails with an IO error and changes nothing, as
+    /// if the machine stopped there. Follow it with [`SimFs::crash`] to see
+    /// what survives. Stepping `count` from 0 to the [`SimFs::op_count`] of
+    /// a whole operation crashes it at every step. `None` disarms it; so
+    /// does a crash.
+    pub fn cut_power_after(&self, count: Option<u64>) {
+        self.lock().ops_left = count;
+    }
+
+    /// How many mutating operations succeeded so far: the steps
+    /// [`SimFs::cut_power_after`] counts.
+    pub fn op_count(&self) -> u64 {
+        self.lock().ops
     }
 
     /// Limits the total bytes all files may hold; writes and allocations
@@ -265,6 +289,17 @@ impl SimFs {
 }
 
 impl SimState {
+    /// Counts one mutating operation, or fails it after the power cut.
+    fn spend_op(&mut self) -> io::Result<()> {
+        match self.ops_left {
+            Some(0) => return Err(io::Error::other("simulated power cut")),
+            Some(left) => self.ops_left = Some(left - 1),
+            None => {}
+        }
+        self.ops += 1;
+        Ok(())
+    }
+
     fn used_bytes(&self) -> u64 {
         self.inodes.values().map(|i| i.current.len() as u64).sum()
     }
@@ -362,6 +397,7 @@ impl Fs for SimFs {
         if !state.dirs.contains(parent) {
             return Err(not_found(parent));
         }
+        state.spend_op()?;
         let inode = state.next_inode;
         state.next_inode += 1;
         state.inodes.insert(inode, Inode::default());
@@ -372,6 +408,10 @@ impl Fs for SimFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.lock();
+        if !state.names.contains_key(from) {
+            return Err(not_found(from));
+        }
+        state.spend_op()?;
         let inode = state.names.remove(from).ok_or_else(|| not_found(from))?;
         state.names.insert(to.to_path_buf(), inode);
         state.dir_ops.push(DirOp::Rename { from: from.to_path_buf(), to: to.to_path_buf() });
@@ -380,13 +420,18 @@ impl Fs for SimFs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        state.names.remove(path).ok_or_else(|| not_found(path))?;
+        if !state.names.contains_key(path) {
+            return Err(not_found(path));
+        }
+        state.spend_op()?;
+        state.names.remove(path);
         state.dir_ops.push(DirOp::Unlink { path: path.to_path_buf() });
         Ok(())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
+        state.spend_op()?;
         state.take_sync_failure()?;
         let state = &mut *state;
         let mut rest = Vec::new();
@@ -425,6 +470,7 @@ impl FsFile for SimFile {
             let offset = to_usize(offset)?;
             let old_len = state.inode(inode)?.current.len();
             state.check_room(old_len, offset + data.len())?;
+            state.spend_op()?;
             let file = state.inode(inode)?;
             write_into(&mut file.current, offset, data);
             file.pending.push(DataOp::Write { offset, data: data.to_vec() });
@@ -440,6 +486,7 @@ impl FsFile for SimFile {
                 return Ok(());
             }
             state.check_room(old_len, len)?;
+            state.spend_op()?;
             let file = state.inode(inode)?;
             file.current.resize(len, 0);
             file.pending.push(DataOp::Extend { len });
@@ -449,6 +496,8 @@ impl FsFile for SimFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         self.fs.file_op(self, |state, inode| {
+            state.inode(inode)?;
+            state.spend_op()?;
             state.take_sync_failure()?;
             state.syncs += 1;
             let file = state.inode(inode)?;

@@ -431,3 +431,8 @@ fn stale_handles_fail_after_a_crash() {
     fs.crash(&mut Rng::new(1));
     assert!(wal.append(&entries(1..=1, 1)).is_err());
 }
+
+// Larger groups of tests, in `tests/`.
+mod node;
+mod reset;
+mod snapshot;

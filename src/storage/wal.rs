@@ -9,10 +9,12 @@ use log::{debug, info};
 use super::error::StorageError;
 use super::format::{
     self, decode_record, encode_hard_state, encode_header, encode_truncate, RecordView, SegmentHeader,
-    HARD_STATE_RECORD_BYTES, MAX_ENTRY_DATA_BYTES, SEGMENT_HEADER_BYTES,
+    HARD_STATE_RECORD_BYTES, MAX_ENTRY_DATA_BYTES, MAX_FIRST_INDEX, SEGMENT_HEADER_BYTES,
 };
 use super::fs::{Fs, FsFile, RealFs};
-use super::recovery::{parse_segment_name, replay, segment_name, RecoveredLog, TEMP_EXTENSION};
+use super::recovery::{
+    finish_reset, replay, scan_dir, segment_name, RecoveredLog, RESET_EXTENSION, TEMP_EXTENSION,
+};
 use crate::types::{Entry, HardState, LogIndex, Term};
 
 /// The default size segments are preallocated to: 64 MiB.
@@ -138,6 +140,7 @@ impl TermRuns {
 /// - [`Wal::sync`]: one `fdatasync` for everything written so far;
 /// - [`Wal::read`]: entries back from disk;
 /// - [`Wal::compact_prefix`]: drop whole old segments;
+/// - [`Wal::reset`]: replace the whole log by an empty one after a snapshot;
 /// - getters: [`Wal::first_index`], [`Wal::last_index`], [`Wal::term`],
 ///   [`Wal::hard_state`], [`Wal::dir`].
 ///
@@ -202,26 +205,7 @@ impl<F: Fs> Wal<F> {
                 StorageError::io("lock", &dir, e)
             }
         })?;
-        let listed = fs.list(&dir).map_err(|e| StorageError::io("list", &dir, e))?;
-        let mut names = Vec::new();
-        let mut removed_temp = false;
-        for name in listed {
-            if let Some(segment) = name.strip_suffix(TEMP_EXTENSION) {
-                if parse_segment_name(segment).is_some() {
-                    // A segment whose creation was interrupted before its
-                    // rename: it was never used.
-                    let path = dir.join(&name);
-                    fs.remove(&path).map_err(|e| StorageError::io("remove", &path, e))?;
-                    removed_temp = true;
-                }
-            } else if let Some(first) = parse_segment_name(&name) {
-                names.push((first, name));
-            }
-        }
-        if removed_temp {
-            fs.sync_dir(&dir).map_err(|e| StorageError::sync(&dir, e))?;
-        }
-        names.sort();
+        let names = scan_dir(&fs, &dir)?;
 
         let mut buf = Vec::new();
         let (segments, active, terms, last_term, recovered) = if names.is_empty() {
@@ -372,6 +356,41 @@ impl<F: Fs> Wal<F> {
         Ok(self.first_index())
     }
 
+    /// Discards every entry and makes the log empty, continuing after
+    /// `(after, term)`: then [`Wal::first_index`] is `after + 1`,
+    /// [`Wal::last_index`] is `after` and `term(after)` is `Some(term)`. The
+    /// hard state stays. Call it after installing a snapshot that ends at
+    /// `(after, term)` when the log does not continue it (the log ends
+    /// before `after`, or holds another term there); `after` may lie below,
+    /// inside or above the current log. Durable on return.
+    ///
+    /// A crash at any point leaves either the old log (everything written
+    /// before the call, which it syncs first) or the new empty one, never a
+    /// mix: the new segment is written whole under a temporary name and
+    /// fsynced, renamed to `<name>.reset` (the commit point), the old
+    /// segments are removed, and it is renamed into place; recovery
+    /// finishes a reset it finds committed. See "Reset" in
+    /// [`crate::storage`].
+    ///
+    /// # Panics
+    /// If `after` is 0 with a term other than 0 (index 0 has term 0), or
+    /// `after` is at or beyond `2^62`, past any log: bugs in the caller, who
+    /// takes `after` from a verified snapshot.
+    pub fn reset(&mut self, after: LogIndex, term: Term) -> Result<(), StorageError> {
+        self.check_writable()?;
+        assert!(after != LogIndex(0) || term == Term(0), "index 0 has term 0, not {}", term.0);
+        assert!(after < MAX_FIRST_INDEX, "reset to {after}, beyond any log");
+        let result = self.reset_files(after, term);
+        result.map_err(|e| self.poison(e))?;
+        self.check_invariants();
+        info!(
+            "{}: reset: the log is empty and continues after {after} (term {})",
+            self.dir.display(),
+            term.0
+        );
+        Ok(())
+    }
+
     // ------------------------------------------------------------------ reads
 
     /// Reads the entries with indexes in `range` back from disk, checking
@@ -520,6 +539,45 @@ impl<F: Fs> Wal<F> {
         self.flush()
     }
 
+    /// The file work of [`Wal::reset`]; on error the caller poisons the log,
+    /// whose segment list may no longer match the directory.
+    fn reset_files(&mut self, after: LogIndex, term: Term) -> Result<(), StorageError> {
+        // Everything written so far becomes durable first, so that a crash
+        // before the commit point leaves the old log as the caller last saw
+        // it, and the new segment's hard state is never ahead of it.
+        self.flush()?;
+        if self.dirty {
+            self.sync_active()?;
+        }
+        let header = SegmentHeader { first_index: after.next(), prev_term: term };
+        let name = segment_name(header.first_index);
+        let path = self.dir.join(&name);
+        let temp = self.dir.join(format!("{name}{TEMP_EXTENSION}"));
+        let staged = self.dir.join(format!("{name}{RESET_EXTENSION}"));
+        let mut scratch = Vec::with_capacity(SEGMENT_HEADER_BYTES + HARD_STATE_RECORD_BYTES);
+        let file = write_segment_file(
+            &self.fs,
+            &temp,
+            header,
+            self.hard_state,
+            self.options.segment_size_bytes,
+            &mut scratch,
+        )?;
+        self.fs.rename(&temp, &staged).map_err(|e| StorageError::io("rename", &temp, e))?;
+        self.fs.sync_dir(&self.dir).map_err(|e| StorageError::sync(&self.dir, e))?;
+        let old: Vec<PathBuf> = self.segments.iter().map(|s| s.path.clone()).collect();
+        finish_reset(&self.fs, &self.dir, &old, &staged, &path)?;
+        let mut segment = Segment::new(header.first_index, header.prev_term, path);
+        segment.end = scratch.len() as u64;
+        self.segments = vec![segment];
+        self.active = file;
+        self.terms = TermRuns::new(header.first_index, term);
+        self.last_index = after;
+        self.last_term = term;
+        self.dirty = false;
+        Ok(())
+    }
+
     /// Deletes every entry after `last_kept` with a truncate record in the
     /// segment that holds `last_kept + 1`. If that is an older segment, the
     /// newer ones are removed first (see "Truncation across segments" in the
@@ -647,20 +705,35 @@ fn create_segment<F: Fs>(
     let name = segment_name(header.first_index);
     let path = dir.join(&name);
     let temp = dir.join(format!("{name}{TEMP_EXTENSION}"));
-    let mut file = fs.create(&temp).map_err(|e| StorageError::io("create", &temp, e))?;
-    if let Err(e) = file.allocate(size_bytes) {
-        // Best effort: leave no half-made file using space on a full disk.
-        let _ = fs.remove(&temp);
-        return Err(StorageError::io("preallocate", &temp, e));
-    }
-    scratch.clear();
-    encode_header(header, scratch);
-    encode_hard_state(hard_state, scratch);
-    file.write_at(0, scratch).map_err(|e| StorageError::io("write", &temp, e))?;
-    file.sync_data().map_err(|e| StorageError::sync(&temp, e))?;
+    let file = write_segment_file(fs, &temp, header, hard_state, size_bytes, scratch)?;
     fs.rename(&temp, &path).map_err(|e| StorageError::io("rename", &temp, e))?;
     fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))?;
     let mut segment = Segment::new(header.first_index, header.prev_term, path);
     segment.end = scratch.len() as u64;
     Ok((file, segment))
+}
+
+/// Writes a new segment file at `temp`: preallocated, with its header and
+/// `hard_state`, and fsynced. The caller gives it its real name. Leaves the
+/// bytes written in `scratch`.
+fn write_segment_file<F: Fs>(
+    fs: &F,
+    temp: &Path,
+    header: SegmentHeader,
+    hard_state: HardState,
+    size_bytes: u64,
+    scratch: &mut Vec<u8>,
+) -> Result<F::File, StorageError> {
+    let mut file = fs.create(temp).map_err(|e| StorageError::io("create", temp, e))?;
+    if let Err(e) = file.allocate(size_bytes) {
+        // Best effort: leave no half-made file using space on a full disk.
+        let _ = fs.remove(temp);
+        return Err(StorageError::io("preallocate", temp, e));
+    }
+    scratch.clear();
+    encode_header(header, scratch);
+    encode_hard_state(hard_state, scratch);
+    file.write_at(0, scratch).map_err(|e| StorageError::io("write", temp, e))?;
+    file.sync_data().map_err(|e| StorageError::sync(temp, e))?;
+    Ok(file)
 }

@@ -1,0 +1,106 @@
+//! Starting a node from its data directory: the log and the newest
+//! snapshot, reconciled into one consistent state.
+//!
+//! The rule and why it is safe are in "Starting a node" in the
+//! [`crate::storage`] docs.
+
+use std::path::Path;
+
+use log::{info, warn};
+
+use super::error::StorageError;
+use super::fs::{Fs, RealFs};
+use super::recovery::{RecoveredLog, TornTail};
+use super::snapshot::{SnapshotOptions, SnapshotStore, SNAPSHOT_DIR};
+use super::wal::{Wal, WalOptions};
+use crate::membership::SnapshotMeta;
+use crate::types::{Entry, HardState, LogIndex, Term};
+
+/// What a node starts from: its newest snapshot, its hard state and the log
+/// entries after the snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeState {
+    /// The newest snapshot, if any: the application restores its state
+    /// from [`SnapshotStore::reader`] before applying `entries`.
+    pub snapshot: Option<SnapshotMeta>,
+    /// The last hard state written, its commit index raised to at least the
+    /// snapshot's index (a snapshot holds only committed entries).
+    pub hard_state: HardState,
+    /// The log entries after the snapshot (from index 1 without one),
+    /// consecutive.
+    pub entries: Vec<Entry>,
+    /// What recovery cut from the end of the log, if anything; see
+    /// [`RecoveredLog::torn_tail`].
+    pub torn_tail: Option<TornTail>,
+}
+
+/// Opens a node's storage in `dir` on the real disk: the log in `dir`, the
+/// snapshots in `dir/snapshots`. See [`open_node_with`].
+pub fn open_node(
+    dir: impl AsRef<Path>,
+    wal_options: WalOptions,
+    snapshot_options: SnapshotOptions,
+) -> Result<(Wal<RealFs>, SnapshotStore<RealFs>, NodeState), StorageError> {
+    open_node_with(RealFs, dir, wal_options, snapshot_options)
+}
+
+/// Opens a node's storage in `dir` on `fs` and reconciles the log with the
+/// newest snapshot at `(S, T)`: if the log holds `(S, T)` its entries after
+/// `S` are kept; otherwise (it ends before `S`, or holds another term there)
+/// the log is reset to start after `(S, T)`. See "Starting a node" in
+/// [`crate::storage`] for why that is safe. Fails with
+/// [`StorageError::Corruption`] if the log starts after `S + 1`, and with
+/// the errors of [`Wal::open_with`] and [`SnapshotStore::open_with`].
+pub fn open_node_with<F: Fs + Clone>(
+    fs: F,
+    dir: impl AsRef<Path>,
+    wal_options: WalOptions,
+    snapshot_options: SnapshotOptions,
+) -> Result<(Wal<F>, SnapshotStore<F>, NodeState), StorageError> {
+    let dir = dir.as_ref();
+    // The log first: it locks the node's directory.
+    let (mut wal, recovered) = Wal::open_with(fs.clone(), dir, wal_options)?;
+    let (store, snapshot) = SnapshotStore::open_with(fs, dir.join(SNAPSHOT_DIR), snapshot_options)?;
+    let RecoveredLog { mut hard_state, first_index, mut entries, torn_tail, .. } = recovered;
+    let (after, after_term) = snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
+
+    if wal.term(after) == Some(after_term) {
+        // `term(after)` is known, so `first_index - 1 <= after`.
+        let covered = after.next().0 - first_index.0;
+        entries.drain(..covered as usize);
+    } else if after.next() < first_index {
+        let what = match &snapshot {
+            Some(_) => format!("the snapshot ends at {after}"),
+            None => "there is no snapshot".to_string(),
+        };
+        return Err(StorageError::corruption(
+            dir,
+            0,
+            format!(
+                "the log starts at {first_index} but {what}: entries [{}, {}] are missing",
+                after.next(),
+                first_index.prev()
+            ),
+        ));
+    } else {
+        warn!(
+            "{}: the log [{first_index}, {}] does not continue the snapshot at {after} (term {}); \
+             it is reset to start after it",
+            dir.display(),
+            wal.last_index(),
+            after_term.0
+        );
+        wal.reset(after, after_term)?;
+        entries.clear();
+    }
+    hard_state.commit = hard_state.commit.max(after);
+    debug_assert!(entries.iter().zip(after.next().0..).all(|(e, i)| e.index == LogIndex(i)));
+    info!(
+        "{}: starting from {} and entries [{}, {}]",
+        dir.display(),
+        snapshot.as_ref().map_or("no snapshot".to_string(), |s| format!("the snapshot at {}", s.index)),
+        after.next(),
+        wal.last_index()
+    );
+    Ok((wal, store, NodeState { snapshot, hard_state, entries, torn_tail }))
+}
