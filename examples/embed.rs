@@ -20,6 +20,18 @@ impl StateMachine for Counter {
     fn query(&self, _query: &[u8]) -> Vec<u8> {
         self.0.to_le_bytes().to_vec()
     }
+
+    /// The counter is the whole state: 8 bytes.
+    fn snapshot(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(&self.0.to_le_bytes())
+    }
+
+    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), String> {
+        let mut bytes = [0; 8];
+        input.read_exact(&mut bytes).map_err(|e| format!("a counter snapshot is 8 bytes: {e}"))?;
+        self.0 = u64::from_le_bytes(bytes);
+        Ok(())
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -24,6 +24,8 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Run the deterministic cluster simulator: faults, then a liveness check.
     Sim(cli::sim::SimArgs),
+    /// List or change a running cluster's members through a node's RESP port.
+    Member(cli::member::MemberArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cli::cluster::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Member(args) => cli::member::run(args),
         Command::Sim(args) => return cli::sim::run(args),
     };
     match result {

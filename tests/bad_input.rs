@@ -30,7 +30,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
 fn handshake(cluster_id: &str, from: u64, to: u64) -> Vec<u8> {
     let mut out = Vec::new();
     encode_handshake(
-        &Handshake { cluster_id: cluster_id.into(), from: NodeId(from), to: NodeId(to) },
+        &Handshake { cluster_id: cluster_id.into(), from: NodeId(from), to: NodeId(to), addr: String::new() },
         &mut out,
     );
     out
@@ -122,12 +122,14 @@ fn misbehave_as_peer(nodes: &[ServeNode], target: usize) -> Vec<TcpStream> {
         &[&format!("closed connection from {from}: "), "belongs to cluster \"other-cluster\""],
     );
 
-    // A stranger in the right cluster.
-    let from = assert_closed_after(node, &handshake(CLUSTER_ID, 99, to), "an unknown node id");
-    await_log_line(
-        node,
-        &[&format!("closed connection from {from}: node n99 is not a member of this cluster")],
-    );
+    // Node ids no peer can have: the reserved 0, and the node's own. (A
+    // node not in the configuration is admitted, since membership changes
+    // and a joining node first hears from a leader it does not know; what
+    // it says never counts.)
+    let from = assert_closed_after(node, &handshake(CLUSTER_ID, 0, to), "node id 0");
+    await_log_line(node, &[&format!("closed connection from {from}: node n0 cannot be a peer")]);
+    let from = assert_closed_after(node, &handshake(CLUSTER_ID, to, to), "the node's own id");
+    await_log_line(node, &[&format!("closed connection from {from}: node n{to} cannot be a peer")]);
 
     // A peer that dialed the wrong node.
     let wrong_to = nodes[(target + 2) % nodes.len()].id;

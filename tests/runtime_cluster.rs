@@ -25,6 +25,31 @@ impl StateMachine for Journal {
     fn query(&self, _query: &[u8]) -> Vec<u8> {
         self.commands.join(&b","[..])
     }
+
+    /// Each command, length-prefixed.
+    fn snapshot(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for c in &self.commands {
+            out.write_all(&(c.len() as u32).to_le_bytes())?;
+            out.write_all(c)?;
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), String> {
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        let mut commands = Vec::new();
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let (len, tail) = rest.split_first_chunk::<4>().ok_or("a cut length")?;
+            let len = u32::from_le_bytes(*len) as usize;
+            let (command, tail) = tail.split_at_checked(len).ok_or("a cut command")?;
+            commands.push(command.to_vec());
+            rest = tail;
+        }
+        self.commands = commands;
+        Ok(())
+    }
 }
 
 /// `n` listeners on ephemeral loopback ports, and the peer list they make.
@@ -200,6 +225,14 @@ impl StateMachine for Fussy {
 
     fn query(&self, _query: &[u8]) -> Vec<u8> {
         Vec::new()
+    }
+
+    fn snapshot(&self, _out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn restore(&mut self, _input: &mut dyn std::io::Read) -> Result<(), String> {
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod member;
 pub mod serve;
 pub mod sim;
 
@@ -63,6 +64,17 @@ pub fn start_node(
 ) -> Result<LocalNode, String> {
     let mut config = RuntimeConfig::new(id);
     config.cluster_id = cluster_id.to_string();
+    start_node_with(config, dir, peers, resp_addr)
+}
+
+/// [`start_node`] with a whole runtime configuration.
+pub fn start_node_with(
+    config: RuntimeConfig,
+    dir: &Path,
+    peers: &[Peer],
+    resp_addr: SocketAddr,
+) -> Result<LocalNode, String> {
+    let id = config.raft.id;
     let handle =
         Runtime::start(config, dir, peers, KvMachine::new()).map_err(|e| format!("node {id}: {e}"))?;
     let server_config = ServerConfig::new(resp_addr, handle.command_bytes_max());

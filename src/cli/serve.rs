@@ -8,7 +8,9 @@ use std::time::Duration;
 use oar::runtime::Peer;
 use oar::NodeId;
 
-use super::{interrupted, parse_addr, parse_peer, start_node};
+use oar::runtime::RuntimeConfig;
+
+use super::{interrupted, parse_addr, parse_peer, start_node_with};
 
 /// Serve one node of a replicated key-value map over the Redis protocol.
 #[derive(clap::Args)]
@@ -31,6 +33,14 @@ pub struct ServeArgs {
     /// The cluster's name; nodes refuse peers with another.
     #[arg(long, default_value = "oar")]
     cluster_id: String,
+    /// Join a running cluster: wait for its leader to add this node
+    /// (`oar member add`) instead of forming a cluster with the peers, which
+    /// then only say where nodes listen.
+    #[arg(long)]
+    join: bool,
+    /// Take a snapshot (and compact the log) after this many entries.
+    #[arg(long)]
+    snapshot_entries: Option<u64>,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), String> {
@@ -45,7 +55,17 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let mut peers = args.peers.clone();
     peers.push(Peer { id, addr: args.raft_addr });
     let stop = interrupted()?;
-    let node = start_node(id, &args.data_dir, &peers, args.resp_addr, &args.cluster_id)?;
+    let mut config = RuntimeConfig::new(id);
+    config.cluster_id = args.cluster_id.clone();
+    config.join = args.join;
+    if let Some(entries) = args.snapshot_entries {
+        if entries == 0 {
+            return Err("--snapshot-entries 0 would never snapshot; give a positive count".into());
+        }
+        config.raft.snapshot_entries = entries;
+        config.raft.compaction_margin = config.raft.compaction_margin.min(entries / 2);
+    }
+    let node = start_node_with(config, &args.data_dir, &peers, args.resp_addr)?;
     log::info!("node {id} serving RESP on {} (raft on {})", node.server.addr(), args.raft_addr);
     // Until Ctrl-C or SIGTERM, or until the node stops on its own (a failed
     // fsync, say): then exit with an error so that a supervisor notices.

@@ -59,6 +59,7 @@ pub fn run(args: SimArgs) -> ExitCode {
     let started = Instant::now();
     let (mut violations, mut liveness_failures, mut steps) = (0u64, 0u64, 0u64);
     let (mut committed, mut accepted, mut crashes, mut reads, mut transfers) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut changes, mut taken, mut installed) = (0u64, 0u64, 0u64);
     let count = seeds.end - seeds.start;
     for seed in seeds {
         let mut opts = oar::sim::SimOptions::new(seed, args.nodes);
@@ -71,6 +72,9 @@ pub fn run(args: SimArgs) -> ExitCode {
         crashes += report.crashes;
         reads += report.reads_checked;
         transfers += report.transfers;
+        changes += report.membership_changes;
+        taken += report.snapshots_taken;
+        installed += report.snapshots_installed;
         if let Some(v) = &report.violation {
             violations += 1;
             eprintln!("seed {seed}: VIOLATION of {}: {}", v.property, v.detail);
@@ -83,7 +87,8 @@ pub fn run(args: SimArgs) -> ExitCode {
         }
     }
     println!(
-        "sim committed={committed} proposals_accepted={accepted} crashes={crashes} transfers={transfers}"
+        "sim committed={committed} proposals_accepted={accepted} crashes={crashes} transfers={transfers} \
+         membership_changes={changes} snapshots_taken={taken} snapshots_installed={installed}"
     );
     println!(
         "sim seeds={count} nodes={} violations={violations} liveness_failures={liveness_failures} reads_checked={reads} steps={steps} secs={:.1}",

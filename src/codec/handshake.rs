@@ -8,6 +8,12 @@
 //! | 5      | n    | `cluster_id` | the cluster's name, UTF-8                      |
 //! | 5 + n  | 8    | `from`       | the dialing node's id                          |
 //! | 13 + n | 8    | `to`         | the node it means to reach                     |
+//! | 21 + n | 1    | `addr_len`   | length of the dialer's address, 0 to [`ADDRESS_BYTES_MAX`] |
+//! | 22 + n | m    | `addr`       | where the dialer listens for peers, UTF-8 (empty: not said) |
+//!
+//! The address lets a node answer a peer its configuration does not list
+//! yet: a node waiting to be added hears first from a leader it knows
+//! nothing of.
 //!
 //! Frames follow, from the dialer only: a connection carries messages one
 //! way, from the node that dialed it.
@@ -17,11 +23,13 @@ use std::fmt;
 use crate::types::NodeId;
 
 /// The magic and protocol version that open a peer connection.
-pub const HANDSHAKE_MAGIC: [u8; 4] = *b"oar\x01";
+pub const HANDSHAKE_MAGIC: [u8; 4] = *b"oar\x02";
 /// The longest cluster id, in bytes.
 pub const CLUSTER_ID_BYTES_MAX: usize = 255;
 /// The longest handshake, in bytes.
-pub const HANDSHAKE_BYTES_MAX: usize = 4 + 1 + CLUSTER_ID_BYTES_MAX + 8 + 8;
+pub const HANDSHAKE_BYTES_MAX: usize = 4 + 1 + CLUSTER_ID_BYTES_MAX + 8 + 8 + 1 + ADDRESS_BYTES_MAX;
+/// The longest address a handshake carries, in bytes.
+pub const ADDRESS_BYTES_MAX: usize = 255;
 
 /// The greeting a node sends on each connection it dials.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +40,8 @@ pub struct Handshake {
     pub from: NodeId,
     /// The node the dialer means to reach.
     pub to: NodeId,
+    /// Where the dialer listens for peer connections; empty if not said.
+    pub addr: String,
 }
 
 /// Why the first bytes of a connection are not a handshake.
@@ -45,6 +55,8 @@ pub enum HandshakeError {
     },
     /// The cluster id is empty or not UTF-8.
     BadClusterId,
+    /// The address is not UTF-8.
+    BadAddress,
 }
 
 impl fmt::Display for HandshakeError {
@@ -54,6 +66,7 @@ impl fmt::Display for HandshakeError {
                 write!(f, "not an oar peer (expected magic {HANDSHAKE_MAGIC:02x?}, got {found:02x?})")
             }
             HandshakeError::BadClusterId => write!(f, "the cluster id is empty or not UTF-8"),
+            HandshakeError::BadAddress => write!(f, "the dialer's address is not UTF-8"),
         }
     }
 }
@@ -63,8 +76,9 @@ impl std::error::Error for HandshakeError {}
 /// Appends the encoding of `handshake` to `out`.
 ///
 /// # Panics
-/// If the cluster id is empty or longer than [`CLUSTER_ID_BYTES_MAX`]:
-/// validate it when the configuration is read.
+/// If the cluster id is empty or longer than [`CLUSTER_ID_BYTES_MAX`], or the
+/// address longer than [`ADDRESS_BYTES_MAX`]: validate them when the
+/// configuration is read.
 pub fn encode_handshake(handshake: &Handshake, out: &mut Vec<u8>) {
     let cluster = handshake.cluster_id.as_bytes();
     assert!(
@@ -77,6 +91,10 @@ pub fn encode_handshake(handshake: &Handshake, out: &mut Vec<u8>) {
     out.extend_from_slice(cluster);
     out.extend_from_slice(&handshake.from.0.to_le_bytes());
     out.extend_from_slice(&handshake.to.0.to_le_bytes());
+    let addr = handshake.addr.as_bytes();
+    assert!(addr.len() <= ADDRESS_BYTES_MAX, "address of {} bytes; at most {ADDRESS_BYTES_MAX}", addr.len());
+    out.push(addr.len() as u8);
+    out.extend_from_slice(addr);
 }
 
 /// Decodes a handshake from the start of `buf`: `Ok(None)` while more bytes
@@ -101,11 +119,16 @@ pub fn decode_handshake(buf: &[u8]) -> Result<Option<(Handshake, usize)>, Handsh
     let Some((cluster, rest)) = rest.split_at_checked(cluster_len) else { return Ok(None) };
     let cluster_id = std::str::from_utf8(cluster).map_err(|_| HandshakeError::BadClusterId)?;
     let Some((from, rest)) = rest.split_first_chunk::<8>() else { return Ok(None) };
-    let Some((to, _)) = rest.split_first_chunk::<8>() else { return Ok(None) };
+    let Some((to, rest)) = rest.split_first_chunk::<8>() else { return Ok(None) };
+    let Some((&addr_len, rest)) = rest.split_first() else { return Ok(None) };
+    let addr_len = usize::from(addr_len);
+    let Some((addr, _)) = rest.split_at_checked(addr_len) else { return Ok(None) };
+    let addr = std::str::from_utf8(addr).map_err(|_| HandshakeError::BadAddress)?;
     let handshake = Handshake {
         cluster_id: cluster_id.to_string(),
         from: NodeId(u64::from_le_bytes(*from)),
         to: NodeId(u64::from_le_bytes(*to)),
+        addr: addr.to_string(),
     };
-    Ok(Some((handshake, 4 + 1 + cluster_len + 16)))
+    Ok(Some((handshake, 4 + 1 + cluster_len + 16 + 1 + addr_len)))
 }

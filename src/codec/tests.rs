@@ -534,7 +534,7 @@ fn entries_at_the_byte_limit_fill_the_largest_frame() {
 
 #[test]
 fn unknown_tags_and_non_canonical_booleans_are_rejected() {
-    for kind in [0, 11, 0xff] {
+    for kind in [0, 14, 0xff] {
         let mut frame = encode(&message(MessageBody::TimeoutNow));
         frame[FRAME_LEN_BYTES] = kind;
         assert_eq!(
@@ -559,7 +559,7 @@ fn unknown_tags_and_non_canonical_booleans_are_rejected() {
         (&samples[5], BODY_OFFSET, "append_entries_response.tag"),
     ];
     for (msg, offset, field) in cases {
-        for value in [2, 0x80, 0xff] {
+        for value in [3, 0x80, 0xff] {
             let mut frame = encode(msg);
             frame[offset] = value;
             assert_eq!(

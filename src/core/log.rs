@@ -66,14 +66,16 @@ impl RaftLog {
         applied: LogIndex,
     ) -> RaftLog {
         let last = base.0.plus(entries.len() as u64);
-        assert!(commit <= last && applied <= commit && base.0 <= applied);
+        // `applied` may lie below the snapshot: the application restores it
+        // first, and nothing below it is handed out.
+        assert!(commit <= last && applied <= commit && base.0 <= commit);
         RaftLog {
             entries: entries.into(),
             offset: base.0,
             offset_term: base.1,
             commit,
             applied,
-            apply_cursor: applied,
+            apply_cursor: applied.max(base.0),
             persisted: last,
             unstable_from: last.next(),
             writes_in_flight: VecDeque::new(),

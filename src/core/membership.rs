@@ -66,6 +66,12 @@ impl Node {
         self.configs.current()
     }
 
+    /// The configuration in force at `index`, for an index from the start
+    /// of the log on: what a snapshot covering `index` must record.
+    pub fn membership_at(&self, index: LogIndex) -> &Membership {
+        self.configs.at(index)
+    }
+
     /// Whether the configuration in force is committed (a new change may be
     /// proposed once it is, and it is not joint).
     pub fn membership_committed(&self) -> bool {

@@ -334,6 +334,12 @@ impl Node {
         self.log.entry(index)
     }
 
+    /// The term of the entry at `index`, if this node's log holds it or it
+    /// is the last entry compacted away.
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.log.term(index)
+    }
+
     /// The configuration this node runs with.
     pub fn config(&self) -> &Config {
         &self.config
@@ -802,6 +808,33 @@ impl Node {
     /// it after every step; production code never needs to.
     pub fn check_invariants(&self) {
         self.log.check_invariants();
+        // The configuration in force is the last one the log holds, and
+        // exactly the log's membership entries are tracked.
+        assert!(self.configs.base.0 <= self.log.first_index().prev());
+        let mut tracked = self.configs.entries.iter();
+        let mut index = self.log.first_index();
+        while let Some(e) = self.log.entry(index) {
+            if e.kind == EntryKind::Membership {
+                let (i, t, m) = tracked.next().expect("a membership entry of the log is not tracked");
+                assert_eq!((*i, *t), (e.index, e.term), "tracked membership entries differ from the log's");
+                assert_eq!(Some(m), Membership::decode(&e.data).ok().as_ref());
+            }
+            index = index.next();
+        }
+        assert!(tracked.next().is_none(), "a tracked membership entry is not in the log");
+        let m = self.configs.current();
+        let voters: Vec<NodeId> = m
+            .voters
+            .iter()
+            .chain(&m.outgoing)
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(self.voters.ids(), voters.as_slice(), "counting voters other than the configuration's");
+        let peers: Vec<NodeId> = self.peers.iter().map(|p| p.id).collect();
+        let members: Vec<NodeId> = m.members().filter(|&id| id != self.id()).collect();
+        assert_eq!(peers, members, "progress kept for other nodes than the members");
         assert!(self.durable_id < self.next_persist_id);
         assert!(self.term_vote_id <= self.next_persist_id);
         assert!(self.log.last_term() <= self.term, "log term beyond current term");

@@ -29,23 +29,9 @@ impl Voters {
         &self.ids
     }
 
-    pub(crate) fn contains(&self, id: NodeId) -> bool {
-        self.ids.binary_search(&id).is_ok()
-    }
-
     /// The smallest number of voters that is a majority.
     pub(crate) fn quorum(&self) -> usize {
         self.ids.len() / 2 + 1
-    }
-
-    /// The highest index that a majority of voters have reached, given each
-    /// voter's index. `scratch` is reused to avoid allocating.
-    pub(crate) fn committed_index(
-        &self,
-        scratch: &mut Vec<LogIndex>,
-        index_of: impl Fn(NodeId) -> LogIndex,
-    ) -> LogIndex {
-        self.quorum_value(scratch, index_of)
     }
 
     /// The highest value that a majority of voters have reached, given each
@@ -225,9 +211,9 @@ mod tests {
     fn committed_index_is_the_majority_minimum() {
         let mut scratch = Vec::new();
         let matches = [5, 3, 9, 1, 7];
-        let got = voters(5).committed_index(&mut scratch, |id| LogIndex(matches[id.0 as usize - 1]));
+        let got = voters(5).quorum_value(&mut scratch, |id| LogIndex(matches[id.0 as usize - 1]));
         assert_eq!(got, LogIndex(5));
-        let got = voters(3).committed_index(&mut scratch, |id| LogIndex(matches[id.0 as usize - 1]));
+        let got = voters(3).quorum_value(&mut scratch, |id| LogIndex(matches[id.0 as usize - 1]));
         assert_eq!(got, LogIndex(5));
     }
 

@@ -241,16 +241,17 @@ impl Node {
         let commit = self.log.commit();
         loop {
             let p = &self.peers[k];
+            // The entries it needs were compacted away: snapshot instead.
+            if p.state != ProgressState::Snapshot && p.next_index < self.log.first_index() {
+                self.send_snapshot(k);
+                return;
+            }
             if p.is_paused() {
                 // An empty append at `next_index - 1` takes no window slot:
                 // it checks the follower's log and carries the commit.
                 if p.state == ProgressState::Replicate && p.resend {
                     self.send_append(k, false);
                 }
-                return;
-            }
-            if p.next_index < self.log.first_index() {
-                self.send_snapshot(k);
                 return;
             }
             let has_entries = p.next_index <= last;

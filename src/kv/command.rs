@@ -30,6 +30,32 @@ pub enum Command {
     Read(ReadOp),
     /// Needs neither the log nor the map.
     Local(LocalOp),
+    /// `OAR.MEMBER ...`: reads or changes the cluster's membership.
+    Member(MemberOp),
+}
+
+/// An `OAR.MEMBER` subcommand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberOp {
+    /// `OAR.MEMBER ADD <id> <raft-addr>`: add a learner.
+    Add {
+        /// The new node's id.
+        id: u64,
+        /// Where it listens for peers.
+        addr: String,
+    },
+    /// `OAR.MEMBER PROMOTE <id>`: make a learner a voter.
+    Promote {
+        /// The learner.
+        id: u64,
+    },
+    /// `OAR.MEMBER REMOVE <id>`: remove a member.
+    Remove {
+        /// The member.
+        id: u64,
+    },
+    /// `OAR.MEMBER LIST`: the members, their roles and addresses.
+    List,
 }
 
 /// How a [`Command`] is answered; see the module documentation.
@@ -41,6 +67,8 @@ pub enum CommandClass {
     Read,
     /// By the connection alone.
     Local,
+    /// Through the node's runtime: reads or changes the membership.
+    Member,
 }
 
 /// A command that changes the map. Its encoding as a log entry is in
@@ -254,8 +282,26 @@ impl std::error::Error for CommandError {}
 
 /// The commands this server knows, as `COMMAND COUNT` counts them.
 pub const COMMAND_NAMES: &[&str] = &[
-    "ping", "echo", "set", "get", "del", "exists", "incr", "incrby", "decr", "mget", "mset", "dbsize",
-    "command", "config", "info", "client", "role", "select", "quit",
+    "ping",
+    "echo",
+    "set",
+    "get",
+    "del",
+    "exists",
+    "incr",
+    "incrby",
+    "decr",
+    "mget",
+    "mset",
+    "dbsize",
+    "command",
+    "config",
+    "info",
+    "client",
+    "role",
+    "select",
+    "quit",
+    "oar.member",
 ];
 
 /// How much of a name or argument an error message quotes, as in Redis.
@@ -319,6 +365,7 @@ impl Command {
                 Command::Local(LocalOp::Echo { message })
             }
             b"COMMAND" => Command::Local(LocalOp::Command(parse_command_query(args)?)),
+            b"OAR.MEMBER" => Command::Member(parse_member(args)?),
             b"CONFIG" => Command::Local(parse_config(args)?),
             b"INFO" => Command::Local(LocalOp::Info { sections: args }),
             b"CLIENT" => Command::Local(LocalOp::Client(parse_client(args)?)),
@@ -346,6 +393,7 @@ impl Command {
             Command::Write(_) => CommandClass::Write,
             Command::Read(_) => CommandClass::Read,
             Command::Local(_) => CommandClass::Local,
+            Command::Member(_) => CommandClass::Member,
         }
     }
 }
@@ -387,6 +435,32 @@ fn parse_set(args: Vec<Bytes>) -> Result<WriteOp, CommandError> {
         return Err(CommandError::ExpiryUnsupported);
     }
     Ok(WriteOp::Set { key, value, condition, get })
+}
+
+fn parse_member(args: Vec<Bytes>) -> Result<MemberOp, CommandError> {
+    let mut args = args.into_iter();
+    let Some(subcommand) = args.next() else {
+        return Err(CommandError::WrongArity { command: "oar.member" });
+    };
+    let rest: Vec<Bytes> = args.collect();
+    let id = |raw: &Bytes| match parse_i64(raw) {
+        Some(id) if id > 0 => Ok(id as u64),
+        _ => Err(CommandError::NotInteger),
+    };
+    match (Upper::of(&subcommand).as_bytes(), rest.as_slice()) {
+        (b"ADD", [node, addr]) => {
+            let addr = std::str::from_utf8(addr).map_err(|_| CommandError::Syntax)?.to_string();
+            Ok(MemberOp::Add { id: id(node)?, addr })
+        }
+        (b"ADD", _) => Err(CommandError::WrongArity { command: "oar.member|add" }),
+        (b"PROMOTE", [node]) => Ok(MemberOp::Promote { id: id(node)? }),
+        (b"PROMOTE", _) => Err(CommandError::WrongArity { command: "oar.member|promote" }),
+        (b"REMOVE", [node]) => Ok(MemberOp::Remove { id: id(node)? }),
+        (b"REMOVE", _) => Err(CommandError::WrongArity { command: "oar.member|remove" }),
+        (b"LIST", []) => Ok(MemberOp::List),
+        (b"LIST", _) => Err(CommandError::WrongArity { command: "oar.member|list" }),
+        _ => Err(unknown_subcommand("OAR.MEMBER", &subcommand)),
+    }
 }
 
 fn parse_command_query(args: Vec<Bytes>) -> Result<CommandQuery, CommandError> {

@@ -43,8 +43,8 @@ mod store;
 mod tests;
 
 pub use self::command::{
-    ClientOp, Command, CommandClass, CommandError, CommandQuery, LocalOp, ReadOp, SetCondition, WriteOp,
-    COMMAND_NAMES,
+    ClientOp, Command, CommandClass, CommandError, CommandQuery, LocalOp, MemberOp, ReadOp, SetCondition,
+    WriteOp, COMMAND_NAMES,
 };
 pub use self::entry::{
     decode_read, decode_write, encode_read, encode_write, write_entry_len, EntryDecodeError,

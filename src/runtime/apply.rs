@@ -1,5 +1,6 @@
 //! The apply thread: runs the state machine, answers the callers waiting
-//! for their commands, and answers queries.
+//! for their commands, and answers queries; writes snapshots of the state
+//! machine and restores it from them.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -7,11 +8,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use log::error;
+use log::{error, info};
 
 use super::pending::Pending;
+use super::snapshots::Snapshots;
 use super::{open_envelope, Completion, RequestError, Shared, StateMachine};
-use crate::types::{Entry, EntryKind, LogIndex};
+use crate::membership::{Membership, SnapshotMeta};
+use crate::types::{Entry, EntryKind, LogIndex, Term};
 
 /// What the event loop sends the apply thread. One channel carries all of
 /// it, so order holds: a waiter is registered before its entry can arrive,
@@ -26,6 +29,10 @@ pub(crate) enum ToApply {
         query: Bytes,
         done: Completion,
     },
+    /// Write a snapshot of the state machine as it is now.
+    TakeSnapshot,
+    /// Replace the state machine with the stored snapshot `meta`.
+    Install(SnapshotMeta),
     /// Fail every waiter with this reason and exit.
     Stop(String),
 }
@@ -34,17 +41,39 @@ pub(crate) enum ToApply {
 pub(crate) enum FromApply {
     /// Every entry up to here is applied.
     Applied(LogIndex),
-    /// The state machine refused an entry; the node must stop.
+    /// A snapshot was written, durably.
+    SnapshotTaken(SnapshotMeta),
+    /// The state machine refused an entry, or a snapshot could not be
+    /// written or restored; the node must stop.
     Failed(String),
+}
+
+/// What the apply thread knows of the entries it applied: enough to name
+/// a snapshot of the state machine.
+struct Applied {
+    index: LogIndex,
+    term: Term,
+    membership: Membership,
 }
 
 pub(crate) fn run<S: StateMachine>(
     mut state_machine: S,
+    snapshots: Arc<Snapshots>,
+    bootstrap: Membership,
     inbox: Receiver<ToApply>,
     outbox: Sender<FromApply>,
     shared: Arc<Shared>,
 ) {
     let id = shared.id;
+    // The state machine starts empty: nothing applied. A snapshot, if the
+    // node has one, arrives first as an `Install`.
+    let mut applied = Applied { index: LogIndex(0), term: Term(0), membership: bootstrap };
+    let fail = |reason: String| {
+        error!("{id}: stopping the node: {reason}");
+        let _ = outbox.send(FromApply::Failed(reason.clone()));
+        shared.wake();
+        reason
+    };
     let timeout = shared.request_timeout;
     // Callers waiting for their commands, by request id.
     let mut waiters: Pending<Completion, Instant> = Pending::new();
@@ -56,15 +85,12 @@ pub(crate) fn run<S: StateMachine>(
         match message {
             Ok(ToApply::Entries(entries)) => {
                 let Some(last) = entries.last().map(|e| e.index) else { continue };
-                let applied = entries.iter().try_for_each(|entry| {
-                    apply_one(&mut state_machine, entry, id, &mut waiters)
+                let result = entries.iter().try_for_each(|entry| {
+                    apply_one(&mut state_machine, entry, id, &mut waiters, &mut applied)
                         .map_err(|reason| format!("entry {} cannot be applied: {reason}", entry.index))
                 });
-                if let Err(reason) = applied {
-                    error!("{id}: stopping the node: {reason}");
-                    let _ = outbox.send(FromApply::Failed(reason.clone()));
-                    shared.wake();
-                    break reason;
+                if let Err(reason) = result {
+                    break fail(reason);
                 }
                 shared.counters.applied.fetch_add(entries.len() as u64, Ordering::Relaxed);
                 if outbox.send(FromApply::Applied(last)).is_err() {
@@ -79,6 +105,34 @@ pub(crate) fn run<S: StateMachine>(
                 }
             }
             Ok(ToApply::Query { query, done }) => done.complete(Ok(state_machine.query(&query))),
+            Ok(ToApply::TakeSnapshot) => {
+                let meta = SnapshotMeta {
+                    index: applied.index,
+                    term: applied.term,
+                    membership: applied.membership.clone(),
+                };
+                match snapshots.take(&meta, &state_machine) {
+                    Ok(()) => {
+                        info!("{id}: snapshot taken at {}", meta.index);
+                        if outbox.send(FromApply::SnapshotTaken(meta)).is_err() {
+                            break "the event loop stopped".to_string();
+                        }
+                        shared.wake();
+                    }
+                    Err(e) => break fail(format!("cannot take a snapshot at {}: {e}", meta.index)),
+                }
+            }
+            Ok(ToApply::Install(meta)) => {
+                if let Err(e) = snapshots.restore(&meta, &mut state_machine) {
+                    break fail(format!("cannot restore snapshot {}: {e}", meta.index));
+                }
+                info!("{id}: state machine restored from snapshot {}", meta.index);
+                applied = Applied { index: meta.index, term: meta.term, membership: meta.membership };
+                if outbox.send(FromApply::Applied(applied.index)).is_err() {
+                    break "the event loop stopped".to_string();
+                }
+                shared.wake();
+            }
             Ok(ToApply::Stop(reason)) => break reason,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break "the event loop stopped".to_string(),
@@ -94,7 +148,7 @@ pub(crate) fn run<S: StateMachine>(
         match message {
             ToApply::Wait(batch) => batch.into_iter().for_each(|(_, done)| done.complete(stopped())),
             ToApply::Query { done, .. } => done.complete(stopped()),
-            ToApply::Entries(_) | ToApply::Stop(_) => {}
+            ToApply::Entries(_) | ToApply::Stop(_) | ToApply::TakeSnapshot | ToApply::Install(_) => {}
         }
     }
 }
@@ -104,9 +158,17 @@ fn apply_one<S: StateMachine>(
     entry: &Entry,
     id: crate::types::NodeId,
     waiters: &mut Pending<Completion, Instant>,
+    applied: &mut Applied,
 ) -> Result<(), String> {
-    if entry.kind == EntryKind::Blank {
-        return Ok(());
+    applied.index = entry.index;
+    applied.term = entry.term;
+    match entry.kind {
+        EntryKind::Blank => return Ok(()),
+        EntryKind::Membership => {
+            applied.membership = Membership::decode(&entry.data).map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+        EntryKind::Command => {}
     }
     let (proposer, request_id, command) = open_envelope(&entry.data)
         .ok_or_else(|| format!("{} bytes, shorter than its envelope", entry.data.len()))?;

@@ -1,6 +1,7 @@
 //! The event-loop thread: owns the core and every socket, and is the only
 //! thread that touches the core.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,14 +17,19 @@ use super::apply::{self, FromApply, ToApply};
 use super::clock::Clock;
 use super::log_writer::{self, FromWriter, ToWriter};
 use super::pending::Pending;
+use super::snapshots::Snapshots;
 use super::transport::{Transport, TransportConfig, WAKER};
 use super::{
     first_request_id, Completion, Counters, Handle, Peer, Request, RequestError, RuntimeConfig, Shared,
     StartError, StateMachine,
 };
-use crate::core::{Node, ProposeError, ReadError, RecoveredState};
-use crate::storage::Wal;
-use crate::types::{Entry, Instant, LogIndex, NodeId};
+use crate::core::{
+    MembershipChangeError, Node, ProposeError, ReadError, RecoveredState, Role, SnapshotAction,
+};
+use crate::membership::{Membership, SnapshotMeta};
+use crate::message::{InstallSnapshot, Message, MessageBody, SnapshotAck, SnapshotChunk};
+use crate::storage::open_node;
+use crate::types::{Entry, Instant, LogIndex, NodeId, Term};
 
 /// Requests taken from the queue per turn of the loop, so that a flood of
 /// callers cannot hold off timers and peers.
@@ -42,14 +48,8 @@ pub(crate) fn start<S: StateMachine>(
     state_machine: S,
 ) -> Result<Handle, StartError> {
     let id = config.raft.id;
-    let (wal, recovered) = Wal::open(&data_dir, config.wal).map_err(StartError::Storage)?;
-    if recovered.first_index != LogIndex(1) {
-        return Err(StartError::Config(format!(
-            "the log in {} starts at index {}, but this version cannot restore the snapshot it needs",
-            data_dir.display(),
-            recovered.first_index
-        )));
-    }
+    let (wal, store, recovered) =
+        open_node(&data_dir, config.wal, config.snapshots).map_err(StartError::Storage)?;
     if let Some(torn) = &recovered.torn_tail {
         info!(
             "{id}: {} had a torn tail (a crash mid-write): cut at offset {}, {} bytes discarded ({})",
@@ -61,20 +61,35 @@ pub(crate) fn start<S: StateMachine>(
     }
     let clock = Clock::new();
     let now = clock.now();
-    let voters: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
+    // The cluster's first configuration: the peers as voters, or nobody for
+    // a node that waits to be added (its peers only say where nodes listen).
+    let bootstrap = if config.join {
+        Membership::default()
+    } else {
+        Membership {
+            voters: peers.iter().map(|p| p.id).collect(),
+            addresses: peers.iter().map(|p| (p.id, p.addr.to_string())).collect(),
+            ..Membership::default()
+        }
+    };
+    // The state machine starts empty: the core asks for the snapshot, if
+    // any, to be restored first, then hands out the entries after it.
     let state = RecoveredState {
         hard_state: recovered.hard_state,
-        snapshot: None,
+        snapshot: recovered.snapshot,
         entries: recovered.entries,
         applied: LogIndex(0),
     };
-    let node = Node::new(config.raft.clone(), &voters, state, now).map_err(StartError::Core)?;
+    let node = Node::with_membership(config.raft.clone(), bootstrap.clone(), state, now)
+        .map_err(StartError::Core)?;
+    let snapshots = Arc::new(Snapshots::new(store));
 
     let poll = Poll::new().map_err(StartError::Thread)?;
     let waker = Waker::new(poll.registry(), WAKER).map_err(StartError::Thread)?;
     let listen: SocketAddr = peers.iter().find(|p| p.id == id).expect("validated: this node is a peer").addr;
-    let others: Vec<(NodeId, SocketAddr)> =
+    let address_book: Vec<(NodeId, SocketAddr)> =
         peers.iter().filter(|p| p.id != id).map(|p| (p.id, p.addr)).collect();
+    let others = peer_addresses(node.membership(), &address_book, id);
     let transport_config = TransportConfig {
         id,
         cluster_id: config.cluster_id.clone(),
@@ -82,6 +97,7 @@ pub(crate) fn start<S: StateMachine>(
         delay_min: config.reconnect_delay_min,
         delay_max: config.reconnect_delay_max,
         connect_timeout: config.connect_timeout,
+        advertise: listen.to_string(),
     };
     let transport = Transport::new(poll.registry(), transport_config, listen, listener, &others, now)
         .map_err(|error| StartError::Listen { addr: listen, error })?;
@@ -110,6 +126,7 @@ pub(crate) fn start<S: StateMachine>(
         threads: Mutex::new(Vec::new()),
     });
 
+    let node_membership = node.membership().clone();
     let event_loop = EventLoop {
         node,
         transport,
@@ -129,23 +146,34 @@ pub(crate) fn start<S: StateMachine>(
         apply_backlog_max: config.apply_backlog_max as u64,
         apply_batch: Vec::new(),
         waits: Vec::new(),
+        membership_waits: Vec::new(),
+        membership_seen: node_membership,
+        address_book,
+        transfers: HashMap::new(),
+        snapshots: Arc::clone(&snapshots),
+        chunk_bytes_max: config.snapshot_chunk_bytes_max,
+        chunks_in_flight: config.snapshot_chunks_in_flight,
+        stall_timeout: config.snapshot_stall_timeout,
+        inbox: Vec::new(),
         stop: None,
     };
     let spawn = |name: String, f: Box<dyn FnOnce() + Send>| thread::Builder::new().name(name).spawn(f);
     let mut threads = Vec::new();
     let s = Arc::clone(&shared);
+    let snaps = Arc::clone(&snapshots);
     threads.push(
         spawn(
             format!("oar-log-{id}"),
-            Box::new(move || log_writer::run(wal, writer_inbox, writer_outbox, s)),
+            Box::new(move || log_writer::run(wal, snaps, writer_inbox, writer_outbox, s)),
         )
         .map_err(StartError::Thread)?,
     );
     let s = Arc::clone(&shared);
+    let snaps = Arc::clone(&snapshots);
     threads.push(
         spawn(
             format!("oar-apply-{id}"),
-            Box::new(move || apply::run(state_machine, apply_inbox, apply_outbox, s)),
+            Box::new(move || apply::run(state_machine, snaps, bootstrap, apply_inbox, apply_outbox, s)),
         )
         .map_err(StartError::Thread)?,
     );
@@ -182,8 +210,78 @@ struct EventLoop {
     /// Callers of proposals accepted in this turn, for the apply thread:
     /// one message per turn rather than one wakeup per proposal.
     waits: Vec<(u64, Completion)>,
+    /// Membership changes this leader made, waiting to complete: the entry
+    /// index, the deadline, and the caller.
+    membership_waits: Vec<(LogIndex, Instant, MembershipReply)>,
+    /// The configuration the transport's peers were last set from.
+    membership_seen: Membership,
+    /// Where the nodes given at start listen, for those the configuration
+    /// has no address for.
+    address_book: Vec<(NodeId, SocketAddr)>,
+    /// Snapshots being sent, by follower.
+    transfers: HashMap<NodeId, Transfer>,
+    snapshots: Arc<Snapshots>,
+    chunk_bytes_max: usize,
+    chunks_in_flight: usize,
+    stall_timeout: std::time::Duration,
+    /// Messages read from peers in this turn; kept to reuse its memory.
+    inbox: Vec<Message>,
     /// Why the loop ends, once it must.
     stop: Option<String>,
+}
+
+/// A snapshot on its way to one follower. The file stays open, so a newer
+/// snapshot replacing it on disk does not cut the transfer short.
+struct Transfer {
+    meta: SnapshotMeta,
+    /// The leader's term when it started.
+    term: Term,
+    file: std::fs::File,
+    total_bytes: u64,
+    /// The next byte to send.
+    next_offset: u64,
+    /// The bytes the follower holds.
+    acked: u64,
+    /// When an acknowledgement last moved the transfer.
+    last_progress: Instant,
+}
+
+/// Reads `len` bytes at `offset` of `file`.
+fn read_chunk(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; len];
+    file.read_exact_at(&mut buf, offset)?;
+    Ok(Bytes::from(buf))
+}
+
+type MembershipReply =
+    crossbeam_channel::Sender<Result<Result<Membership, MembershipChangeError>, RequestError>>;
+
+/// The peers to link to: every member but `me`, at the configuration's
+/// address, else at the one the address book gives; then the rest of the
+/// address book.
+fn peer_addresses(
+    m: &Membership,
+    address_book: &[(NodeId, SocketAddr)],
+    me: NodeId,
+) -> Vec<(NodeId, SocketAddr)> {
+    let mut out: Vec<(NodeId, SocketAddr)> = Vec::new();
+    for id in m.members().filter(|&id| id != me) {
+        let addr = m
+            .address(id)
+            .and_then(|a| a.parse().ok())
+            .or_else(|| address_book.iter().find(|(p, _)| *p == id).map(|&(_, a)| a));
+        match addr {
+            Some(addr) => out.push((id, addr)),
+            None => log::warn!("{me}: member {id} has no usable address; it cannot be reached"),
+        }
+    }
+    for &(id, addr) in address_book {
+        if !out.iter().any(|(p, _)| *p == id) {
+            out.push((id, addr));
+        }
+    }
+    out
 }
 
 impl EventLoop {
@@ -192,11 +290,16 @@ impl EventLoop {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         self.drain_node(self.clock.now());
         while self.stop.is_none() {
-            let deadline =
-                [self.node.poll_timeout(), self.transport.next_deadline(), self.reads.next_deadline()]
-                    .into_iter()
-                    .flatten()
-                    .min();
+            let deadline = [
+                self.node.poll_timeout(),
+                self.transport.next_deadline(),
+                self.reads.next_deadline(),
+                self.membership_waits.iter().map(|w| w.1).min(),
+                self.transfers.values().map(|t| t.last_progress + self.stall_timeout).min(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let timeout = if self.requests.is_empty() {
                 deadline.map(|d| self.clock.until(d))
             } else {
@@ -210,21 +313,41 @@ impl EventLoop {
             }
             let now = self.clock.now();
             let registry = self.poll.registry();
+            let mut inbox = std::mem::take(&mut self.inbox);
             for event in events.iter() {
                 if event.token() != WAKER {
-                    let node = &mut self.node;
-                    self.transport.on_event(registry, event, now, &mut |msg| node.handle_message(now, msg));
+                    self.transport.on_event(registry, event, now, &mut |msg| inbox.push(msg));
                 }
             }
+            for msg in inbox.drain(..) {
+                self.on_message(now, msg);
+            }
+            self.inbox = inbox;
             self.drain_channels(now);
             if deadline.is_some_and(|d| d <= now) {
                 self.node.handle_timeout(now);
                 self.transport.on_timer(self.poll.registry(), now);
                 self.expire_reads(now);
+                self.pump_transfers(now);
             }
             self.drain_node(now);
         }
         self.finish();
+    }
+
+    /// Hands a message from a peer to the core, or, for the pieces of a
+    /// snapshot the runtime moves itself, to the log writer or the sender.
+    fn on_message(&mut self, now: Instant, msg: Message) {
+        match msg.body {
+            MessageBody::SnapshotChunk(chunk) => {
+                let job = ToWriter::Chunk { from: msg.from, term: msg.term, chunk };
+                if self.to_writer.send(job).is_err() {
+                    self.stop.get_or_insert_with(|| "the log writer stopped".to_string());
+                }
+            }
+            MessageBody::SnapshotAck(ack) => self.on_snapshot_ack(now, msg.from, ack),
+            _ => self.node.handle_message(now, msg),
+        }
     }
 
     /// Takes what the other threads and the callers sent.
@@ -234,13 +357,33 @@ impl EventLoop {
             match report {
                 FromWriter::Durable(id) => self.node.handle_persisted(now, id),
                 FromWriter::Failed(e) => self.stop = Some(format!("the log failed: {e}")),
+                FromWriter::ChunkAck { to, term, ack } => {
+                    let msg = Message { from: self.node.id(), to, term, body: MessageBody::SnapshotAck(ack) };
+                    if !self.transport.send(&msg) {
+                        debug!("{}: could not acknowledge a snapshot chunk to {to}", self.node.id());
+                    }
+                }
+                FromWriter::SnapshotReceived { from, term, meta } => {
+                    // The core takes it as the leader's word, in the
+                    // leader's term (and ignores it if that term is over).
+                    let body = MessageBody::InstallSnapshot(InstallSnapshot { meta });
+                    self.node.handle_message(now, Message { from, to: self.node.id(), term, body });
+                }
             }
         }
         while let Ok(report) = self.from_apply.try_recv() {
             match report {
                 FromApply::Applied(index) => {
                     self.applied = index;
+                    self.sent_to_apply = self.sent_to_apply.max(index);
                     self.node.handle_applied(index);
+                }
+                FromApply::SnapshotTaken(meta) => {
+                    self.node.handle_snapshot_taken(meta);
+                    let first = self.node.first_index();
+                    if self.to_writer.send(ToWriter::Compact(first)).is_err() {
+                        self.stop.get_or_insert_with(|| "the log writer stopped".to_string());
+                    }
                 }
                 FromApply::Failed(reason) => self.stop = Some(reason),
             }
@@ -269,6 +412,10 @@ impl EventLoop {
             }
             Request::Status(reply) => drop(reply.send(self.node.status())),
             Request::Transfer(to, reply) => drop(reply.send(self.node.transfer_leadership(now, to))),
+            Request::ChangeMembership(change, reply) => match self.node.change_membership(now, change) {
+                Ok(index) => self.membership_waits.push((index, now + self.request_timeout * 2, reply)),
+                Err(e) => drop(reply.send(Ok(Err(e)))),
+            },
             Request::Shutdown => self.stop = Some("shut down".to_string()),
         }
     }
@@ -291,6 +438,17 @@ impl EventLoop {
                 self.node.handle_unreachable(msg.to);
             }
         }
+        while let Some(action) = self.node.poll_snapshot() {
+            match action {
+                SnapshotAction::Take { .. } => self.send_apply(ToApply::TakeSnapshot),
+                SnapshotAction::Install { meta } => {
+                    self.sent_to_apply = self.sent_to_apply.max(meta.index);
+                    self.send_apply(ToApply::Install(meta));
+                }
+                SnapshotAction::Send { to, meta } => self.start_transfer(now, to, meta),
+            }
+        }
+        self.pump_transfers(now);
         while self.sent_to_apply.0 - self.applied.0 < self.apply_backlog_max {
             let Some(entry) = self.node.poll_apply() else { break };
             self.sent_to_apply = entry.index;
@@ -310,9 +468,143 @@ impl EventLoop {
         while let Some(event) = self.node.poll_event() {
             debug!("{}: {event:?}", self.node.id());
         }
+        self.follow_membership(now);
         self.transport.flush(self.poll.registry(), now);
         for peer in self.transport.take_unreachable().collect::<Vec<_>>() {
             self.node.handle_unreachable(peer);
+        }
+    }
+
+    /// Keeps the transport's peers in line with the configuration, and
+    /// answers the membership changes that completed (committed, and no
+    /// longer joint) or ran out of time.
+    fn follow_membership(&mut self, now: Instant) {
+        if *self.node.membership() != self.membership_seen {
+            self.membership_seen = self.node.membership().clone();
+            info!("{}: membership now {}", self.node.id(), self.membership_seen);
+            let peers = peer_addresses(&self.membership_seen, &self.address_book, self.node.id());
+            self.transport.set_peers(self.poll.registry(), &peers, now);
+        }
+        if self.membership_waits.is_empty() {
+            return;
+        }
+        let done = self.node.membership_committed() && !self.node.membership().is_joint();
+        let commit = self.node.commit_index();
+        let membership = self.node.membership();
+        self.membership_waits.retain(|(index, deadline, reply)| {
+            if done && commit >= *index {
+                let _ = reply.send(Ok(Ok(membership.clone())));
+                false
+            } else if *deadline <= now {
+                let _ = reply.send(Err(RequestError::Timeout));
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Starts streaming the snapshot `meta` to `to`.
+    fn start_transfer(&mut self, now: Instant, to: NodeId, meta: SnapshotMeta) {
+        match self.snapshots.open_for_send(&meta) {
+            Ok((file, total_bytes)) => {
+                info!("{}: sending snapshot {} ({total_bytes} bytes) to {to}", self.node.id(), meta.index);
+                let transfer = Transfer {
+                    meta,
+                    term: self.node.term(),
+                    file,
+                    total_bytes,
+                    next_offset: 0,
+                    acked: 0,
+                    last_progress: now,
+                };
+                self.transfers.insert(to, transfer);
+            }
+            Err(e) => {
+                log::warn!("{}: cannot open snapshot {} to send to {to}: {e}", self.node.id(), meta.index);
+                self.node.handle_snapshot_failed(to);
+            }
+        }
+    }
+
+    /// Sends what the chunk window allows of each transfer, and gives up
+    /// the ones that stalled or outlived this leader's term.
+    fn pump_transfers(&mut self, now: Instant) {
+        if self.transfers.is_empty() {
+            return;
+        }
+        let term = self.node.term();
+        let leading = self.node.role() == Role::Leader;
+        let window = (self.chunk_bytes_max * self.chunks_in_flight) as u64;
+        let mut failed = Vec::new();
+        for (&to, t) in self.transfers.iter_mut() {
+            if !leading || t.term != term {
+                failed.push(to);
+                continue;
+            }
+            if now.saturating_duration_since(t.last_progress) > self.stall_timeout {
+                log::warn!(
+                    "{}: snapshot transfer to {to} stalled at {} bytes; abandoned",
+                    self.shared.id,
+                    t.acked
+                );
+                failed.push(to);
+                continue;
+            }
+            while t.next_offset < t.total_bytes && t.next_offset - t.acked < window {
+                let len = (t.total_bytes - t.next_offset).min(self.chunk_bytes_max as u64) as usize;
+                let data = match read_chunk(&t.file, t.next_offset, len) {
+                    Ok(data) => data,
+                    Err(e) => {
+                        log::warn!("{}: reading snapshot {} failed: {e}", self.shared.id, t.meta.index);
+                        failed.push(to);
+                        break;
+                    }
+                };
+                let chunk = SnapshotChunk {
+                    index: t.meta.index,
+                    snapshot_term: t.meta.term,
+                    offset: t.next_offset,
+                    total_bytes: t.total_bytes,
+                    data,
+                };
+                let msg = Message { from: self.shared.id, to, term, body: MessageBody::SnapshotChunk(chunk) };
+                if !self.transport.send(&msg) {
+                    // Not connected, or the queue is full: wait for acks
+                    // (or the stall timeout) rather than spin.
+                    break;
+                }
+                t.next_offset += len as u64;
+            }
+        }
+        for to in failed {
+            self.transfers.remove(&to);
+            self.node.handle_snapshot_failed(to);
+        }
+    }
+
+    fn on_snapshot_ack(&mut self, now: Instant, from: NodeId, ack: SnapshotAck) {
+        let Some(t) = self.transfers.get_mut(&from) else { return };
+        if (ack.index, ack.snapshot_term) != (t.meta.index, t.meta.term) {
+            return;
+        }
+        if ack.failed {
+            self.transfers.remove(&from);
+            self.node.handle_snapshot_failed(from);
+            return;
+        }
+        if ack.received > t.acked || ack.received < t.next_offset {
+            t.last_progress = now;
+        }
+        t.acked = ack.received.min(t.total_bytes);
+        if ack.received < t.next_offset {
+            // The follower lost or refused what followed: resume there.
+            t.next_offset = t.acked;
+        }
+        if t.acked == t.total_bytes {
+            info!("{}: snapshot {} delivered to {from}", self.shared.id, t.meta.index);
+            self.transfers.remove(&from);
+            self.node.handle_snapshot_sent(from);
         }
     }
 

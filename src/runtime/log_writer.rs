@@ -5,6 +5,10 @@
 //! the last one durable (a batch that only moves the commit index forward
 //! is not synced: see [`commit_only`]). While it syncs, the event loop queues the next
 //! batch, so the batch grows with the load and fsyncs stay one per batch.
+//!
+//! It also does the rest of the node's disk work that must stay off the
+//! event loop: compacting the log below a snapshot, and writing the chunks
+//! of a snapshot arriving from a leader (whose last step fsyncs).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,10 +16,24 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use log::{debug, error};
 
+use super::snapshots::{receive_chunk, Snapshots};
 use super::Shared;
 use crate::core::{Persist, PersistId};
+use crate::membership::SnapshotMeta;
+use crate::message::{SnapshotAck, SnapshotChunk};
 use crate::storage::{StorageError, Wal};
-use crate::types::HardState;
+use crate::types::{HardState, LogIndex, NodeId, Term};
+
+/// Makes the log continue the installed snapshot `s`: keep what follows it
+/// if the log holds its last entry, else start the log over after it (the
+/// snapshot itself is durable already).
+pub(crate) fn continue_snapshot(wal: &mut Wal, s: &SnapshotMeta) -> Result<(), StorageError> {
+    if wal.term(s.index) == Some(s.term) {
+        wal.compact_prefix(s.index).map(drop)
+    } else {
+        wal.reset(s.index, s.term)
+    }
+}
 
 /// Whether `persist` only moves the commit index forward: no entries, and
 /// the term and vote of `written`, the last hard state written. Such a
@@ -27,12 +45,22 @@ use crate::types::HardState;
 /// so `written`'s term and vote are durable here.
 pub(crate) fn commit_only(persist: &Persist, written: HardState) -> bool {
     persist.entries.is_empty()
+        && persist.snapshot.is_none()
         && persist.hard_state.is_some_and(|hs| hs.term == written.term && hs.vote == written.vote)
 }
 
 /// What the event loop sends the log writer.
 pub(crate) enum ToWriter {
     Write(Persist),
+    /// Drop the log's whole segments below this index: a snapshot covers
+    /// them.
+    Compact(LogIndex),
+    /// A piece of a snapshot sent by `from` in `term`.
+    Chunk {
+        from: NodeId,
+        term: Term,
+        chunk: SnapshotChunk,
+    },
     /// Finish what is queued and exit.
     Stop,
 }
@@ -43,9 +71,19 @@ pub(crate) enum FromWriter {
     Durable(PersistId),
     /// The log failed; the node must stop.
     Failed(StorageError),
+    /// How much of a snapshot this node holds, for the leader `to`.
+    ChunkAck { to: NodeId, term: Term, ack: SnapshotAck },
+    /// A snapshot from `from` arrived whole and is stored durably.
+    SnapshotReceived { from: NodeId, term: Term, meta: SnapshotMeta },
 }
 
-pub(crate) fn run(mut wal: Wal, inbox: Receiver<ToWriter>, outbox: Sender<FromWriter>, shared: Arc<Shared>) {
+pub(crate) fn run(
+    mut wal: Wal,
+    snapshots: Arc<Snapshots>,
+    inbox: Receiver<ToWriter>,
+    outbox: Sender<FromWriter>,
+    shared: Arc<Shared>,
+) {
     let id = shared.id;
     let mut stopping = false;
     while !stopping {
@@ -63,9 +101,27 @@ pub(crate) fn run(mut wal: Wal, inbox: Receiver<ToWriter>, outbox: Sender<FromWr
                 ToWriter::Write(persist) => {
                     if result.is_ok() {
                         needs_sync |= !commit_only(&persist, wal.hard_state());
-                        result = wal.write(&persist.entries, persist.hard_state);
+                        if let Some(s) = &persist.snapshot {
+                            result = continue_snapshot(&mut wal, s);
+                        }
+                        if result.is_ok() {
+                            result = wal.write(&persist.entries, persist.hard_state);
+                        }
                         last = Some(persist.id);
                         writes += 1;
+                    }
+                }
+                ToWriter::Compact(below) => {
+                    if result.is_ok() {
+                        result = wal.compact_prefix(below).map(drop);
+                    }
+                }
+                ToWriter::Chunk { from, term, chunk } => {
+                    for report in receive_chunk(&snapshots, id, from, term, chunk) {
+                        if outbox.send(report).is_err() {
+                            return;
+                        }
+                        shared.wake();
                     }
                 }
             }

@@ -36,6 +36,7 @@ mod clock;
 mod event_loop;
 mod log_writer;
 mod pending;
+mod snapshots;
 mod transport;
 
 #[cfg(test)]
@@ -54,8 +55,9 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::codec::CLUSTER_ID_BYTES_MAX;
 use crate::config::Config;
-use crate::core::{Status, TransferError};
-use crate::storage::{StorageError, WalOptions};
+use crate::core::{MembershipChangeError, Status, TransferError};
+use crate::membership::{Membership, MembershipChange};
+use crate::storage::{SnapshotOptions, StorageError, WalOptions};
 use crate::types::{LogIndex, NodeId};
 
 /// The bytes of the envelope in front of every command: the proposing node
@@ -66,8 +68,9 @@ pub const ENVELOPE_BYTES: usize = 16;
 ///
 /// Every node applies the same commands in the same order, so `apply` must be
 /// deterministic: the same state and command give the same new state and
-/// answer on every node. (Snapshots, and restoring from them, come with log
-/// compaction.)
+/// answer on every node. `snapshot` and `restore` let the log be compacted
+/// and let a node far behind catch up from a copy of the state instead of the
+/// whole log; both stream, so the state may exceed memory.
 pub trait StateMachine: Send + 'static {
     /// Applies the committed command at `index` and returns the answer for
     /// the caller that proposed it. An `Err` means this node cannot go on
@@ -78,6 +81,16 @@ pub trait StateMachine: Send + 'static {
     /// Answers a read-only query on the current state. Called only when the
     /// state reflects every write a linearizable read must see.
     fn query(&self, query: &[u8]) -> Vec<u8>;
+
+    /// Writes the whole state to `out`, to be read back by `restore` on
+    /// this node or another. The runtime buffers, checksums and fsyncs it.
+    /// An error stops the node (its disk is failing).
+    fn snapshot(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+
+    /// Replaces the whole state with the one `input` holds, as `snapshot`
+    /// wrote it. The runtime verified the bytes' checksum; an `Err` (an
+    /// incompatible version) stops the node.
+    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), String>;
 }
 
 /// One member of the cluster and the address its raft port listens on.
@@ -113,6 +126,19 @@ pub struct RuntimeConfig {
     pub apply_backlog_max: usize,
     /// How the log lays out its files.
     pub wal: WalOptions,
+    /// How snapshots are stored and received.
+    pub snapshots: SnapshotOptions,
+    /// Start as a node that is not yet a member: it waits for a leader to
+    /// add it (`add_learner`) instead of forming a cluster with `peers`,
+    /// which then only tell it where nodes listen.
+    pub join: bool,
+    /// The largest piece a snapshot is sent in.
+    pub snapshot_chunk_bytes_max: usize,
+    /// Chunks sent to one follower and not yet acknowledged.
+    pub snapshot_chunks_in_flight: usize,
+    /// A snapshot transfer that makes no progress for this long is
+    /// abandoned (and later retried).
+    pub snapshot_stall_timeout: Duration,
 }
 
 impl RuntimeConfig {
@@ -128,6 +154,11 @@ impl RuntimeConfig {
             connect_timeout: Duration::from_secs(2),
             apply_backlog_max: 1 << 16,
             wal: WalOptions::default(),
+            snapshots: SnapshotOptions::default(),
+            join: false,
+            snapshot_chunk_bytes_max: 256 << 10,
+            snapshot_chunks_in_flight: 8,
+            snapshot_stall_timeout: Duration::from_secs(10),
         }
     }
 
@@ -160,6 +191,21 @@ impl RuntimeConfig {
         }
         if self.apply_backlog_max == 0 {
             return fail("apply_backlog_max is zero; the state machine would never be fed".into());
+        }
+        if self.snapshot_chunk_bytes_max == 0
+            || (self.snapshot_chunk_bytes_max * self.snapshot_chunks_in_flight.max(1)) as u64
+                > self.peer_queue_bytes_max as u64 / 2
+        {
+            return fail(format!(
+                "snapshot_chunk_bytes_max {} times snapshot_chunks_in_flight {} must be positive and fit in half of peer_queue_bytes_max {}",
+                self.snapshot_chunk_bytes_max, self.snapshot_chunks_in_flight, self.peer_queue_bytes_max
+            ));
+        }
+        if self.snapshot_chunks_in_flight == 0 {
+            return fail("snapshot_chunks_in_flight is zero; a snapshot could never be sent".into());
+        }
+        if self.snapshot_stall_timeout.is_zero() {
+            return fail("snapshot_stall_timeout is zero; a transfer needs time".into());
         }
         let mut ids: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
         ids.sort_unstable();
@@ -295,10 +341,21 @@ impl fmt::Debug for Completion {
 
 /// Work handed to the event loop.
 pub(crate) enum Request {
-    Propose { command: Bytes, request_id: u64, done: Completion },
-    Read { query: Bytes, done: Completion },
+    Propose {
+        command: Bytes,
+        request_id: u64,
+        done: Completion,
+    },
+    Read {
+        query: Bytes,
+        done: Completion,
+    },
     Status(Sender<Status>),
     Transfer(NodeId, Sender<Result<(), TransferError>>),
+    ChangeMembership(
+        MembershipChange,
+        Sender<Result<Result<Membership, MembershipChangeError>, RequestError>>,
+    ),
     Shutdown,
 }
 
@@ -492,6 +549,49 @@ impl Handle {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.submit(Request::Transfer(to, tx));
         rx.recv_timeout(self.shared.request_timeout).map_err(|e| self.recv_error(e))
+    }
+
+    /// Adds node `id`, listening for peers at `addr`, as a learner: it
+    /// receives the log (or a snapshot) but does not vote. Start it with
+    /// [`RuntimeConfig::join`]. Returns the new membership once the change
+    /// is committed. Ask the leader: other nodes answer `NotLeader`.
+    pub fn add_learner(
+        &self,
+        id: NodeId,
+        addr: SocketAddr,
+    ) -> Result<Result<Membership, MembershipChangeError>, RequestError> {
+        self.change_membership(MembershipChange::AddLearner { id, address: addr.to_string() })
+    }
+
+    /// Makes the learner `id` a voter, through a joint configuration; returns
+    /// once the final configuration is committed. Promote a learner once it
+    /// has caught up (see [`status`](Handle::status)), or the cluster waits
+    /// for it to commit.
+    pub fn promote(&self, id: NodeId) -> Result<Result<Membership, MembershipChangeError>, RequestError> {
+        self.change_membership(MembershipChange::Promote { id })
+    }
+
+    /// Removes the member `id` (a voter through a joint configuration);
+    /// returns once the final configuration is committed. A leader that
+    /// removes itself steps down then.
+    pub fn remove(&self, id: NodeId) -> Result<Result<Membership, MembershipChangeError>, RequestError> {
+        self.change_membership(MembershipChange::Remove { id })
+    }
+
+    /// Makes any [`MembershipChange`] and waits, as the methods above do.
+    pub fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> Result<Result<Membership, MembershipChangeError>, RequestError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.submit(Request::ChangeMembership(change, tx));
+        // Joint changes take two commits; the loop answers Timeout itself.
+        rx.recv_timeout(self.shared.request_timeout * 2).map_err(|e| self.recv_error(e))?
+    }
+
+    /// The configuration in force on this node: the last one its log holds.
+    pub fn membership(&self) -> Result<Membership, RequestError> {
+        self.status().map(|s| s.membership)
     }
 
     /// Stops the node: fails every waiting request, stops every thread and

@@ -6,6 +6,12 @@
 //! ([`Inbound`]). Nothing has to decide which of two crossing connections
 //! survives, and a peer is known by the handshake it sent, never by where
 //! the connection came from (a proxy may sit in between).
+//!
+//! The peers change with the cluster's membership
+//! ([`set_peers`](Transport::set_peers)). A node also accepts connections
+//! from nodes its configuration does not list yet (the cluster id admits
+//! them) and dials them back at the address their handshake gives: a node
+//! waiting to be added first hears from a leader it knows nothing of.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -24,8 +30,11 @@ use crate::types::{Instant, NodeId};
 pub(crate) const LISTENER: Token = Token(0);
 /// The event loop's waker.
 pub(crate) const WAKER: Token = Token(1);
-/// Links take tokens from here, one per peer, in peer order.
+/// Links take tokens from here up, one per peer, never reused.
 const FIRST_LINK: usize = 2;
+/// Nodes outside the configuration that a node keeps links to, learned from
+/// their handshakes; the oldest is forgotten first.
+const LEARNED_PEERS_MAX: usize = 64;
 /// Inbound connections take tokens from here up.
 const FIRST_INBOUND: usize = 1 << 20;
 /// Inbound connections open at once; more are refused. Peers need one or two
@@ -45,6 +54,8 @@ pub(crate) struct TransportConfig {
     pub(crate) delay_min: Duration,
     pub(crate) delay_max: Duration,
     pub(crate) connect_timeout: Duration,
+    /// This node's own peer address, told to the nodes it dials.
+    pub(crate) advertise: String,
 }
 
 enum LinkState {
@@ -94,8 +105,14 @@ struct Inbound {
 pub(crate) struct Transport {
     config: TransportConfig,
     listener: TcpListener,
-    /// One per peer, sorted by id.
+    /// One per peer, sorted by id: the configured peers, then those learned
+    /// from handshakes.
     links: Vec<Link>,
+    /// The peers the configuration lists, with their addresses.
+    configured: Vec<(NodeId, SocketAddr)>,
+    /// Nodes outside the configuration that dialed this one, oldest first.
+    learned: Vec<(NodeId, SocketAddr)>,
+    next_link: usize,
     inbound: HashMap<Token, Inbound>,
     next_inbound: usize,
     /// Peers whose queued messages were lost since the last
@@ -123,33 +140,93 @@ impl Transport {
             None => TcpListener::bind(listen)?,
         };
         registry.register(&mut listener, LISTENER, Interest::READABLE)?;
-        let mut peers = peers.to_vec();
-        peers.sort_unstable();
-        let links = peers
-            .into_iter()
-            .enumerate()
-            .map(|(k, (peer, addr))| Link {
-                peer,
-                addr,
-                token: Token(FIRST_LINK + k),
-                state: LinkState::Idle { retry_at: now },
-                out: Vec::new(),
-                written: 0,
-                delay: config.delay_min,
-                delay_min: config.delay_min,
-                delay_max: config.delay_max,
-                wants_writable: false,
-            })
-            .collect();
-        Ok(Transport {
+        let mut transport = Transport {
             config,
             listener,
-            links,
+            links: Vec::new(),
+            configured: Vec::new(),
+            learned: Vec::new(),
+            next_link: FIRST_LINK,
             inbound: HashMap::new(),
             next_inbound: FIRST_INBOUND,
             unreachable: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES],
-        })
+        };
+        transport.set_peers(registry, peers, now);
+        Ok(transport)
+    }
+
+    /// Makes the configured peers exactly `peers` (this node left out):
+    /// links to new ones are dialed at the next timer, links to peers gone
+    /// are closed, and a peer whose address changed is redialed there.
+    pub(crate) fn set_peers(&mut self, registry: &Registry, peers: &[(NodeId, SocketAddr)], now: Instant) {
+        let mut peers: Vec<(NodeId, SocketAddr)> =
+            peers.iter().copied().filter(|&(id, _)| id != self.config.id).collect();
+        peers.sort_unstable();
+        peers.dedup_by_key(|p| p.0);
+        if peers == self.configured {
+            return;
+        }
+        self.configured = peers;
+        self.learned.retain(|(id, _)| !self.configured.iter().any(|(c, _)| c == id));
+        self.relink(registry, now);
+    }
+
+    /// Brings the links in line with the configured and learned peers.
+    fn relink(&mut self, registry: &Registry, now: Instant) {
+        let mut wanted: Vec<(NodeId, SocketAddr)> =
+            self.configured.iter().chain(&self.learned).copied().collect();
+        wanted.sort_unstable();
+        self.links.retain_mut(|link| match wanted.iter().find(|(id, _)| *id == link.peer) {
+            Some(&(_, addr)) if addr == link.addr => true,
+            _ => {
+                info!("no longer linked to {} at {}", link.peer, link.addr);
+                link.close(registry);
+                false
+            }
+        });
+        for (peer, addr) in wanted {
+            if self.links.iter().any(|l| l.peer == peer) {
+                continue;
+            }
+            info!("{}: linking to {peer} at {addr}", self.config.id);
+            let token = Token(self.next_link);
+            self.next_link += 1;
+            self.links.push(Link {
+                peer,
+                addr,
+                token,
+                state: LinkState::Idle { retry_at: now },
+                out: Vec::new(),
+                written: 0,
+                delay: self.config.delay_min,
+                delay_min: self.config.delay_min,
+                delay_max: self.config.delay_max,
+                wants_writable: false,
+            });
+        }
+        self.links.sort_unstable_by_key(|l| l.peer);
+    }
+
+    /// A node outside the configuration dialed this one, saying it listens
+    /// at `addr`: link to it so that answers reach it.
+    fn learn(&mut self, registry: &Registry, peer: NodeId, addr: &str, now: Instant) {
+        if self.configured.iter().any(|(id, _)| *id == peer) {
+            return;
+        }
+        let Ok(addr) = addr.parse::<SocketAddr>() else {
+            debug!("{}: {peer} gave no usable address ({addr:?}); it cannot be answered", self.config.id);
+            return;
+        };
+        if self.learned.contains(&(peer, addr)) {
+            return;
+        }
+        self.learned.retain(|(id, _)| *id != peer);
+        if self.learned.len() >= LEARNED_PEERS_MAX {
+            self.learned.remove(0);
+        }
+        self.learned.push((peer, addr));
+        self.relink(registry, now);
     }
 
     /// The next redial.
@@ -228,8 +305,8 @@ impl Transport {
         if token == LISTENER {
             self.accept(registry);
         } else if token.0 >= FIRST_INBOUND {
-            self.on_inbound(registry, token, event.is_read_closed() || event.is_error(), deliver);
-        } else if let Some(link) = token.0.checked_sub(FIRST_LINK).and_then(|k| self.links.get_mut(k)) {
+            self.on_inbound(registry, token, event.is_read_closed() || event.is_error(), now, deliver);
+        } else if let Some(link) = self.links.iter_mut().find(|l| l.token == token) {
             link.on_event(registry, event, &self.config, now, &mut self.scratch, &mut self.unreachable);
         }
     }
@@ -287,12 +364,16 @@ impl Transport {
         registry: &Registry,
         token: Token,
         peer_closed: bool,
+        now: Instant,
         deliver: &mut dyn FnMut(Message),
     ) {
         let Some(conn) = self.inbound.get_mut(&token) else { return };
-        match conn.receive(&self.config, &self.links, &mut self.scratch, peer_closed, deliver) {
+        match conn.receive(&self.config, &mut self.scratch, peer_closed, deliver) {
             Ok(None) => {}
-            Ok(Some(peer)) => {
+            Ok(Some((peer, addr))) => {
+                if !self.links.iter().any(|l| l.peer == peer) {
+                    self.learn(registry, peer, &addr, now);
+                }
                 // A peer dials one connection at a time: its older ones are
                 // dead (a half-open connection after a partition or a crash
                 // never shows an error to a side that only reads). Close
@@ -344,11 +425,10 @@ impl Inbound {
     fn receive(
         &mut self,
         config: &TransportConfig,
-        links: &[Link],
         scratch: &mut [u8],
         peer_closed: bool,
         deliver: &mut dyn FnMut(Message),
-    ) -> Result<Option<NodeId>, Close> {
+    ) -> Result<Option<(NodeId, String)>, Close> {
         let mut greeted = None;
         loop {
             // A short read of frames emptied the socket, so new bytes raise a
@@ -364,12 +444,12 @@ impl Inbound {
                     if let Some((handshake, len)) = codec::decode_handshake(buf)
                         .map_err(|e| Close::Warn(format!("bad handshake: {e}")))?
                     {
-                        let peer = check_handshake(&handshake, config, links).map_err(Close::Warn)?;
+                        let peer = check_handshake(&handshake, config).map_err(Close::Warn)?;
                         let mut decoder = FrameDecoder::new();
                         decoder.extend(&buf[len..]);
                         debug!("{}: {} connected from {}", config.id, peer, self.addr);
                         self.state = InboundState::Receiving { peer, decoder };
-                        greeted = Some(peer);
+                        greeted = Some((peer, handshake.addr));
                     }
                     n
                 }
@@ -420,11 +500,11 @@ fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, Close> {
 }
 
 /// The peer a handshake names, if this node should accept it.
-fn check_handshake(
-    handshake: &Handshake,
-    config: &TransportConfig,
-    links: &[Link],
-) -> Result<NodeId, String> {
+///
+/// Membership is not checked: the configuration changes, and a node learns
+/// of new members after they first call. The cluster id admits a node; what
+/// a non-member says never counts in the core.
+fn check_handshake(handshake: &Handshake, config: &TransportConfig) -> Result<NodeId, String> {
     if handshake.cluster_id != config.cluster_id {
         return Err(format!(
             "node {} belongs to cluster {:?}, this node to {:?}",
@@ -437,8 +517,8 @@ fn check_handshake(
             handshake.from, handshake.to, config.id
         ));
     }
-    if !links.iter().any(|l| l.peer == handshake.from) {
-        return Err(format!("node {} is not a member of this cluster", handshake.from));
+    if handshake.from == NodeId(0) || handshake.from == config.id {
+        return Err(format!("node {} cannot be a peer of node {}", handshake.from, config.id));
     }
     Ok(handshake.from)
 }
@@ -457,7 +537,12 @@ impl Link {
                 }
                 self.wants_writable = true;
                 codec::encode_handshake(
-                    &Handshake { cluster_id: config.cluster_id.clone(), from: config.id, to: self.peer },
+                    &Handshake {
+                        cluster_id: config.cluster_id.clone(),
+                        from: config.id,
+                        to: self.peer,
+                        addr: config.advertise.clone(),
+                    },
                     &mut self.out,
                 );
                 self.state = LinkState::Connecting { stream, deadline: now + config.connect_timeout };
@@ -600,6 +685,16 @@ impl Link {
         self.written = 0;
         self.wants_writable = false;
         self.retry_later(now);
+    }
+
+    /// Closes the link for good: its peer left the configuration.
+    fn close(&mut self, registry: &Registry) {
+        match &mut self.state {
+            LinkState::Connected { stream, .. } | LinkState::Connecting { stream, .. } => {
+                let _ = registry.deregister(stream);
+            }
+            LinkState::Idle { .. } => {}
+        }
     }
 
     fn retry_later(&mut self, now: Instant) {

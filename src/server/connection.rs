@@ -228,6 +228,20 @@ impl Connection {
                 self.read_waiting = true;
                 cx.node.read_with(&encode_read(&op), self.completion(cx, Slot::Read));
             }
+            Command::Member(op) => {
+                // Answered like a read, in order. A change waits for its
+                // commit, so it gets a thread rather than block the server.
+                self.read_waiting = true;
+                let done = self.completion(cx, Slot::Read);
+                let node = cx.node.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("oar-member".into())
+                    .spawn(move || done.complete(Ok(super::member::answer(&node, op))));
+                if let Err(e) = spawned {
+                    // `done` was dropped with the closure: it answers Stopped.
+                    debug!("cannot start a thread for OAR.MEMBER: {e}");
+                }
+            }
         }
     }
 

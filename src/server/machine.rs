@@ -23,21 +23,6 @@ impl KvMachine {
     pub fn store(&self) -> &Store {
         &self.store
     }
-
-    /// Writes the whole map to `out` as a snapshot (see
-    /// [`Store::write_snapshot`]); flush and sync `out` before relying on
-    /// the snapshot.
-    pub fn snapshot(&self, out: &mut dyn Write) -> io::Result<()> {
-        self.store.write_snapshot(out)
-    }
-
-    /// Replaces the map with the snapshot `input` holds, all of it. On an
-    /// error the map is unchanged and the error says what was wrong with
-    /// the snapshot.
-    pub fn restore(&mut self, input: &mut dyn Read) -> Result<(), String> {
-        self.store = Store::read_snapshot(input).map_err(|e| e.to_string())?;
-        Ok(())
-    }
 }
 
 impl StateMachine for KvMachine {
@@ -53,5 +38,45 @@ impl StateMachine for KvMachine {
             // as an error rather than a crash.
             Err(e) => Reply::error(format!("ERR {e}")).to_vec(),
         }
+    }
+
+    /// Writes the whole map (see [`Store::write_snapshot`]).
+    fn snapshot(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.store.write_snapshot(out)
+    }
+
+    /// Replaces the map with the snapshot `input` holds, all of it. On an
+    /// error the map is unchanged and the error says what was wrong with
+    /// the snapshot.
+    fn restore(&mut self, input: &mut dyn Read) -> Result<(), String> {
+        self.store = Store::read_snapshot(input).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{encode_write, SetCondition, WriteOp};
+
+    #[test]
+    fn the_machine_restores_a_snapshot_and_keeps_its_map_on_a_bad_one() {
+        let mut source = KvMachine::new();
+        let set =
+            WriteOp::Set { key: "k".into(), value: "v".into(), condition: SetCondition::Always, get: false };
+        source.apply(LogIndex(1), &encode_write(&set)).expect("applies");
+        let mut bytes = Vec::new();
+        source.snapshot(&mut bytes).expect("writes");
+
+        let mut machine = KvMachine::new();
+        machine.restore(&mut &bytes[..]).expect("restores");
+        assert_eq!(machine.store(), source.store());
+        let mut again = Vec::new();
+        machine.snapshot(&mut again).expect("writes");
+        assert_eq!(again, bytes);
+
+        let error = machine.restore(&mut &bytes[..bytes.len() - 1]).expect_err("a cut snapshot");
+        assert!(error.contains("ends inside `crc`"), "{error}");
+        assert_eq!(machine.store(), source.store());
     }
 }

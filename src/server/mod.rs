@@ -17,6 +17,7 @@
 
 mod connection;
 mod machine;
+mod member;
 
 use std::collections::HashMap;
 use std::io;

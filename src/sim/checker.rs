@@ -5,7 +5,8 @@
 //! | election safety | at most one node is ever leader of a term |
 //! | log matching | every entry ever written is registered by (index, term) with its content and the term before it; a second entry with the same (index, term) must agree on both, which by induction makes the logs identical up to it |
 //! | leader completeness | a new leader's log holds every entry known committed; an entry newly known committed is in the log of every leader of a later term |
-//! | state machine safety | the entries applied at an index, by any node, are the committed entry there |
+//! | state machine safety | the entries applied at an index, by any node, are the committed entry there; a snapshot taken or installed at an index holds the state after exactly the committed entries up to it |
+//! | membership | a node counts exactly the configurations its log holds (the core's own invariants, checked every step); a leader commits only what a majority of each half of its configuration holds durably |
 //! | monotonicity | commit and applied indexes never decrease within a node's life; applied advances one index at a time |
 //! | durability | a vote grant leaves only once the vote is durable; an acknowledgement only once the entries are; a leader commits only what a majority holds durably |
 //! | linearizable reads | a read's index is at least the highest commit index any node had when the read was invoked; the node serving it has applied that far, and its state equals the committed log up to what it applied |
@@ -13,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::core::{Node, ReadReady, Role};
+use crate::membership::SnapshotMeta;
 use crate::message::{AppendEntriesResponse, Message, MessageBody};
 use crate::sim::disk::SimDisk;
 use crate::types::{Entry, LogIndex, NodeId, Term};
@@ -91,7 +93,7 @@ impl Checker {
     /// A node handed entries to its disk; they are now in its log.
     pub(crate) fn on_write(&mut self, node: &Node, entries: &[Entry]) {
         for e in entries {
-            let prev_term = node.entry(e.index.prev()).map_or(Term(0), |p| p.term);
+            let prev_term = node.term_at(e.index.prev()).unwrap_or(Term(0));
             let here = (digest(e), prev_term);
             match self.registry.get(&(e.index, e.term)) {
                 Some(&seen) if seen != here => {
@@ -114,7 +116,9 @@ impl Checker {
     }
 
     /// A message is leaving `node`: whatever it promises must be durable.
-    pub(crate) fn on_send(&mut self, node: &Node, disk: &SimDisk, msg: &Message) {
+    /// Entries up to `snapshot`, the index of the node's durable snapshot,
+    /// count as durable.
+    pub(crate) fn on_send(&mut self, node: &Node, disk: &SimDisk, snapshot: LogIndex, msg: &Message) {
         match &msg.body {
             MessageBody::RequestVoteResponse(r) if r.granted && !r.pre_vote => {
                 let hs = disk.hard_state;
@@ -129,9 +133,12 @@ impl Checker {
                 }
             }
             MessageBody::AppendEntriesResponse(AppendEntriesResponse::Accepted { match_index }) => {
-                let durable = disk.term_at(*match_index);
+                // Entries a durable snapshot covers count as held.
+                let durable = *match_index <= snapshot
+                    || (disk.holds(*match_index, node.term_at(*match_index))
+                        && (*match_index < disk.base.0 || disk.term_at(*match_index).is_some()));
                 let same_term = node.term() == msg.term;
-                if !same_term || durable.is_none() || durable != node.entry(*match_index).map(|e| e.term) {
+                if !same_term || !durable {
                     self.fail(
                         "durability",
                         format!(
@@ -175,8 +182,37 @@ impl Checker {
         }
     }
 
+    /// A node took a snapshot of its application, whose digest is `digest`.
+    pub(crate) fn on_snapshot(&mut self, id: NodeId, meta: &SnapshotMeta, digest: u64) {
+        self.check_snapshot(id, "took", meta, digest);
+    }
+
+    /// A node's application restored a snapshot whose digest is `digest`.
+    pub(crate) fn on_install(&mut self, id: NodeId, meta: &SnapshotMeta, digest: u64) {
+        self.check_snapshot(id, "installed", meta, digest);
+    }
+
+    fn check_snapshot(&mut self, id: NodeId, what: &str, meta: &SnapshotMeta, digest: u64) {
+        let index = meta.index;
+        let term = self.committed.get(index.0 as usize - 1).map(|c| c.term);
+        if term != Some(meta.term) {
+            self.fail(
+                "state machine safety",
+                format!(
+                    "{id} {what} a snapshot at {index} {} but the committed entry there is of {term:?}",
+                    meta.term
+                ),
+            );
+        } else if self.digest_after(index) != Some(digest) {
+            self.fail(
+                "state machine safety",
+                format!("{id} {what} a snapshot at {index} whose state is not the committed log up to it"),
+            );
+        }
+    }
+
     /// Checks a node after it took a step.
-    pub(crate) fn after_step(&mut self, node: &Node, disks: &BTreeMap<NodeId, SimDisk>, voters: &[NodeId]) {
+    pub(crate) fn after_step(&mut self, node: &Node, disks: &BTreeMap<NodeId, SimDisk>) {
         let id = node.id();
         let watch = *self.watches.entry(id).or_default();
         // Election safety.
@@ -203,7 +239,7 @@ impl Checker {
         }
         if commit > watch.commit {
             if leader_term.is_some() {
-                self.check_durable_on_majority(node, commit, disks, voters);
+                self.check_durable_on_majority(node, commit, disks);
             }
             self.record_committed(node, watch.commit, commit);
         }
@@ -216,6 +252,12 @@ impl Checker {
         let grew_from = self.committed.len();
         while index <= to {
             let Some(e) = node.entry(index) else {
+                // Below the log: a snapshot installed from a leader covers
+                // it, and that leader knew it committed.
+                if index < node.first_index() && (index.0 as usize) <= self.committed.len() {
+                    index = index.next();
+                    continue;
+                }
                 self.fail("leader completeness", format!("{} commit {to} beyond its log", node.id()));
                 return;
             };
@@ -281,25 +323,31 @@ impl Checker {
         }
     }
 
+    /// A leader's commit must be durable on a majority of each half of the
+    /// configuration it counts (the one its log holds).
     fn check_durable_on_majority(
         &mut self,
         node: &Node,
         commit: LogIndex,
         disks: &BTreeMap<NodeId, SimDisk>,
-        voters: &[NodeId],
     ) {
-        let term = node.entry(commit).map(|e| e.term);
-        let holders =
-            voters.iter().filter(|id| disks.get(id).is_some_and(|d| d.term_at(commit) == term)).count();
-        if holders < voters.len() / 2 + 1 {
-            self.fail(
-                "durability",
-                format!(
-                    "{} committed {commit} while only {holders} of {} nodes hold it durably",
-                    node.id(),
-                    voters.len()
-                ),
-            );
+        let term = node.term_at(commit);
+        let m = node.membership();
+        for half in [&m.voters, &m.outgoing] {
+            if half.is_empty() {
+                continue;
+            }
+            let holders =
+                half.iter().filter(|id| disks.get(id).is_some_and(|d| d.holds(commit, term))).count();
+            if holders < half.len() / 2 + 1 {
+                self.fail(
+                    "durability",
+                    format!(
+                        "{} committed {commit} while only {holders} of the voters {half:?} hold it durably",
+                        node.id(),
+                    ),
+                );
+            }
         }
     }
 
@@ -388,6 +436,9 @@ pub(crate) fn chain_step(state: u64, entry_digest: u64) -> u64 {
     (state ^ entry_digest).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
 }
 
+/// Whether `node` holds the committed entry `c` at `index`: in its log, or
+/// under its snapshot (checked against the committed log when taken or
+/// installed).
 fn holds(node: &Node, index: LogIndex, c: &Committed) -> bool {
-    node.entry(index).is_some_and(|e| e.term == c.term && digest(e) == c.digest)
+    index < node.first_index() || node.entry(index).is_some_and(|e| e.term == c.term && digest(e) == c.digest)
 }

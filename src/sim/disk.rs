@@ -12,11 +12,48 @@ use crate::types::{Entry, HardState, LogIndex, Term};
 /// One node's durable state, as the node's writes define it.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SimDisk {
-    /// What survives any crash.
+    /// What survives any crash: the hard state, and the log after `base`
+    /// (the last entry an installed snapshot covers, and its term).
     pub(crate) hard_state: HardState,
+    pub(crate) base: (LogIndex, Term),
     pub(crate) entries: Vec<Entry>,
     /// Written but not synced, oldest first.
     pending: Vec<Persist>,
+}
+
+/// A log as the model holds it: the entries after `base`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Model {
+    base: (LogIndex, Term),
+    entries: Vec<Entry>,
+    hs: HardState,
+}
+
+impl Model {
+    fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.base.0 {
+            return Some(self.base.1);
+        }
+        let k = index.0.checked_sub(self.base.0 .0 + 1)?;
+        self.entries.get(usize::try_from(k).ok()?).map(|e| e.term)
+    }
+
+    /// Makes the log continue the snapshot (`index`, `term`), as storage
+    /// does for a `Persist` that carries one and at every start.
+    fn continue_snapshot(&mut self, index: LogIndex, term: Term) {
+        if self.term_at(index) == Some(term) {
+            let drop = (index.0 - self.base.0 .0) as usize;
+            self.entries.drain(..drop);
+        } else {
+            self.entries.clear();
+        }
+        self.base = (index, term);
+    }
+
+    fn truncate_from(&mut self, index: LogIndex) {
+        let keep = index.0.saturating_sub(self.base.0 .0 + 1) as usize;
+        self.entries.truncate(keep);
+    }
 }
 
 impl SimDisk {
@@ -34,17 +71,39 @@ impl SimDisk {
     pub(crate) fn pending_only_commits(&self) -> bool {
         self.pending.iter().all(|p| {
             p.entries.is_empty()
+                && p.snapshot.is_none()
                 && p.hard_state
                     .is_some_and(|hs| hs.term == self.hard_state.term && hs.vote == self.hard_state.vote)
         })
     }
 
+    fn model(&self) -> Model {
+        Model { base: self.base, entries: self.entries.clone(), hs: self.hard_state }
+    }
+
+    fn set(&mut self, m: Model) {
+        self.base = m.base;
+        self.entries = m.entries;
+        self.hard_state = m.hs;
+    }
+
     /// Makes every pending write durable; returns the last one's id.
     pub(crate) fn sync(&mut self) -> Option<PersistId> {
         let last = self.pending.last().map(|p| p.id);
+        let mut m = self.model();
         for p in std::mem::take(&mut self.pending) {
-            apply(&mut self.entries, &mut self.hard_state, &p.entries, p.hard_state);
+            if let Some(s) = &p.snapshot {
+                m.continue_snapshot(s.index, s.term);
+            }
+            if let Some(first) = p.entries.first() {
+                m.truncate_from(first.index);
+                m.entries.extend(p.entries.iter().cloned());
+            }
+            if let Some(next) = p.hard_state {
+                m.hs = next;
+            }
         }
+        self.set(m);
         last
     }
 
@@ -55,32 +114,50 @@ impl SimDisk {
     }
 
     /// Whether a recovered log is the synced state followed by a prefix of
-    /// the `lost` writes (entries before the hard state within a write, and
-    /// possibly cut inside a write's entries). Anything else lost a synced
-    /// write or invented one.
-    pub(crate) fn explains(&self, lost: &[Persist], hard_state: HardState, entries: &[Entry]) -> bool {
-        let mut state = self.entries.clone();
-        let mut hs = self.hard_state;
-        let matches = |state: &[Entry], hs: HardState| hs == hard_state && state == entries;
-        if matches(&state, hs) {
+    /// the `lost` writes (a write's snapshot, then its entries, possibly cut
+    /// inside, then its hard state), seen through the durable `snapshot`
+    /// the node restarts from: only entries after it count. Anything else
+    /// lost a synced write or invented one.
+    pub(crate) fn explains(
+        &self,
+        lost: &[Persist],
+        snapshot: Option<(LogIndex, Term)>,
+        hard_state: HardState,
+        entries: &[Entry],
+    ) -> bool {
+        let matches = |m: &Model| {
+            let mut m = m.clone();
+            if let Some((index, term)) = snapshot {
+                m.continue_snapshot(index, term);
+            }
+            m.hs == hard_state && m.entries == entries
+        };
+        let mut m = self.model();
+        if matches(&m) {
             return true;
         }
         for p in lost {
+            if let Some(s) = &p.snapshot {
+                m.continue_snapshot(s.index, s.term);
+                if matches(&m) {
+                    return true;
+                }
+            }
             if let Some(first) = p.entries.first() {
-                state.truncate(first.index.0 as usize - 1);
+                m.truncate_from(first.index);
                 for e in &p.entries {
-                    if matches(&state, hs) {
+                    if matches(&m) {
                         return true;
                     }
-                    state.push(e.clone());
+                    m.entries.push(e.clone());
                 }
-                if matches(&state, hs) {
+                if matches(&m) {
                     return true;
                 }
             }
             if let Some(next) = p.hard_state {
-                hs = next;
-                if matches(&state, hs) {
+                m.hs = next;
+                if matches(&m) {
                     return true;
                 }
             }
@@ -89,27 +166,22 @@ impl SimDisk {
     }
 
     /// After a restart, what the storage recovered is the durable state.
-    pub(crate) fn reset(&mut self, hard_state: HardState, entries: Vec<Entry>) {
+    pub(crate) fn reset(&mut self, hard_state: HardState, base: (LogIndex, Term), entries: Vec<Entry>) {
         self.hard_state = hard_state;
+        self.base = base;
         self.entries = entries;
         self.pending.clear();
     }
 
-    /// The durable term at `index`, if the durable log holds it.
+    /// The durable term at `index`, if the durable log holds it; an index a
+    /// durable snapshot covers counts as held.
     pub(crate) fn term_at(&self, index: LogIndex) -> Option<Term> {
-        if index == LogIndex(0) {
-            return Some(Term(0));
-        }
-        self.entries.get(index.0 as usize - 1).map(|e| e.term)
+        self.model().term_at(index)
     }
-}
 
-fn apply(log: &mut Vec<Entry>, hs: &mut HardState, entries: &[Entry], hard_state: Option<HardState>) {
-    if let Some(first) = entries.first() {
-        log.truncate(first.index.0 as usize - 1);
-        log.extend(entries.iter().cloned());
-    }
-    if let Some(next) = hard_state {
-        *hs = next;
+    /// Whether the durable state holds `index` with `term`, in the log or
+    /// under the snapshot it continues.
+    pub(crate) fn holds(&self, index: LogIndex, term: Option<Term>) -> bool {
+        index < self.base.0 || self.term_at(index) == term
     }
 }

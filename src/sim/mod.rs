@@ -3,7 +3,11 @@
 //! One seed drives everything: node configurations, message loss,
 //! duplication and delay, partitions (symmetric, one-way, and a bridge node
 //! that sees both halves), crashes, slow disks, and a stream of client
-//! proposals, reads and leadership transfers. Virtual time jumps from one
+//! proposals, reads, leadership transfers, membership changes (learners
+//! added, promoted, voters removed and replaced, through joint consensus)
+//! and snapshots (taken when the nodes ask and at random, then the log
+//! compacted; sent to followers that fell behind the compacted log, and
+//! lost or delayed like any message). Virtual time jumps from one
 //! event or deadline to the next, so a run of minutes takes milliseconds.
 //!
 //! Nodes persist through the real storage code: a [`crate::storage::Wal`]
@@ -36,8 +40,9 @@ use std::time::Duration;
 use ::log::{debug, info};
 
 use crate::config::Config;
-use crate::core::{Node, Persist, ProposeError, RecoveredState, Role};
-use crate::message::Message;
+use crate::core::{Node, Persist, ProposeError, RecoveredState, Role, SnapshotAction};
+use crate::membership::{Membership, MembershipChange, SnapshotMeta};
+use crate::message::{InstallSnapshot, Message, MessageBody};
 use crate::rng::Rng;
 use crate::storage::{SimFs, Wal, WalOptions};
 use crate::types::{Bytes, Instant, LogIndex, NodeId};
@@ -96,6 +101,12 @@ pub struct SimReport {
     pub reads_checked: u64,
     /// Leadership transfers started.
     pub transfers: u64,
+    /// Membership changes a leader accepted.
+    pub membership_changes: u64,
+    /// Snapshots taken.
+    pub snapshots_taken: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
     /// The first safety property broken, if any.
     pub violation: Option<Violation>,
     /// Why the cluster failed to make progress after healing, if it did.
@@ -118,6 +129,25 @@ enum Event {
     Propose,
     Read,
     LivenessProbe,
+    /// A snapshot sent by a leader reaches a follower whole.
+    SnapshotArrives {
+        from: NodeId,
+        to: NodeId,
+        term: crate::types::Term,
+        snapshot: Snapshot,
+    },
+    /// A snapshot sent by a leader was lost on the way.
+    SnapshotLost {
+        from: NodeId,
+        to: NodeId,
+    },
+}
+
+/// A simulated snapshot: what it covers and the application's digest there.
+#[derive(Clone, Debug)]
+struct Snapshot {
+    meta: SnapshotMeta,
+    digest: u64,
 }
 
 struct SimNode {
@@ -137,18 +167,28 @@ struct SimNode {
     /// Writes not synced when it last crashed, until it restarts.
     lost_writes: Vec<Persist>,
     probe_applied: bool,
+    /// Its latest snapshot, durable (written and synced before the node
+    /// hears of it, as the runtime does).
+    snapshot: Option<Snapshot>,
+    /// The configuration it was started with: the first nodes are the
+    /// cluster's voters, nodes added later start with none and wait.
+    bootstrap: Membership,
 }
 
 const STEP_BUDGET: u64 = 20_000_000;
 const DATA_DIR: &str = "/data";
 const PROBE: &[u8] = b"liveness-probe";
+/// How many nodes a run may add to the ones it starts with.
+const MAX_ADDED_NODES: usize = 4;
 
 struct World {
     opts: SimOptions,
     rng: Rng,
     now: Instant,
-    voters: Vec<NodeId>,
+    /// Every node that was ever started, members or not.
+    ids: Vec<NodeId>,
     nodes: BTreeMap<NodeId, SimNode>,
+    template: Config,
     disks: BTreeMap<NodeId, SimDisk>,
     events: BTreeMap<(Instant, u64), Event>,
     event_seq: u64,
@@ -168,13 +208,19 @@ impl World {
     fn new(opts: &SimOptions) -> World {
         let mut rng = Rng::new(opts.seed);
         let voters: Vec<NodeId> = (1..=opts.nodes as u64).map(NodeId).collect();
-        let template = random_config(&mut rng);
+        #[allow(unused_mut)]
+        let mut template = random_config(&mut rng);
+        #[cfg(test)]
+        {
+            template.bugs = opts.bugs;
+        }
         let app_durable = rng.chance(1, 2);
         let mut world = World {
             opts: opts.clone(),
             now: Instant::ZERO,
-            voters: voters.clone(),
+            ids: Vec::new(),
             nodes: BTreeMap::new(),
+            template: template.clone(),
             disks: voters.iter().map(|&id| (id, SimDisk::default())).collect(),
             events: BTreeMap::new(),
             event_seq: 0,
@@ -202,33 +248,50 @@ impl World {
             template.message_bytes_max,
             app_durable
         );
+        let bootstrap = Membership::with_voters(voters.iter().copied());
         for &id in &voters {
-            let mut config = template.clone();
-            config.id = id;
-            #[cfg(test)]
-            {
-                config.bugs = opts.bugs;
-            }
-            let sim_node = SimNode {
-                node: None,
-                config,
-                incarnation: 0,
-                app_applied: LogIndex(0),
-                app_digest: APP_DIGEST_START,
-                sync_scheduled: false,
-                disk_slow_until: Instant::ZERO,
-                fs: SimFs::new(),
-                wal: None,
-                lost_writes: Vec::new(),
-                probe_applied: false,
-            };
-            world.nodes.insert(id, sim_node);
-            world.restart(id);
+            world.add_node(id, bootstrap.clone());
         }
         world.schedule(Duration::from_millis(50), Event::Fault);
         world.schedule(Duration::from_millis(5), Event::Propose);
         world.schedule(Duration::from_millis(7), Event::Read);
         world
+    }
+
+    /// Creates node `id` with an empty disk and starts it.
+    fn add_node(&mut self, id: NodeId, bootstrap: Membership) {
+        let mut config = self.template.clone();
+        config.id = id;
+        let sim_node = SimNode {
+            node: None,
+            config,
+            incarnation: 0,
+            app_applied: LogIndex(0),
+            app_digest: APP_DIGEST_START,
+            sync_scheduled: false,
+            disk_slow_until: Instant::ZERO,
+            fs: SimFs::new(),
+            wal: None,
+            lost_writes: Vec::new(),
+            probe_applied: false,
+            snapshot: None,
+            bootstrap,
+        };
+        self.ids.push(id);
+        self.disks.insert(id, SimDisk::default());
+        self.nodes.insert(id, sim_node);
+        self.restart(id);
+    }
+
+    /// The nodes the cluster counts on: the members of the configuration of
+    /// the node that knows the most committed entries.
+    fn members(&self) -> Vec<NodeId> {
+        let best =
+            self.nodes.values().filter_map(|n| n.node.as_ref()).max_by_key(|n| (n.commit_index(), n.term()));
+        match best {
+            Some(n) => n.membership().members().collect(),
+            None => self.ids.clone(),
+        }
     }
 
     fn schedule(&mut self, after: Duration, event: Event) {
@@ -246,17 +309,17 @@ impl World {
             if !self.healed && self.now >= self.fault_end {
                 self.heal();
             }
-            if self.healed && self.nodes.values().all(|n| n.probe_applied) {
+            if self.healed && self.members().iter().all(|id| self.nodes[id].probe_applied) {
                 break;
             }
             let Some(next) = self.next_time() else { break };
             if next > deadline {
                 self.now = deadline;
                 let waiting: Vec<String> = self
-                    .nodes
+                    .members()
                     .iter()
-                    .filter(|(_, n)| !n.probe_applied)
-                    .map(|(id, _)| id.to_string())
+                    .filter(|id| !self.nodes[id].probe_applied)
+                    .map(|id| id.to_string())
                     .collect();
                 self.report.liveness_failure = Some(format!(
                     "no progress within {:?} after healing: {} never applied a fresh entry",
@@ -335,6 +398,71 @@ impl World {
                 self.propose_probe();
                 self.schedule(Duration::from_millis(100), Event::LivenessProbe);
             }
+            Event::SnapshotArrives { from, to, term, snapshot } => {
+                self.snapshot_arrives(from, to, term, snapshot)
+            }
+            Event::SnapshotLost { from, to } => {
+                let now = self.now;
+                if let Some(node) = self.nodes.get_mut(&from).and_then(|n| n.node.as_mut()) {
+                    debug!(target: "oar::sim", "{now} snapshot {from}->{to} lost");
+                    node.handle_snapshot_failed(to);
+                    self.drain(from);
+                }
+            }
+        }
+    }
+
+    /// A snapshot reaches `to` whole: its runtime stores it durably, hands
+    /// the core an `InstallSnapshot` on the leader's behalf, and tells the
+    /// leader it arrived.
+    fn snapshot_arrives(&mut self, from: NodeId, to: NodeId, term: crate::types::Term, snapshot: Snapshot) {
+        let now = self.now;
+        let down = self.nodes.get(&to).is_none_or(|n| n.node.is_none());
+        if down || !self.network.can_send(from, to) {
+            if let Some(node) = self.nodes.get_mut(&from).and_then(|n| n.node.as_mut()) {
+                node.handle_snapshot_failed(to);
+                self.drain(from);
+            }
+            return;
+        }
+        let Some(sim) = self.nodes.get_mut(&to).filter(|n| n.node.is_some()) else { return };
+        debug!(target: "oar::sim", "{now} snapshot {} {from}->{to} arrives", snapshot.meta.index);
+        if sim.snapshot.as_ref().is_none_or(|s| s.meta.index < snapshot.meta.index) {
+            sim.snapshot = Some(snapshot.clone());
+        }
+        let msg = Message {
+            from,
+            to,
+            term,
+            body: MessageBody::InstallSnapshot(InstallSnapshot { meta: snapshot.meta }),
+        };
+        sim.node.as_mut().expect("alive").handle_message(now, msg);
+        self.drain(to);
+        if let Some(node) = self.nodes.get_mut(&from).and_then(|n| n.node.as_mut()) {
+            node.handle_snapshot_sent(to);
+            self.drain(from);
+        }
+    }
+
+    /// Node `id` writes a snapshot of its application's state, as its
+    /// runtime would on `SnapshotAction::Take`, and compacts its log.
+    fn take_snapshot(&mut self, id: NodeId) {
+        let World { nodes, checker, report, .. } = self;
+        let sim = nodes.get_mut(&id).expect("known node");
+        let Some(node) = sim.node.as_mut() else { return };
+        let index = sim.app_applied;
+        if index == LogIndex(0) || sim.snapshot.as_ref().is_some_and(|s| s.meta.index >= index) {
+            return;
+        }
+        let Some(term) = node.term_at(index) else { return };
+        let meta = SnapshotMeta { index, term, membership: node.membership_at(index).clone() };
+        checker.on_snapshot(id, &meta, sim.app_digest);
+        sim.snapshot = Some(Snapshot { meta: meta.clone(), digest: sim.app_digest });
+        report.snapshots_taken += 1;
+        node.handle_snapshot_taken(meta);
+        let first = node.first_index();
+        if let Err(e) = sim.wal.as_mut().expect("an alive node has its log open").compact_prefix(first) {
+            checker.fail("storage", format!("{id}: compaction failed: {e}"));
         }
     }
 
@@ -374,6 +502,7 @@ impl World {
         let World { nodes, disks, checker, network, rng, events, event_seq, report, fates, .. } = self;
         let sim = nodes.get_mut(&id).expect("known node");
         let Some(node) = sim.node.as_mut() else { return };
+        let mut take_due = Vec::new();
         let mut schedule = |after: Duration, event: Event| {
             *event_seq += 1;
             events.insert((now + after, *event_seq), event);
@@ -384,6 +513,11 @@ impl World {
                 progressed = true;
                 checker.on_write(node, &p.entries);
                 let wal = sim.wal.as_mut().expect("an alive node has its log open");
+                if let Some(s) = &p.snapshot {
+                    if let Err(e) = continue_snapshot(wal, s) {
+                        checker.fail("storage", format!("{id}: installing snapshot {} failed: {e}", s.index));
+                    }
+                }
                 if let Err(e) = wal.write(&p.entries, p.hard_state) {
                     checker.fail("storage", format!("{id}: write failed: {e}"));
                 }
@@ -408,7 +542,8 @@ impl World {
             }
             while let Some(msg) = node.poll_send() {
                 progressed = true;
-                checker.on_send(node, &disks[&id], &msg);
+                let snapshot = sim.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
+                checker.on_send(node, &disks[&id], snapshot, &msg);
                 report.messages += 1;
                 if !network.can_send(msg.from, msg.to) {
                     continue;
@@ -419,7 +554,49 @@ impl World {
                 }
             }
             // Commit first, so that what is applied next is known committed.
-            checker.after_step(node, disks, &self.voters);
+            checker.after_step(node, disks);
+            while let Some(action) = node.poll_snapshot() {
+                progressed = true;
+                match action {
+                    SnapshotAction::Take { .. } => take_due.push(id),
+                    SnapshotAction::Send { to, meta } => {
+                        let snapshot = sim.snapshot.clone().filter(|s| s.meta == meta);
+                        let Some(snapshot) = snapshot else {
+                            checker.fail(
+                                "snapshots",
+                                format!("{id} sends snapshot {} it does not hold", meta.index),
+                            );
+                            continue;
+                        };
+                        // Snapshots are big: slower than a message, and lost
+                        // like one.
+                        let delay = Duration::from_millis(rng.range(5, 200));
+                        if network.can_send(id, to) && !rng.chance(network.drop_percent, 100) {
+                            schedule(
+                                delay,
+                                Event::SnapshotArrives { from: id, to, term: node.term(), snapshot },
+                            );
+                        } else {
+                            schedule(delay, Event::SnapshotLost { from: id, to });
+                        }
+                    }
+                    SnapshotAction::Install { meta } => {
+                        let snapshot = sim.snapshot.clone().filter(|s| s.meta == meta);
+                        let Some(snapshot) = snapshot else {
+                            checker.fail(
+                                "snapshots",
+                                format!("{id} installs snapshot {} it does not hold", meta.index),
+                            );
+                            continue;
+                        };
+                        checker.on_install(id, &meta, snapshot.digest);
+                        report.snapshots_installed += 1;
+                        sim.app_applied = meta.index;
+                        sim.app_digest = snapshot.digest;
+                        node.handle_applied(meta.index);
+                    }
+                }
+            }
             while let Some(entry) = node.poll_apply() {
                 progressed = true;
                 checker.on_apply(id, sim.app_applied, &entry);
@@ -447,6 +624,10 @@ impl World {
         node.check_invariants();
         let leaders = nodes.values().filter_map(|n| n.node.as_ref()).filter(|n| n.role() == Role::Leader);
         checker.check_leaders_hold_new_commits(leaders);
+        if !take_due.is_empty() {
+            self.take_snapshot(id);
+            self.drain(id);
+        }
     }
 
     /// Starts a node from what its storage recovers, checking that recovery
@@ -457,18 +638,33 @@ impl World {
         sim.incarnation += 1;
         sim.sync_scheduled = false;
         sim.config.seed = self.opts.seed ^ (id.0 << 48) ^ (sim.incarnation << 32);
-        let (wal, recovered) = match Wal::open_with(sim.fs.clone(), DATA_DIR, self.wal_options) {
+        let (mut wal, mut recovered) = match Wal::open_with(sim.fs.clone(), DATA_DIR, self.wal_options) {
             Ok(opened) => opened,
             Err(e) => {
                 self.checker.fail("recovery", format!("{id}: the log does not open: {e}"));
                 return;
             }
         };
+        // Continue the durable snapshot, as the runtime's start does.
+        let snapshot = sim.snapshot.as_ref().map(|s| s.meta.clone());
+        if let Some(s) = &snapshot {
+            if wal.term(s.index) != Some(s.term) {
+                recovered.entries.clear();
+            }
+            recovered.entries.retain(|e| e.index > s.index);
+            if let Err(e) = continue_snapshot(&mut wal, s) {
+                self.checker.fail("recovery", format!("{id}: continuing snapshot {}: {e}", s.index));
+                return;
+            }
+        } else if recovered.first_index != LogIndex(1) {
+            let first = recovered.first_index;
+            self.checker.fail("recovery", format!("{id}: the log starts at {first} without a snapshot"));
+            return;
+        }
+        let base = snapshot.as_ref().map(|s| (s.index, s.term));
         let disk = self.disks.get_mut(&id).expect("disk");
         let lost = std::mem::take(&mut sim.lost_writes);
-        if recovered.first_index != LogIndex(1)
-            || !disk.explains(&lost, recovered.hard_state, &recovered.entries)
-        {
+        if !disk.explains(&lost, base, recovered.hard_state, &recovered.entries) {
             self.checker.fail(
                 "recovery",
                 format!(
@@ -482,15 +678,15 @@ impl World {
             );
             return;
         }
-        disk.reset(recovered.hard_state, recovered.entries.clone());
+        disk.reset(recovered.hard_state, base.unwrap_or_default(), recovered.entries.clone());
         sim.wal = Some(wal);
         let state = RecoveredState {
-            snapshot: None,
+            snapshot,
             hard_state: recovered.hard_state,
             entries: recovered.entries,
             applied: sim.app_applied,
         };
-        match Node::new(sim.config.clone(), &self.voters, state, now) {
+        match Node::with_membership(sim.config.clone(), sim.bootstrap.clone(), state, now) {
             Ok(node) => sim.node = Some(node),
             Err(e) => {
                 self.checker.violation =
@@ -525,14 +721,14 @@ impl World {
     }
 
     fn random_node(&mut self) -> NodeId {
-        self.voters[self.rng.below(self.voters.len() as u64) as usize]
+        self.ids[self.rng.below(self.ids.len() as u64) as usize]
     }
 
     /// Two random groups covering every node, the first nonempty.
     fn random_split(&mut self) -> (Vec<NodeId>, Vec<NodeId>) {
         let mut a = Vec::new();
         let mut b = Vec::new();
-        for &id in &self.voters {
+        for &id in &self.ids {
             if self.rng.chance(1, 2) {
                 a.push(id);
             } else {
@@ -547,8 +743,14 @@ impl World {
 
     fn inject_fault(&mut self) {
         let now = self.now;
-        match self.rng.below(11) {
+        match self.rng.below(14) {
             10 => self.transfer_random(),
+            11 | 12 => self.change_membership_random(),
+            13 => {
+                let id = self.random_node();
+                self.take_snapshot(id);
+                self.drain(id);
+            }
             0 => {
                 let id = self.random_node();
                 self.crash(id);
@@ -574,7 +776,7 @@ impl World {
             }
             4 => {
                 let bridge = self.random_node();
-                let others: Vec<NodeId> = self.voters.iter().copied().filter(|&id| id != bridge).collect();
+                let others: Vec<NodeId> = self.ids.iter().copied().filter(|&id| id != bridge).collect();
                 let half = others.len() / 2;
                 info!(target: "oar::sim", "{now} bridge {bridge} between {:?} and {:?}", &others[..half], &others[half..]);
                 self.network.cut.clear();
@@ -582,7 +784,7 @@ impl World {
             }
             5 => {
                 let id = self.random_node();
-                let others: Vec<NodeId> = self.voters.iter().copied().filter(|&o| o != id).collect();
+                let others: Vec<NodeId> = self.ids.iter().copied().filter(|&o| o != id).collect();
                 info!(target: "oar::sim", "{now} isolate {id}");
                 self.network.split(&[id], &others);
             }
@@ -674,6 +876,63 @@ impl World {
         }
     }
 
+    /// Has the leader of the highest term add a node (a new one, started
+    /// empty and waiting to be added), promote a learner, remove a member, or
+    /// replace a voter by a learner.
+    fn change_membership_random(&mut self) {
+        let now = self.now;
+        let leader = self
+            .nodes
+            .iter()
+            .filter_map(|(&id, n)| Some((n.node.as_ref()?, id)))
+            .filter(|(n, _)| n.role() == Role::Leader)
+            .max_by_key(|(n, _)| n.term())
+            .map(|(n, id)| (id, n.membership().clone()));
+        let Some((leader, m)) = leader else { return };
+        let pick = |rng: &mut Rng, set: &std::collections::BTreeSet<NodeId>| {
+            let v: Vec<NodeId> = set.iter().copied().collect();
+            (!v.is_empty()).then(|| v[rng.below(v.len() as u64) as usize])
+        };
+        let change = match self.rng.below(4) {
+            0 => {
+                if self.ids.len() >= self.opts.nodes + MAX_ADDED_NODES {
+                    return;
+                }
+                let id = NodeId(self.ids.iter().map(|id| id.0).max().unwrap_or(0) + 1);
+                self.add_node(id, Membership::default());
+                MembershipChange::AddLearner { id, address: format!("sim-{id}") }
+            }
+            1 => match pick(&mut self.rng, &m.learners) {
+                Some(id) => MembershipChange::Promote { id },
+                None => return,
+            },
+            2 => {
+                let id = if m.voters.len() > 2 && self.rng.chance(2, 3) {
+                    pick(&mut self.rng, &m.voters)
+                } else {
+                    pick(&mut self.rng, &m.learners)
+                };
+                match id {
+                    Some(id) => MembershipChange::Remove { id },
+                    None => return,
+                }
+            }
+            _ => match (pick(&mut self.rng, &m.learners), pick(&mut self.rng, &m.voters)) {
+                (Some(promote), Some(remove)) => MembershipChange::Replace { promote, remove },
+                _ => return,
+            },
+        };
+        let Some(node) = self.nodes.get_mut(&leader).and_then(|n| n.node.as_mut()) else { return };
+        match node.change_membership(now, change.clone()) {
+            Ok(index) => {
+                info!(target: "oar::sim", "{now} {leader} changes membership at {index}: {change:?}");
+                self.report.membership_changes += 1;
+                self.drain(leader);
+            }
+            Err(e) => debug!(target: "oar::sim", "{now} {leader} refused {change:?}: {e}"),
+        }
+    }
+
     fn propose_probe(&mut self) {
         let leader = self
             .nodes
@@ -704,6 +963,16 @@ impl World {
     }
 }
 
+/// Makes `wal` continue the snapshot `s`: keep what follows it if the log
+/// holds its last entry, else start the log over after it.
+fn continue_snapshot(wal: &mut Wal<SimFs>, s: &SnapshotMeta) -> Result<(), crate::storage::StorageError> {
+    if wal.term(s.index) == Some(s.term) {
+        wal.compact_prefix(s.index).map(drop)
+    } else {
+        wal.reset(s.index, s.term)
+    }
+}
+
 /// A node configuration drawn for one run: the defaults most of the time,
 /// with features off and tight limits some of the time.
 fn random_config(rng: &mut Rng) -> Config {
@@ -724,6 +993,10 @@ fn random_config(rng: &mut Rng) -> Config {
         c.inflight_bytes_max = rng.range(16 << 10, 128 << 10);
         c.uncommitted_bytes_max = rng.range(8 << 10, 256 << 10);
     }
+    // Snapshot often, compact close, so that followers fall behind the log.
+    c.snapshot_entries = [0, 10, 40, 200][rng.below(4) as usize];
+    c.snapshot_bytes = if rng.chance(1, 4) { rng.range(1 << 10, 64 << 10) } else { 0 };
+    c.compaction_margin = [0, 2, 10, 100][rng.below(4) as usize];
     debug_assert!(c.validate().is_ok());
     c
 }

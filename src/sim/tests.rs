@@ -136,12 +136,17 @@ mod recovery_oracle {
     fn accepts_the_synced_state_followed_by_a_prefix_of_the_lost_writes() {
         let (disk, lost) = disk_and_lost();
         let synced: Vec<Entry> = (1..=3).map(|i| entry(i, 1)).collect();
-        assert!(disk.explains(&lost, hs(1, 0), &synced));
-        assert!(disk.explains(&lost, hs(1, 0), &[synced.clone(), vec![entry(4, 1)]].concat()));
-        assert!(disk.explains(&lost, hs(1, 3), &[synced.clone(), vec![entry(4, 1), entry(5, 1)]].concat()));
+        assert!(disk.explains(&lost, None, hs(1, 0), &synced));
+        assert!(disk.explains(&lost, None, hs(1, 0), &[synced.clone(), vec![entry(4, 1)]].concat()));
+        assert!(disk.explains(
+            &lost,
+            None,
+            hs(1, 3),
+            &[synced.clone(), vec![entry(4, 1), entry(5, 1)]].concat()
+        ));
         // The truncation survived, its entries torn off.
-        assert!(disk.explains(&lost, hs(1, 3), &synced[..2]));
-        assert!(disk.explains(&lost, hs(2, 3), &[&synced[..2], &[entry(3, 2), entry(4, 2)]].concat()));
+        assert!(disk.explains(&lost, None, hs(1, 3), &synced[..2]));
+        assert!(disk.explains(&lost, None, hs(2, 3), &[&synced[..2], &[entry(3, 2), entry(4, 2)]].concat()));
     }
 
     #[test]
@@ -149,10 +154,10 @@ mod recovery_oracle {
         let (disk, lost) = disk_and_lost();
         let synced: Vec<Entry> = (1..=3).map(|i| entry(i, 1)).collect();
         // A synced entry lost without a later truncation explaining it.
-        assert!(!disk.explains(&[], hs(1, 0), &synced[..2]));
+        assert!(!disk.explains(&[], None, hs(1, 0), &synced[..2]));
         // A hard state ahead of the entries written before it.
-        assert!(!disk.explains(&lost, hs(1, 3), &synced));
+        assert!(!disk.explains(&lost, None, hs(1, 3), &synced));
         // An entry nobody wrote.
-        assert!(!disk.explains(&lost, hs(1, 0), &[synced.clone(), vec![entry(4, 9)]].concat()));
+        assert!(!disk.explains(&lost, None, hs(1, 0), &[synced.clone(), vec![entry(4, 9)]].concat()));
     }
 }

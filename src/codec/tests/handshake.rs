@@ -15,15 +15,22 @@ fn encoded(handshake: &Handshake) -> Vec<u8> {
 
 #[test]
 fn the_layout_is_as_documented() {
-    let bytes = encoded(&Handshake { cluster_id: "ab".into(), from: NodeId(2), to: NodeId(0x0301) });
-    let mut want = b"oar\x01\x02ab".to_vec();
+    let bytes = encoded(&Handshake {
+        cluster_id: "ab".into(),
+        from: NodeId(2),
+        to: NodeId(0x0301),
+        addr: "h:1".into(),
+    });
+    let mut want = b"oar\x02\x02ab".to_vec();
     want.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 0]);
+    want.extend_from_slice(b"\x03h:1");
     assert_eq!(bytes, want);
 }
 
 #[test]
 fn every_prefix_asks_for_more_and_frames_after_it_are_left_alone() {
-    let handshake = Handshake { cluster_id: "oar".into(), from: NodeId(1), to: NodeId(2) };
+    let handshake =
+        Handshake { cluster_id: "oar".into(), from: NodeId(1), to: NodeId(2), addr: "127.0.0.1:7001".into() };
     let mut bytes = encoded(&handshake);
     let len = bytes.len();
     for cut in 0..len {
@@ -39,14 +46,25 @@ fn strangers_are_refused_at_once() {
     assert_eq!(refused, Err(HandshakeError::BadMagic { found: *b"GET " }));
     // Even from the first wrong byte.
     assert_eq!(decode_handshake(b"x"), Err(HandshakeError::BadMagic { found: [b'x', 0, 0, 0] }));
-    assert_eq!(decode_handshake(b"oar\x01\x00"), Err(HandshakeError::BadClusterId));
-    assert_eq!(decode_handshake(b"oar\x01\x01\xff"), Err(HandshakeError::BadClusterId));
+    assert_eq!(decode_handshake(b"oar\x02\x00"), Err(HandshakeError::BadClusterId));
+    assert_eq!(decode_handshake(b"oar\x02\x01\xff"), Err(HandshakeError::BadClusterId));
+    // The previous version's peers are strangers too.
+    assert!(matches!(decode_handshake(b"oar\x01\x01a"), Err(HandshakeError::BadMagic { .. })));
+    let mut bad_addr = b"oar\x02\x01a".to_vec();
+    bad_addr.extend_from_slice(&[0; 16]);
+    bad_addr.extend_from_slice(b"\x01\xff");
+    assert_eq!(decode_handshake(&bad_addr), Err(HandshakeError::BadAddress));
 }
 
 proptest! {
     #[test]
-    fn handshakes_round_trip(cluster_id in "[a-z0-9-]{1,60}", from in any::<u64>(), to in any::<u64>()) {
-        let handshake = Handshake { cluster_id, from: NodeId(from), to: NodeId(to) };
+    fn handshakes_round_trip(
+        cluster_id in "[a-z0-9-]{1,60}",
+        from in any::<u64>(),
+        to in any::<u64>(),
+        addr in "[a-z0-9.:]{0,60}",
+    ) {
+        let handshake = Handshake { cluster_id, from: NodeId(from), to: NodeId(to), addr };
         let bytes = encoded(&handshake);
         prop_assert!(bytes.len() <= HANDSHAKE_BYTES_MAX);
         prop_assert_eq!(decode_handshake(&bytes), Ok(Some((handshake, bytes.len()))));
@@ -55,7 +73,7 @@ proptest! {
     /// Any bytes give a handshake, a request for more (never once
     /// `HANDSHAKE_BYTES_MAX` bytes are there), or an error; never a panic.
     #[test]
-    fn decoding_any_bytes_is_total(bytes in vec(any::<u8>(), 0..300)) {
+    fn decoding_any_bytes_is_total(bytes in vec(any::<u8>(), 0..600)) {
         match decode_handshake(&bytes) {
             Ok(Some((handshake, len))) => prop_assert_eq!(&encoded(&handshake)[..], &bytes[..len]),
             Ok(None) => prop_assert!(bytes.len() < HANDSHAKE_BYTES_MAX),

@@ -5,8 +5,8 @@ use bytes::Bytes;
 
 use super::args;
 use crate::kv::{
-    answer_local, ClientOp, ClientState, Command, CommandClass, CommandError, CommandQuery, LocalOp, ReadOp,
-    Reply, ServerInfo, SetCondition, WriteOp, COMMAND_NAMES,
+    answer_local, ClientOp, ClientState, Command, CommandClass, CommandError, CommandQuery, LocalOp,
+    MemberOp, ReadOp, Reply, ServerInfo, SetCondition, WriteOp, COMMAND_NAMES,
 };
 use crate::types::{LogIndex, NodeId, Term};
 use crate::Role;
@@ -77,12 +77,13 @@ fn every_command_is_classified() {
         (&[b"ROLE"], CommandClass::Local),
         (&[b"SELECT", b"0"], CommandClass::Local),
         (&[b"QUIT"], CommandClass::Local),
+        (&[b"OAR.MEMBER", b"LIST"], CommandClass::Member),
     ];
     for &(words, class) in cases {
         assert_eq!(parse(words).map(|c| c.class()), Ok(class), "{words:?}");
     }
     // Each command name in the table is parsed by something above.
-    assert_eq!(COMMAND_NAMES.len(), 19);
+    assert_eq!(COMMAND_NAMES.len(), 20);
 }
 
 #[test]
@@ -205,7 +206,7 @@ fn command_and_config_get_satisfy_redis_tools() {
     assert_eq!(local(&[b"COMMAND"], &mut client), Reply::Array(vec![]));
     assert_eq!(local(&[b"COMMAND", b"DOCS"], &mut client), Reply::Array(vec![]));
     assert_eq!(local(&[b"command", b"docs", b"get"], &mut client), Reply::Array(vec![]));
-    assert_eq!(local(&[b"COMMAND", b"COUNT"], &mut client), Reply::Integer(19));
+    assert_eq!(local(&[b"COMMAND", b"COUNT"], &mut client), Reply::Integer(20));
     assert_eq!(
         parse(&[b"COMMAND", b"INFO", b"get"]),
         Ok(Command::Local(LocalOp::Command(CommandQuery::Info { names: args(&[b"get"]) })))
@@ -315,4 +316,29 @@ fn info_and_role_report_the_raft_state() {
     };
     let text = String::from_utf8(text.to_vec()).expect("ASCII");
     assert!(text.contains("\r\nrole:master\r\n") && text.contains("\r\nraft_leader_id:0\r\n"), "{text}");
+}
+
+#[test]
+fn oar_member_subcommands_parse_and_bad_ones_say_why() {
+    let member = |words: &[&[u8]]| parse(words);
+    assert_eq!(member(&[b"OAR.MEMBER", b"LIST"]), Ok(Command::Member(MemberOp::List)));
+    assert_eq!(member(&[b"oar.member", b"list"]), Ok(Command::Member(MemberOp::List)));
+    assert_eq!(
+        member(&[b"OAR.MEMBER", b"ADD", b"4", b"127.0.0.1:7004"]),
+        Ok(Command::Member(MemberOp::Add { id: 4, addr: "127.0.0.1:7004".into() }))
+    );
+    assert_eq!(member(&[b"OAR.MEMBER", b"PROMOTE", b"4"]), Ok(Command::Member(MemberOp::Promote { id: 4 })));
+    assert_eq!(member(&[b"OAR.MEMBER", b"REMOVE", b"2"]), Ok(Command::Member(MemberOp::Remove { id: 2 })));
+    assert_eq!(member(&[b"OAR.MEMBER"]), Err(CommandError::WrongArity { command: "oar.member" }));
+    assert_eq!(
+        member(&[b"OAR.MEMBER", b"ADD", b"4"]),
+        Err(CommandError::WrongArity { command: "oar.member|add" })
+    );
+    assert_eq!(member(&[b"OAR.MEMBER", b"PROMOTE", b"0"]), Err(CommandError::NotInteger));
+    assert_eq!(member(&[b"OAR.MEMBER", b"REMOVE", b"x"]), Err(CommandError::NotInteger));
+    assert_eq!(
+        member(&[b"OAR.MEMBER", b"LIST", b"extra"]),
+        Err(CommandError::WrongArity { command: "oar.member|list" })
+    );
+    assert!(matches!(member(&[b"OAR.MEMBER", b"JUMP"]), Err(CommandError::UnknownSubcommand { .. })));
 }

@@ -15,7 +15,6 @@ use crate::kv::snapshot::{
 };
 use crate::kv::tests::entry::{arb_bytes, arb_key, arb_write_op};
 use crate::kv::{SetCondition, SnapshotError, SnapshotFormatError, Store, WriteOp, SNAPSHOT_ITEM_BYTES_MAX};
-use crate::server::KvMachine;
 
 fn snapshot_of(store: &Store) -> Vec<u8> {
     let mut out = Vec::new();
@@ -465,21 +464,4 @@ fn errors_say_what_was_wrong() {
     let limit = SNAPSHOT_ITEM_BYTES_MAX;
     let want = format!("malformed key-value snapshot: `value_len` is 4294967295, above the limit of {limit}");
     assert_eq!(error.to_string(), want);
-}
-
-#[test]
-fn the_machine_restores_a_snapshot_and_keeps_its_map_on_a_bad_one() {
-    let mut machine = KvMachine::new();
-    let source = store_of(&[(b"k", b"v")]);
-    let bytes = snapshot_of(&source);
-    machine.restore(&mut &bytes[..]).expect("restores");
-    assert_eq!(machine.store(), &source);
-
-    let mut out = Vec::new();
-    machine.snapshot(&mut out).expect("writes");
-    assert_eq!(out, bytes);
-
-    let error = machine.restore(&mut &bytes[..bytes.len() - 1]).expect_err("a cut snapshot");
-    assert!(error.contains("ends inside `crc`"), "{error}");
-    assert_eq!(machine.store(), &source);
 }

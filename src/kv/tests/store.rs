@@ -23,6 +23,7 @@ fn run(store: &mut Store, words: &[&[u8]]) -> String {
             store.query(&decoded)
         }
         Ok(Command::Local(op)) => panic!("not a state machine command: {op:?}"),
+        Ok(Command::Member(op)) => panic!("not a state machine command: {op:?}"),
         Err(error) => error.reply(),
     };
     String::from_utf8_lossy(&reply.to_vec()).into_owned()

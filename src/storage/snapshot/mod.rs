@@ -5,6 +5,7 @@
 //! "Snapshots" section of the [`crate::storage`] docs.
 
 mod format;
+
 mod stream;
 
 use std::fmt;
@@ -13,9 +14,10 @@ use std::path::{Path, PathBuf};
 
 use log::{debug, info, warn};
 
+pub(crate) use self::format::snapshot_name;
 use self::format::{
-    check_file, index_in_range, parse_snapshot_name, snapshot_name, CheckError, SnapshotFile,
-    MIN_SNAPSHOT_FILE_BYTES, RECEIVE_EXTENSION, TAKE_EXTENSION,
+    check_file, index_in_range, parse_snapshot_name, CheckError, SnapshotFile, MIN_SNAPSHOT_FILE_BYTES,
+    RECEIVE_EXTENSION, TAKE_EXTENSION,
 };
 use super::error::StorageError;
 use super::fs::{Fs, FsFile, RealFs};

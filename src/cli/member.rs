@@ -1,0 +1,121 @@
+//! `oar member`: list and change a running cluster's membership through any
+//! node's RESP port (`OAR.MEMBER`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use super::parse_addr;
+
+/// List or change the members of a running cluster.
+#[derive(clap::Args)]
+pub struct MemberArgs {
+    #[command(subcommand)]
+    action: Action,
+    /// The RESP address of a node to ask (the leader, for a change).
+    #[arg(long, global = true, value_parser = parse_addr, default_value = "127.0.0.1:7379")]
+    via: SocketAddr,
+    /// How long to retry while the cluster is busy with another change or
+    /// electing a leader.
+    #[arg(long, global = true, default_value = "10", value_name = "SECONDS")]
+    retry_secs: u64,
+}
+
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Add a node as a learner; start it first with `oar serve --join`.
+    Add {
+        /// The new node's id.
+        id: u64,
+        /// Where it listens for peers (its --raft-addr).
+        #[arg(value_parser = parse_addr)]
+        raft_addr: SocketAddr,
+    },
+    /// Make a learner a voter (once it has caught up).
+    Promote {
+        /// The learner's id.
+        id: u64,
+    },
+    /// Remove a member.
+    Remove {
+        /// The member's id.
+        id: u64,
+    },
+    /// Print the members: id, role, raft address.
+    List,
+}
+
+pub fn run(args: MemberArgs) -> Result<(), String> {
+    let command: Vec<String> = match &args.action {
+        Action::Add { id, raft_addr } => vec!["ADD".into(), id.to_string(), raft_addr.to_string()],
+        Action::Promote { id } => vec!["PROMOTE".into(), id.to_string()],
+        Action::Remove { id } => vec!["REMOVE".into(), id.to_string()],
+        Action::List => vec!["LIST".into()],
+    };
+    let give_up = Instant::now() + Duration::from_secs(args.retry_secs);
+    loop {
+        match ask(args.via, &command)? {
+            Reply::Error(e)
+                if e.starts_with("TRYAGAIN") && !e.contains("not the leader") && Instant::now() < give_up =>
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Reply::Error(e) => return Err(format!("{}: {e}", args.via)),
+            Reply::Lines(lines) => {
+                for line in lines {
+                    println!("{line}");
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+enum Reply {
+    Error(String),
+    Lines(Vec<String>),
+}
+
+/// Sends `OAR.MEMBER <args>` to `via` and reads the reply.
+fn ask(via: SocketAddr, args: &[String]) -> Result<Reply, String> {
+    let fail = |e: std::io::Error| format!("{via}: {e}");
+    let mut stream = TcpStream::connect_timeout(&via, Duration::from_secs(5)).map_err(fail)?;
+    // A change waits for its commit; the node answers within its own timeout.
+    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(fail)?;
+    let mut request = format!("*{}\r\n$10\r\nOAR.MEMBER\r\n", args.len() + 1);
+    for a in args {
+        request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(request.as_bytes()).map_err(fail)?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    let mut read_line = |line: &mut String| -> Result<(), String> {
+        line.clear();
+        reader.read_line(line).map_err(fail)?;
+        if !line.ends_with("\r\n") {
+            return Err(format!("{via}: the connection closed mid-reply"));
+        }
+        line.truncate(line.len() - 2);
+        Ok(())
+    };
+    read_line(&mut line)?;
+    let (kind, rest) = line.split_at(line.len().min(1));
+    match kind {
+        "+" => Ok(Reply::Lines(vec![rest.to_string()])),
+        "-" => Ok(Reply::Error(rest.to_string())),
+        "*" => {
+            let count: usize = rest.parse().map_err(|_| format!("{via}: bad reply {line:?}"))?;
+            let mut lines = Vec::with_capacity(count.min(1024));
+            for _ in 0..count {
+                read_line(&mut line)?;
+                if !line.starts_with('$') {
+                    return Err(format!("{via}: bad reply {line:?}"));
+                }
+                read_line(&mut line)?;
+                lines.push(line.clone());
+            }
+            Ok(Reply::Lines(lines))
+        }
+        _ => Err(format!("{via}: not a RESP reply: {line:?}; is this a node's --resp-addr?")),
+    }
+}

@@ -1,0 +1,129 @@
+//! The node's snapshot files, shared by the threads that use them: the
+//! apply thread takes and restores snapshots, the log writer receives them
+//! from a leader, and the event loop sends them to followers.
+//!
+//! One lock guards the store. The event loop never takes it: it reads the
+//! files it sends through handles of its own, so a snapshot being written
+//! cannot hold up heartbeats. The log writer may wait for it while the apply
+//! thread writes a snapshot (a follower both taking and receiving one).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use log::{debug, info, warn};
+
+use super::log_writer::FromWriter;
+use super::StateMachine;
+use crate::membership::SnapshotMeta;
+use crate::message::{SnapshotAck, SnapshotChunk};
+use crate::storage::{snapshot_file_name, SnapshotStore, StorageError};
+use crate::types::{NodeId, Term};
+
+/// The snapshot store, shared.
+pub(crate) struct Snapshots {
+    store: Mutex<SnapshotStore>,
+    dir: PathBuf,
+}
+
+impl Snapshots {
+    pub(crate) fn new(store: SnapshotStore) -> Snapshots {
+        let dir = store.dir().to_path_buf();
+        Snapshots { store: Mutex::new(store), dir }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SnapshotStore> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes a snapshot `meta` of `state_machine`, durably, unless the
+    /// store already holds one as new.
+    pub(crate) fn take<S: StateMachine>(&self, meta: &SnapshotMeta, state_machine: &S) -> Result<(), String> {
+        let mut store = self.lock();
+        if store.current().is_some_and(|c| c.index >= meta.index) {
+            return Ok(());
+        }
+        let mut writer = store.begin(meta).map_err(|e| e.to_string())?;
+        {
+            let mut buffered = BufWriter::with_capacity(1 << 20, &mut writer);
+            state_machine
+                .snapshot(&mut buffered)
+                .map_err(|e| format!("the state machine's snapshot: {e}"))?;
+            buffered.flush().map_err(|e| e.to_string())?;
+        }
+        writer.finish().map(drop).map_err(|e| e.to_string())
+    }
+
+    /// Restores `state_machine` from the stored snapshot `meta`.
+    pub(crate) fn restore<S: StateMachine>(
+        &self,
+        meta: &SnapshotMeta,
+        state_machine: &mut S,
+    ) -> Result<(), String> {
+        let store = self.lock();
+        if store.current() != Some(meta) {
+            return Err(format!("snapshot {} is not the one stored ({:?})", meta.index, store.current()));
+        }
+        let reader = store.reader().map_err(|e| e.to_string())?;
+        let mut buffered = BufReader::with_capacity(1 << 20, reader);
+        state_machine.restore(&mut buffered)
+    }
+
+    /// Opens the file of snapshot `meta` for sending, with its size.
+    pub(crate) fn open_for_send(&self, meta: &SnapshotMeta) -> std::io::Result<(File, u64)> {
+        let file = File::open(self.dir.join(snapshot_file_name(meta.index, meta.term)))?;
+        let len = file.metadata()?.len();
+        Ok((file, len))
+    }
+}
+
+/// The log writer's side of receiving a snapshot: stores `chunk` from the
+/// leader `from` of `term`, and returns what to tell the event loop: an
+/// acknowledgement for the leader (how much the store holds) and, once the
+/// last byte arrived and the file checked out, the snapshot received. A
+/// disk failure is fatal, as for the log.
+pub(crate) fn receive_chunk(
+    snapshots: &Snapshots,
+    id: NodeId,
+    from: NodeId,
+    term: Term,
+    chunk: SnapshotChunk,
+) -> Vec<FromWriter> {
+    let (index, snapshot_term) = (chunk.index, chunk.snapshot_term);
+    let ack = |received, failed| FromWriter::ChunkAck {
+        to: from,
+        term,
+        ack: SnapshotAck { index, snapshot_term, received, failed },
+    };
+    let mut store = snapshots.lock();
+    let received = match store.receive_chunk(index, snapshot_term, chunk.offset, &chunk.data) {
+        Ok(received) => received,
+        Err(StorageError::ChunkOffset { expected, .. }) => {
+            debug!("{id}: snapshot chunk at {} from {from}; resume at {expected}", chunk.offset);
+            return vec![ack(expected, false)];
+        }
+        Err(e @ (StorageError::SnapshotTooLarge { .. } | StorageError::SnapshotRefused { .. })) => {
+            warn!("{id}: receiving snapshot {index} from {from} failed: {e}");
+            return vec![ack(0, true)];
+        }
+        Err(e) => return vec![FromWriter::Failed(e)],
+    };
+    if received < chunk.total_bytes {
+        return vec![ack(received, false)];
+    }
+    match store.finish_receive(index, snapshot_term) {
+        Ok(meta) => {
+            info!("{id}: received snapshot {index} from {from} ({received} bytes)");
+            // A snapshot as new, taken meanwhile, may have won: the core
+            // is told of whichever is stored.
+            let stored = store.current().cloned().unwrap_or(meta);
+            vec![ack(received, false), FromWriter::SnapshotReceived { from, term, meta: stored }]
+        }
+        Err(e @ StorageError::SnapshotRefused { .. }) => {
+            warn!("{id}: snapshot {index} from {from} refused: {e}");
+            vec![ack(0, true)]
+        }
+        Err(e) => vec![FromWriter::Failed(e)],
+    }
+}
