@@ -496,3 +496,116 @@ fn a_read_the_leader_cannot_confirm_times_out() {
         handle.shutdown();
     }
 }
+
+/// The position of the node that leads, once one does.
+fn leader_of(handles: &[Handle]) -> usize {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(k) = handles.iter().position(|h| h.status().is_ok_and(|s| s.role == Role::Leader)) {
+            return k;
+        }
+        assert!(Instant::now() < give_up, "no leader within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Retries a membership change while the cluster is busy with another one
+/// or electing; panics on anything else.
+fn change(
+    handle: &Handle,
+    what: &str,
+    f: impl Fn(&Handle) -> Result<Result<oar::Membership, oar::core::MembershipChangeError>, RequestError>,
+) -> oar::Membership {
+    use oar::core::MembershipChangeError as E;
+    let give_up = Instant::now() + Duration::from_secs(20);
+    loop {
+        match f(handle) {
+            Ok(Ok(m)) => return m,
+            Ok(Err(E::InProgress | E::NotReady)) | Err(RequestError::NoLeader)
+                if Instant::now() < give_up =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => panic!("{what} failed: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_node_added_after_compaction_catches_up_by_snapshot_and_replaces_the_leader() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let (mut listeners, mut peers) = bind_peers(4);
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let joiner = peers.pop().expect("four peers");
+    let joiner_listener = listeners.pop().expect("four listeners");
+    // Snapshot every 40 entries, keeping none below: a node added later
+    // can only catch up by snapshot.
+    let small_snapshots = |id| {
+        let mut c = config(id);
+        c.raft.snapshot_entries = 40;
+        c.raft.compaction_margin = 0;
+        c.snapshot_chunk_bytes_max = 64;
+        c.snapshot_chunks_in_flight = 2;
+        c
+    };
+    let mut handles: Vec<Handle> = listeners
+        .into_iter()
+        .zip(&dirs)
+        .enumerate()
+        .map(|(k, (listener, dir))| {
+            Runtime::start_on(small_snapshots(peers[k].id), dir.path(), &peers, listener, Journal::default())
+                .expect("start a node")
+        })
+        .collect();
+    let leader = leader_of(&handles);
+    let mut acknowledged = Vec::new();
+    for k in 0..200 {
+        let command = format!("c{k}");
+        propose(&handles[leader], command.as_bytes());
+        acknowledged.push(command);
+    }
+    let status = handles[leader].status().expect("status");
+    assert!(status.snapshot_index >= LogIndex(160), "the leader took snapshots: {status:?}");
+    assert!(status.first_index > LogIndex(1), "and compacted its log: {status:?}");
+
+    // A fourth node, started to join, added as a learner: the entries it
+    // needs are gone, so it gets the snapshot (in chunks of 64 bytes).
+    let mut join = small_snapshots(joiner.id);
+    join.join = true;
+    let all = [peers.clone(), vec![joiner]].concat();
+    let fourth = Runtime::start_on(join, dirs[3].path(), &all, joiner_listener, Journal::default())
+        .expect("start the fourth node");
+    let m = change(&handles[leader], "add_learner", |h| h.add_learner(joiner.id, joiner.addr));
+    assert!(m.learners.contains(&joiner.id) && !m.is_voter(joiner.id), "{m}");
+    assert_eq!(read_all(&fourth), acknowledged, "the learner caught up");
+    let status = fourth.status().expect("status");
+    assert!(status.snapshot_index > LogIndex(0), "by snapshot: {status:?}");
+
+    // Replace the leader's machine by the new node in one joint change.
+    let old_leader = peers[leader].id;
+    let m = change(&handles[leader], "replace", |h| {
+        h.change_membership(oar::MembershipChange::Replace { promote: joiner.id, remove: old_leader })
+    });
+    assert!(m.is_voter(joiner.id) && !m.contains(old_leader) && !m.is_joint(), "{m}");
+    handles.push(fourth);
+    let deposed = handles.remove(leader);
+    // The old leader steps down once the final configuration commits, and
+    // the others elect one of themselves.
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while deposed.status().expect("status").role == Role::Leader {
+        assert!(Instant::now() < give_up, "the removed leader kept leading");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    deposed.shutdown();
+    let new_leader = leader_of(&handles);
+    assert_ne!(handles[new_leader].id(), old_leader);
+    propose(&handles[new_leader], b"after");
+    acknowledged.push("after".to_string());
+    for handle in &handles {
+        assert_eq!(read_all(handle), acknowledged, "node {} holds every acknowledged command", handle.id());
+        assert_eq!(handle.membership().expect("membership"), m);
+    }
+    for handle in handles {
+        handle.shutdown();
+    }
+}

@@ -70,6 +70,9 @@ pub(crate) fn run<S: StateMachine>(
     let mut applied = Applied { index: LogIndex(0), term: Term(0), membership: bootstrap };
     let fail = |reason: String| {
         error!("{id}: stopping the node: {reason}");
+        // Before any waiter learns of the stop: whoever sees `Stopped` must
+        // find the reason in `Handle::stopped`.
+        let _ = shared.stopped.set(reason.clone());
         let _ = outbox.send(FromApply::Failed(reason.clone()));
         shared.wake();
         reason

@@ -244,7 +244,26 @@ struct Transfer {
     acked: u64,
     /// When an acknowledgement last moved the transfer.
     last_progress: Instant,
+    /// The `last_progress` at the last resend, so that each stall resends
+    /// once.
+    resent_at: Option<Instant>,
 }
+
+impl Transfer {
+    /// When the transfer next needs attention if nothing arrives: a resend
+    /// of what is unacknowledged, or giving up.
+    fn next_deadline(&self, stall_timeout: std::time::Duration) -> Instant {
+        if self.next_offset > self.acked && self.resent_at != Some(self.last_progress) {
+            self.last_progress + RESEND_AFTER
+        } else {
+            self.last_progress + stall_timeout
+        }
+    }
+}
+
+/// How long a snapshot transfer may make no progress before the chunks
+/// after the acknowledged ones are sent again.
+const RESEND_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reads `len` bytes at `offset` of `file`.
 fn read_chunk(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
@@ -295,7 +314,7 @@ impl EventLoop {
                 self.transport.next_deadline(),
                 self.reads.next_deadline(),
                 self.membership_waits.iter().map(|w| w.1).min(),
-                self.transfers.values().map(|t| t.last_progress + self.stall_timeout).min(),
+                self.transfers.values().map(|t| t.next_deadline(self.stall_timeout)).min(),
             ]
             .into_iter()
             .flatten()
@@ -517,6 +536,7 @@ impl EventLoop {
                     next_offset: 0,
                     acked: 0,
                     last_progress: now,
+                    resent_at: None,
                 };
                 self.transfers.insert(to, transfer);
             }
@@ -542,7 +562,8 @@ impl EventLoop {
                 failed.push(to);
                 continue;
             }
-            if now.saturating_duration_since(t.last_progress) > self.stall_timeout {
+            let idle = now.saturating_duration_since(t.last_progress);
+            if idle > self.stall_timeout {
                 log::warn!(
                     "{}: snapshot transfer to {to} stalled at {} bytes; abandoned",
                     self.shared.id,
@@ -550,6 +571,12 @@ impl EventLoop {
                 );
                 failed.push(to);
                 continue;
+            }
+            if idle > RESEND_AFTER && t.next_offset > t.acked && t.resent_at != Some(t.last_progress) {
+                // Chunks or their acknowledgements were lost: go back.
+                debug!("{}: resending snapshot {} to {to} from {}", self.shared.id, t.meta.index, t.acked);
+                t.next_offset = t.acked;
+                t.resent_at = Some(t.last_progress);
             }
             while t.next_offset < t.total_bytes && t.next_offset - t.acked < window {
                 let len = (t.total_bytes - t.next_offset).min(self.chunk_bytes_max as u64) as usize;
@@ -593,14 +620,21 @@ impl EventLoop {
             self.node.handle_snapshot_failed(from);
             return;
         }
-        if ack.received > t.acked || ack.received < t.next_offset {
+        let received = ack.received.min(t.total_bytes);
+        if received > t.acked {
+            t.acked = received;
+            t.last_progress = now;
+        } else if received < t.acked {
+            // The follower holds less than it did (it restarted, or began
+            // another receive): start again from what it holds.
+            t.acked = received;
+            t.next_offset = received;
             t.last_progress = now;
         }
-        t.acked = ack.received.min(t.total_bytes);
-        if ack.received < t.next_offset {
-            // The follower lost or refused what followed: resume there.
-            t.next_offset = t.acked;
-        }
+        // An acknowledgement that holds still answers a chunk the follower
+        // refused (one before it was lost) or a duplicate; chunks in flight
+        // may yet fill the gap, so `pump_transfers` resends from `acked`
+        // only once nothing moved for a while.
         if t.acked == t.total_bytes {
             info!("{}: snapshot {} delivered to {from}", self.shared.id, t.meta.index);
             self.transfers.remove(&from);
