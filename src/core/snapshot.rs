@@ -80,7 +80,7 @@ impl Node {
     /// log. Ignored if not newer than the snapshot the node holds.
     pub fn handle_snapshot_taken(&mut self, meta: SnapshotMeta) {
         self.snapshot_requested = false;
-        if self.snapshot.as_ref().is_some_and(|s| s.index >= meta.index) {
+        if meta.index == LogIndex(0) || self.snapshot.as_ref().is_some_and(|s| s.index >= meta.index) {
             return;
         }
         if meta.index > self.log.applied() || meta.index < self.log.first_index().prev() {

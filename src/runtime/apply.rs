@@ -108,6 +108,7 @@ pub(crate) fn run<S: StateMachine>(
                 }
             }
             Ok(ToApply::Query { query, done }) => done.complete(Ok(state_machine.query(&query))),
+            Ok(ToApply::TakeSnapshot) if applied.index == LogIndex(0) => {}
             Ok(ToApply::TakeSnapshot) => {
                 let meta = SnapshotMeta {
                     index: applied.index,

@@ -526,10 +526,10 @@ impl EventLoop {
     /// Starts streaming the snapshot `meta` to `to`.
     fn start_transfer(&mut self, now: Instant, to: NodeId, meta: SnapshotMeta) {
         match self.snapshots.open_for_send(&meta) {
-            Ok((file, total_bytes)) => {
-                info!("{}: sending snapshot {} ({total_bytes} bytes) to {to}", self.node.id(), meta.index);
+            Ok((file, total_bytes, (index, term))) => {
+                info!("{}: sending snapshot {index} ({total_bytes} bytes) to {to}", self.node.id());
                 let transfer = Transfer {
-                    meta,
+                    meta: SnapshotMeta { index, term, ..meta },
                     term: self.node.term(),
                     file,
                     total_bytes,

@@ -18,8 +18,8 @@ use super::log_writer::FromWriter;
 use super::StateMachine;
 use crate::membership::SnapshotMeta;
 use crate::message::{SnapshotAck, SnapshotChunk};
-use crate::storage::{snapshot_file_name, SnapshotStore, StorageError};
-use crate::types::{NodeId, Term};
+use crate::storage::{parse_snapshot_file_name, snapshot_file_name, SnapshotStore, StorageError};
+use crate::types::{LogIndex, NodeId, Term};
 
 /// The snapshot store, shared.
 pub(crate) struct Snapshots {
@@ -70,11 +70,30 @@ impl Snapshots {
         state_machine.restore(&mut buffered)
     }
 
-    /// Opens the file of snapshot `meta` for sending, with its size.
-    pub(crate) fn open_for_send(&self, meta: &SnapshotMeta) -> std::io::Result<(File, u64)> {
-        let file = File::open(self.dir.join(snapshot_file_name(meta.index, meta.term)))?;
+    /// Opens the file of snapshot `meta` for sending, with its size and the
+    /// index and term it covers. If a newer snapshot replaced it (received
+    /// from a leader, one the core did not install because its term was
+    /// over), that one is sent: any snapshot of committed entries at or past
+    /// the one asked for serves the follower.
+    pub(crate) fn open_for_send(
+        &self,
+        meta: &SnapshotMeta,
+    ) -> std::io::Result<(File, u64, (LogIndex, Term))> {
+        let (index, term) = match File::open(self.dir.join(snapshot_file_name(meta.index, meta.term))) {
+            Ok(file) => {
+                let len = file.metadata()?.len();
+                return Ok((file, len, (meta.index, meta.term)));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::read_dir(&self.dir)?
+                .filter_map(|entry| parse_snapshot_file_name(&entry.ok()?.file_name().to_string_lossy()))
+                .filter(|&(index, _)| index > meta.index)
+                .max()
+                .ok_or(e)?,
+            Err(e) => return Err(e),
+        };
+        let file = File::open(self.dir.join(snapshot_file_name(index, term)))?;
         let len = file.metadata()?.len();
-        Ok((file, len))
+        Ok((file, len, (index, term)))
     }
 }
 

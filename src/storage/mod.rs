@@ -267,7 +267,9 @@ pub use self::fs::{Fs, FsFile, RealFs};
 pub use self::node::{open_node, open_node_with, NodeState};
 pub use self::recovery::{RecoveredLog, TornTail};
 pub use self::sim_fs::{SimFile, SimFs, SimLock, SIM_SECTOR_BYTES};
-pub(crate) use self::snapshot::snapshot_name as snapshot_file_name;
+pub(crate) use self::snapshot::{
+    parse_snapshot_name as parse_snapshot_file_name, snapshot_name as snapshot_file_name,
+};
 pub use self::snapshot::{
     ReceiveProgress, SnapshotOptions, SnapshotReader, SnapshotStore, SnapshotWriter,
     DEFAULT_SNAPSHOT_RECEIVE_BYTES_MAX, MAX_SNAPSHOT_MEMBERSHIP_BYTES, SNAPSHOT_CHUNK_BYTES_MAX,

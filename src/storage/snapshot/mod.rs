@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 
 use log::{debug, info, warn};
 
-pub(crate) use self::format::snapshot_name;
 use self::format::{
-    check_file, index_in_range, parse_snapshot_name, CheckError, SnapshotFile, MIN_SNAPSHOT_FILE_BYTES,
-    RECEIVE_EXTENSION, TAKE_EXTENSION,
+    check_file, index_in_range, CheckError, SnapshotFile, MIN_SNAPSHOT_FILE_BYTES, RECEIVE_EXTENSION,
+    TAKE_EXTENSION,
 };
+pub(crate) use self::format::{parse_snapshot_name, snapshot_name};
 use super::error::StorageError;
 use super::fs::{Fs, FsFile, RealFs};
 use crate::membership::SnapshotMeta;
