@@ -560,14 +560,7 @@ impl World {
                 match action {
                     SnapshotAction::Take { .. } => take_due.push(id),
                     SnapshotAction::Send { to, meta } => {
-                        let snapshot = sim.snapshot.clone().filter(|s| s.meta == meta);
-                        let Some(snapshot) = snapshot else {
-                            checker.fail(
-                                "snapshots",
-                                format!("{id} sends snapshot {} it does not hold", meta.index),
-                            );
-                            continue;
-                        };
+                        let Some(snapshot) = held(checker, &sim.snapshot, &meta, "sends") else { continue };
                         // Snapshots are big: slower than a message, and lost
                         // like one.
                         let delay = Duration::from_millis(rng.range(5, 200));
@@ -581,12 +574,7 @@ impl World {
                         }
                     }
                     SnapshotAction::Install { meta } => {
-                        let snapshot = sim.snapshot.clone().filter(|s| s.meta == meta);
-                        let Some(snapshot) = snapshot else {
-                            checker.fail(
-                                "snapshots",
-                                format!("{id} installs snapshot {} it does not hold", meta.index),
-                            );
+                        let Some(snapshot) = held(checker, &sim.snapshot, &meta, "installs") else {
                             continue;
                         };
                         checker.on_install(id, &meta, snapshot.digest);
@@ -961,6 +949,21 @@ impl World {
             Err(e) => debug!(target: "oar::sim", "{now} {id} refused a proposal: {e}"),
         }
     }
+}
+
+/// The node's snapshot if it is `meta`; a violation otherwise (the core
+/// asked to send or install a snapshot the node does not hold).
+fn held(
+    checker: &mut Checker,
+    snapshot: &Option<Snapshot>,
+    meta: &SnapshotMeta,
+    what: &str,
+) -> Option<Snapshot> {
+    let found = snapshot.clone().filter(|s| s.meta == *meta);
+    if found.is_none() {
+        checker.fail("snapshots", format!("a node {what} snapshot {} it does not hold", meta.index));
+    }
+    found
 }
 
 /// Makes `wal` continue the snapshot `s`: keep what follows it if the log
