@@ -41,6 +41,14 @@ enum Action {
         /// The member's id.
         id: u64,
     },
+    /// Promote a learner and remove a voter in one joint change: how a
+    /// machine is replaced without shrinking the cluster meanwhile.
+    Replace {
+        /// The learner that becomes a voter.
+        learner: u64,
+        /// The voter that leaves.
+        voter: u64,
+    },
     /// Print the members: id, role, raft address.
     List,
 }
@@ -50,6 +58,7 @@ pub fn run(args: MemberArgs) -> Result<(), String> {
         Action::Add { id, raft_addr } => vec!["ADD".into(), id.to_string(), raft_addr.to_string()],
         Action::Promote { id } => vec!["PROMOTE".into(), id.to_string()],
         Action::Remove { id } => vec!["REMOVE".into(), id.to_string()],
+        Action::Replace { learner, voter } => vec!["REPLACE".into(), learner.to_string(), voter.to_string()],
         Action::List => vec!["LIST".into()],
     };
     let give_up = Instant::now() + Duration::from_secs(args.retry_secs);

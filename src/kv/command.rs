@@ -54,6 +54,14 @@ pub enum MemberOp {
         /// The member.
         id: u64,
     },
+    /// `OAR.MEMBER REPLACE <learner-id> <voter-id>`: promote a learner and
+    /// remove a voter in one joint change.
+    Replace {
+        /// The learner that becomes a voter.
+        promote: u64,
+        /// The voter that leaves.
+        remove: u64,
+    },
     /// `OAR.MEMBER LIST`: the members, their roles and addresses.
     List,
 }
@@ -457,6 +465,10 @@ fn parse_member(args: Vec<Bytes>) -> Result<MemberOp, CommandError> {
         (b"PROMOTE", _) => Err(CommandError::WrongArity { command: "oar.member|promote" }),
         (b"REMOVE", [node]) => Ok(MemberOp::Remove { id: id(node)? }),
         (b"REMOVE", _) => Err(CommandError::WrongArity { command: "oar.member|remove" }),
+        (b"REPLACE", [promote, remove]) => {
+            Ok(MemberOp::Replace { promote: id(promote)?, remove: id(remove)? })
+        }
+        (b"REPLACE", _) => Err(CommandError::WrongArity { command: "oar.member|replace" }),
         (b"LIST", []) => Ok(MemberOp::List),
         (b"LIST", _) => Err(CommandError::WrongArity { command: "oar.member|list" }),
         _ => Err(unknown_subcommand("OAR.MEMBER", &subcommand)),

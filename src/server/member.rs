@@ -1,7 +1,8 @@
 //! `OAR.MEMBER`: the cluster's membership through RESP.
 //!
 //! - `OAR.MEMBER ADD <id> <raft-addr>` adds a learner, `PROMOTE <id>` makes a
-//!   learner a voter, `REMOVE <id>` removes a member. Each answers `+OK` once
+//!   learner a voter, `REMOVE <id>` removes a member, `REPLACE <learner>
+//!   <voter>` does both in one joint change. Each answers `+OK` once
 //!   the change is committed (a joint change, once the final configuration
 //!   is), or an error: `-TRYAGAIN` on a node that does not lead (naming the
 //!   leader if it knows it) or while another change completes, `-ERR` for a
@@ -40,6 +41,9 @@ pub(super) fn answer(node: &Handle, op: MemberOp) -> Vec<u8> {
         },
         MemberOp::Promote { id } => MembershipChange::Promote { id: NodeId(id) },
         MemberOp::Remove { id } => MembershipChange::Remove { id: NodeId(id) },
+        MemberOp::Replace { promote, remove } => {
+            MembershipChange::Replace { promote: NodeId(promote), remove: NodeId(remove) }
+        }
     };
     match node.change_membership(change) {
         Ok(Ok(_)) => write_simple(&mut out, "OK"),

@@ -329,6 +329,14 @@ fn oar_member_subcommands_parse_and_bad_ones_say_why() {
     );
     assert_eq!(member(&[b"OAR.MEMBER", b"PROMOTE", b"4"]), Ok(Command::Member(MemberOp::Promote { id: 4 })));
     assert_eq!(member(&[b"OAR.MEMBER", b"REMOVE", b"2"]), Ok(Command::Member(MemberOp::Remove { id: 2 })));
+    assert_eq!(
+        member(&[b"OAR.MEMBER", b"REPLACE", b"4", b"1"]),
+        Ok(Command::Member(MemberOp::Replace { promote: 4, remove: 1 }))
+    );
+    assert_eq!(
+        member(&[b"OAR.MEMBER", b"REPLACE", b"4"]),
+        Err(CommandError::WrongArity { command: "oar.member|replace" })
+    );
     assert_eq!(member(&[b"OAR.MEMBER"]), Err(CommandError::WrongArity { command: "oar.member" }));
     assert_eq!(
         member(&[b"OAR.MEMBER", b"ADD", b"4"]),
