@@ -116,9 +116,11 @@ pub(crate) fn run<S: StateMachine>(
                     membership: applied.membership.clone(),
                 };
                 match snapshots.take(&meta, &state_machine) {
-                    Ok(()) => {
-                        info!("{id}: snapshot taken at {}", meta.index);
-                        if outbox.send(FromApply::SnapshotTaken(meta)).is_err() {
+                    Ok(stored) => {
+                        if stored.index == meta.index {
+                            info!("{id}: snapshot taken at {}", meta.index);
+                        }
+                        if outbox.send(FromApply::SnapshotTaken(stored)).is_err() {
                             break "the event loop stopped".to_string();
                         }
                         shared.wake();

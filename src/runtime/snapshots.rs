@@ -38,11 +38,16 @@ impl Snapshots {
     }
 
     /// Writes a snapshot `meta` of `state_machine`, durably, unless the
-    /// store already holds one as new.
-    pub(crate) fn take<S: StateMachine>(&self, meta: &SnapshotMeta, state_machine: &S) -> Result<(), String> {
+    /// store already holds one as new (received from a leader); returns the
+    /// snapshot stored.
+    pub(crate) fn take<S: StateMachine>(
+        &self,
+        meta: &SnapshotMeta,
+        state_machine: &S,
+    ) -> Result<SnapshotMeta, String> {
         let mut store = self.lock();
-        if store.current().is_some_and(|c| c.index >= meta.index) {
-            return Ok(());
+        if let Some(current) = store.current().filter(|c| c.index >= meta.index) {
+            return Ok(current.clone());
         }
         let mut writer = store.begin(meta).map_err(|e| e.to_string())?;
         {
@@ -52,7 +57,7 @@ impl Snapshots {
                 .map_err(|e| format!("the state machine's snapshot: {e}"))?;
             buffered.flush().map_err(|e| e.to_string())?;
         }
-        writer.finish().map(drop).map_err(|e| e.to_string())
+        writer.finish().map_err(|e| e.to_string())
     }
 
     /// Restores `state_machine` from the stored snapshot `meta`.

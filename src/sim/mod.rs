@@ -451,7 +451,17 @@ impl World {
         let sim = nodes.get_mut(&id).expect("known node");
         let Some(node) = sim.node.as_mut() else { return };
         let index = sim.app_applied;
-        if index == LogIndex(0) || sim.snapshot.as_ref().is_some_and(|s| s.meta.index >= index) {
+        if index == LogIndex(0) {
+            return;
+        }
+        if let Some(stored) = sim.snapshot.as_ref().filter(|s| s.meta.index >= index) {
+            // One as new is stored already (received, though the core may
+            // not have installed it): report that one, as the runtime does.
+            node.handle_snapshot_taken(stored.meta.clone());
+            let first = node.first_index();
+            if let Err(e) = sim.wal.as_mut().expect("an alive node has its log open").compact_prefix(first) {
+                checker.fail("storage", format!("{id}: compaction failed: {e}"));
+            }
             return;
         }
         let Some(term) = node.term_at(index) else { return };
@@ -560,6 +570,10 @@ impl World {
                 match action {
                     SnapshotAction::Take { .. } => take_due.push(id),
                     SnapshotAction::Send { to, meta } => {
+                        // A newer snapshot stored meanwhile serves as well, as
+                        // in the runtime.
+                        let stored = sim.snapshot.as_ref().filter(|s| s.meta.index > meta.index);
+                        let meta = stored.map_or(meta, |s| s.meta.clone());
                         let Some(snapshot) = held(checker, &sim.snapshot, &meta, "sends") else { continue };
                         // Snapshots are big: slower than a message, and lost
                         // like one.
