@@ -244,20 +244,27 @@ struct Transfer {
     acked: u64,
     /// When an acknowledgement last moved the transfer.
     last_progress: Instant,
-    /// The `last_progress` at the last resend, so that each stall resends
-    /// once.
-    resent_at: Option<Instant>,
+    /// When the unacknowledged chunks were last sent again.
+    last_resend: Instant,
 }
 
 impl Transfer {
     /// When the transfer next needs attention if nothing arrives: a resend
     /// of what is unacknowledged, or giving up.
     fn next_deadline(&self, stall_timeout: std::time::Duration) -> Instant {
-        if self.next_offset > self.acked && self.resent_at != Some(self.last_progress) {
-            self.last_progress + RESEND_AFTER
+        let give_up = self.last_progress + stall_timeout;
+        if self.next_offset > self.acked {
+            give_up.min(self.last_progress.max(self.last_resend) + RESEND_AFTER)
         } else {
-            self.last_progress + stall_timeout
+            give_up
         }
+    }
+
+    /// Sends again from what the follower holds: chunks were lost (the
+    /// connection dropped, or nothing moved for a while).
+    fn rewind(&mut self, now: Instant) {
+        self.next_offset = self.acked;
+        self.last_resend = now;
     }
 }
 
@@ -491,6 +498,11 @@ impl EventLoop {
         self.transport.flush(self.poll.registry(), now);
         for peer in self.transport.take_unreachable().collect::<Vec<_>>() {
             self.node.handle_unreachable(peer);
+            // Queued chunks were lost with the connection: once it is back,
+            // send from what the follower acknowledged.
+            if let Some(t) = self.transfers.get_mut(&peer) {
+                t.rewind(now);
+            }
         }
     }
 
@@ -536,7 +548,7 @@ impl EventLoop {
                     next_offset: 0,
                     acked: 0,
                     last_progress: now,
-                    resent_at: None,
+                    last_resend: now,
                 };
                 self.transfers.insert(to, transfer);
             }
@@ -572,13 +584,13 @@ impl EventLoop {
                 failed.push(to);
                 continue;
             }
-            if idle > RESEND_AFTER && t.next_offset > t.acked && t.resent_at != Some(t.last_progress) {
+            let quiet = now.saturating_duration_since(t.last_progress.max(t.last_resend));
+            if quiet > RESEND_AFTER && t.next_offset > t.acked {
                 // Chunks or their acknowledgements were lost: go back.
                 debug!("{}: resending snapshot {} to {to} from {}", self.shared.id, t.meta.index, t.acked);
-                t.next_offset = t.acked;
-                t.resent_at = Some(t.last_progress);
+                t.rewind(now);
             }
-            while t.next_offset < t.total_bytes && t.next_offset - t.acked < window {
+            while t.next_offset < t.total_bytes && t.next_offset.saturating_sub(t.acked) < window {
                 let len = (t.total_bytes - t.next_offset).min(self.chunk_bytes_max as u64) as usize;
                 let data = match read_chunk(&t.file, t.next_offset, len) {
                     Ok(data) => data,
@@ -623,12 +635,14 @@ impl EventLoop {
         let received = ack.received.min(t.total_bytes);
         if received > t.acked {
             t.acked = received;
+            // Acknowledgements of chunks sent before a rewind can pass it.
+            t.next_offset = t.next_offset.max(received);
             t.last_progress = now;
         } else if received < t.acked {
             // The follower holds less than it did (it restarted, or began
             // another receive): start again from what it holds.
             t.acked = received;
-            t.next_offset = received;
+            t.rewind(now);
             t.last_progress = now;
         }
         // An acknowledgement that holds still answers a chunk the follower
