@@ -1,7 +1,10 @@
 //! Helpers shared by the tests that run `oar` processes: free ports, a
-//! small blocking RESP client, and `oar serve` nodes to start and kill.
+//! small blocking RESP client, `oar serve` nodes to start and kill, and
+//! what those tests do to a cluster through its RESP ports: load keys,
+//! check them, and change the membership.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -75,13 +78,27 @@ impl Client {
         self.writer.write_all(bytes)
     }
 
+    /// How long a reply may take before reads fail (10 s unless changed).
+    pub fn set_read_timeout(&mut self, timeout: Duration) -> std::io::Result<()> {
+        self.reader.get_ref().set_read_timeout(Some(timeout))
+    }
+
     pub fn command(&mut self, args: &[&str]) -> std::io::Result<Reply> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            out.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
-        }
+        let mut out = Vec::new();
+        encode_command(args, &mut out);
         self.writer.write_all(&out)?;
         self.read_reply()
+    }
+
+    /// Sends `commands` in one write and reads their replies, in order.
+    pub fn pipeline<S: AsRef<str>>(&mut self, commands: &[Vec<S>]) -> std::io::Result<Vec<Reply>> {
+        let mut out = Vec::new();
+        for args in commands {
+            let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+            encode_command(&args, &mut out);
+        }
+        self.writer.write_all(&out)?;
+        commands.iter().map(|_| self.read_reply()).collect()
     }
 
     pub fn read_reply(&mut self) -> std::io::Result<Reply> {
@@ -131,6 +148,14 @@ impl Client {
     }
 }
 
+/// Appends `args` to `out` as a RESP multibulk request.
+fn encode_command(args: &[&str], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+    }
+}
+
 /// One `oar serve` process and what it needs to restart.
 pub struct ServeNode {
     pub id: u64,
@@ -139,6 +164,15 @@ pub struct ServeNode {
     pub dir: PathBuf,
     pub peers: Vec<(u64, SocketAddr)>,
     pub cluster_id: String,
+    /// Start with `--join`: not a member until the cluster adds it.
+    pub join: bool,
+    /// `--snapshot-entries`, if set.
+    pub snapshot_entries: Option<u64>,
+    /// The process's `RUST_LOG`.
+    pub rust_log: String,
+    /// Where the current run's lines begin in the log file, which keeps
+    /// the earlier runs' lines ahead of them.
+    log_start_bytes: u64,
     child: Option<Child>,
 }
 
@@ -157,8 +191,22 @@ impl ServeNode {
             dir: dir.to_path_buf(),
             peers,
             cluster_id: "oar-test".to_string(),
+            join: false,
+            snapshot_entries: None,
+            rust_log: "info".to_string(),
+            log_start_bytes: 0,
             child: None,
         }
+    }
+
+    /// Node `id`, not started, that joins the cluster of `members` when
+    /// started: it has addresses of its own and knows where they listen.
+    pub fn joining(id: u64, root: &Path, members: &[ServeNode]) -> ServeNode {
+        let addrs = free_addrs(2);
+        let peers = members.iter().map(|m| (m.id, m.raft)).collect();
+        let mut node = ServeNode::new(id, addrs[0], addrs[1], &root.join(format!("node{id}")), peers);
+        node.join = true;
+        node
     }
 
     pub fn start(&mut self) {
@@ -173,8 +221,19 @@ impl ServeNode {
         for (id, addr) in &self.peers {
             cmd.args(["--peer", &format!("{id}={addr}")]);
         }
-        let log = std::fs::File::create(self.dir.with_extension("log")).expect("create the node's log file");
-        cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(log);
+        if self.join {
+            cmd.arg("--join");
+        }
+        if let Some(entries) = self.snapshot_entries {
+            cmd.args(["--snapshot-entries", &entries.to_string()]);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.with_extension("log"))
+            .expect("open the node's log file");
+        self.log_start_bytes = log.metadata().expect("the log file's length").len();
+        cmd.env("RUST_LOG", &self.rust_log).stdout(Stdio::null()).stderr(log);
         self.child = Some(cmd.spawn().expect("spawn oar serve"));
     }
 
@@ -204,33 +263,70 @@ impl ServeNode {
         }
     }
 
-    /// The node's stderr so far, for failure messages.
+    /// The node's stderr so far, every run's, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// What the current run (the last started) wrote to stderr so far.
+    pub fn run_log(&self) -> String {
+        let bytes = std::fs::read(self.dir.with_extension("log")).unwrap_or_default();
+        let start = (self.log_start_bytes as usize).min(bytes.len());
+        String::from_utf8_lossy(&bytes[start..]).into_owned()
+    }
+
+    /// The first line of the current run's log that contains `needle`,
+    /// once there is one (within `within`). It polls often: a test may
+    /// need to act right after the line appears.
+    pub fn await_log(&self, needle: &str, within: Duration) -> String {
+        let give_up = Instant::now() + within;
+        loop {
+            if let Some(line) = self.run_log().lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            assert!(
+                Instant::now() < give_up,
+                "node {} did not log {needle:?} within {within:?}; its log:\n{}",
+                self.id,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
 impl Drop for ServeNode {
+    /// Kills the process; in a failing test, also shows its log, as the
+    /// node's data directory goes with the test's.
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- node {}'s log ---\n{}", self.id, self.log());
+        }
     }
 }
 
 /// A cluster of `n` `oar serve` processes under `root`, all started.
 pub fn serve_cluster(n: usize, root: &Path) -> Vec<ServeNode> {
+    let mut nodes = cluster_nodes(n, root);
+    for node in &mut nodes {
+        node.start();
+    }
+    nodes
+}
+
+/// The `n` nodes (ids 1 to `n`) of a cluster under `root`, each listing
+/// the others as peers, none started: set their options, then start them.
+pub fn cluster_nodes(n: usize, root: &Path) -> Vec<ServeNode> {
     let raft = free_addrs(n);
     let resp = free_addrs(n);
-    let mut nodes: Vec<ServeNode> = (0..n)
+    (0..n)
         .map(|k| {
             let id = k as u64 + 1;
             let peers = (0..n).filter(|&j| j != k).map(|j| (j as u64 + 1, raft[j])).collect();
             ServeNode::new(id, raft[k], resp[k], &root.join(format!("node{id}")), peers)
         })
-        .collect();
-    for node in &mut nodes {
-        node.start();
-    }
-    nodes
+        .collect()
 }
 
 /// The index of the node that says it leads, once one does and the others
@@ -265,4 +361,196 @@ impl ServeNode {
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut().and_then(|child| child.try_wait().expect("poll the node's process"))
     }
+}
+
+/// Sets every key of `pairs` through the leader, `batch` SETs per write
+/// (pipelined), until each is acknowledged `OK` (within `within`): what a
+/// batch got no `OK` for is sent again, to whichever node leads then.
+pub fn set_pipelined(nodes: &[ServeNode], pairs: &[(String, String)], batch: usize, within: Duration) {
+    let give_up = Instant::now() + within;
+    let mut leader: Option<Client> = None;
+    for chunk in pairs.chunks(batch) {
+        let mut todo: Vec<&(String, String)> = chunk.iter().collect();
+        while !todo.is_empty() {
+            let left = give_up.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "{} keys were not acknowledged within {within:?}", todo.len());
+            let client = match leader.as_mut() {
+                Some(client) => client,
+                None => leader.insert(nodes[await_leader(nodes, left)].client(left)),
+            };
+            let commands: Vec<Vec<&str>> = todo.iter().map(|(k, v)| vec!["SET", k, v]).collect();
+            match client.pipeline(&commands) {
+                Ok(replies) => {
+                    let ok = Reply::Simple("OK".into());
+                    todo =
+                        todo.into_iter().zip(replies).filter(|(_, r)| *r != ok).map(|(kv, _)| kv).collect();
+                }
+                Err(_) => leader = None,
+            }
+            if !todo.is_empty() {
+                // Refused or unknown: the leader may have changed.
+                leader = None;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Waits until `DBSIZE` through `node` (a linearizable read) answers
+/// `keys` (within `within`).
+pub fn await_db_size(node: &ServeNode, keys: usize, within: Duration) {
+    let give_up = Instant::now() + within;
+    let mut last = None;
+    loop {
+        let reply = Client::connect(node.resp).and_then(|mut c| c.command(&["DBSIZE"]));
+        if let Ok(Reply::Integer(n)) = reply {
+            if n == keys as i64 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < give_up,
+            "node {}: DBSIZE is not {keys} within {within:?}; last answer {reply:?}, before {last:?}\n{}",
+            node.id,
+            node.log()
+        );
+        last = Some(reply);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every key of `expected` holds its value when read through `node` (MGET,
+/// linearizable, retried while the node answers TRYAGAIN).
+pub fn assert_values(node: &ServeNode, expected: &BTreeMap<String, String>) {
+    let mut client = node.client(Duration::from_secs(10));
+    let keys: Vec<&String> = expected.keys().collect();
+    for chunk in keys.chunks(500) {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        let mut args = vec!["MGET"];
+        args.extend(chunk.iter().map(|k| k.as_str()));
+        let values = loop {
+            match client.command(&args).expect("MGET") {
+                Reply::Array(Some(values)) => break values,
+                Reply::Error(e) if e.starts_with("TRYAGAIN") && Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => panic!("node {}: MGET answered {other:?}\n{}", node.id, node.log()),
+            }
+        };
+        assert_eq!(values.len(), chunk.len(), "node {}: MGET of {} keys", node.id, chunk.len());
+        for (key, value) in chunk.iter().zip(values) {
+            assert_eq!(
+                value.bulk_text().as_deref(),
+                Some(expected[*key].as_str()),
+                "node {} lost acknowledged write {key}",
+                node.id
+            );
+        }
+    }
+}
+
+/// Makes a membership change, `OAR.MEMBER <args>` (ADD, PROMOTE or
+/// REMOVE), through the running `nodes`, and returns once a node answered
+/// `OK` (within `within`). A `TRYAGAIN` naming the leader sends it there;
+/// other `TRYAGAIN`s (another change completing, an election) are retried
+/// after a pause. After an answer that leaves the outcome unknown
+/// (`TIMEOUT`, a connection lost mid-request), the error saying the change
+/// is already made counts as done.
+pub fn change_membership(nodes: &[ServeNode], args: &[&str], within: Duration) {
+    let give_up = Instant::now() + within;
+    let mut command = vec!["OAR.MEMBER"];
+    command.extend_from_slice(args);
+    let running: Vec<&ServeNode> = nodes.iter().filter(|n| n.is_running()).collect();
+    assert!(!running.is_empty(), "no node runs to ask for OAR.MEMBER {args:?}");
+    let mut target = 0;
+    let mut outcome_unknown = false;
+    let mut answers = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < give_up,
+            "OAR.MEMBER {args:?} was not done within {within:?}; answers: {answers:?}"
+        );
+        let node = running[target];
+        let Ok(mut client) = Client::connect(node.resp) else {
+            target = (target + 1) % running.len();
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        // A joint change takes two commits; the node gives up after twice
+        // its request timeout.
+        client.set_read_timeout(Duration::from_secs(30)).expect("read timeout");
+        let reply = client.command(&command);
+        answers.push(format!("n{}: {reply:?}", node.id));
+        match reply {
+            Ok(Reply::Simple(ok)) if ok == "OK" => return,
+            Ok(Reply::Error(e)) if e.starts_with("TRYAGAIN not the leader; send it to node ") => {
+                let leader = e.rsplit(' ').next().and_then(|id| id.parse::<u64>().ok());
+                match running.iter().position(|n| Some(n.id) == leader) {
+                    Some(k) => target = k,
+                    None => target = (target + 1) % running.len(),
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(Reply::Error(e)) if e.starts_with("TRYAGAIN") => {
+                if e.contains("no leader") {
+                    target = (target + 1) % running.len();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(Reply::Error(e)) if e.starts_with("TIMEOUT") => outcome_unknown = true,
+            Ok(Reply::Error(e))
+                if outcome_unknown
+                    && ["is already a member", "is not a learner", "is not a member"]
+                        .iter()
+                        .any(|done| e.contains(done)) =>
+            {
+                return;
+            }
+            Ok(other) => panic!("node {}: OAR.MEMBER {args:?} answered {other:?}\n{}", node.id, node.log()),
+            Err(_) => {
+                outcome_unknown = true;
+                target = (target + 1) % running.len();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// `OAR.MEMBER LIST` through `node`: one `<id> <role> <raft-addr>` line
+/// per member, by id.
+pub fn member_list(node: &ServeNode) -> std::io::Result<Vec<String>> {
+    match Client::connect(node.resp)?.command(&["OAR.MEMBER", "LIST"])? {
+        Reply::Array(Some(items)) => {
+            let mut lines: Vec<String> = items
+                .iter()
+                .map(|item| item.bulk_text().ok_or_else(|| std::io::Error::other(format!("{item:?}"))))
+                .collect::<Result<_, _>>()?;
+            lines.sort_by_key(|line| line.split(' ').next().and_then(|id| id.parse::<u64>().ok()));
+            Ok(lines)
+        }
+        other => Err(std::io::Error::other(format!("OAR.MEMBER LIST answered {other:?}"))),
+    }
+}
+
+/// Waits until `OAR.MEMBER LIST` through `node` answers `expected` (lines
+/// by id), within `within`.
+pub fn await_member_list(node: &ServeNode, expected: &[String], within: Duration) {
+    let give_up = Instant::now() + within;
+    loop {
+        let lines = member_list(node);
+        if lines.as_deref().ok() == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "node {} lists the members as {lines:?}, not {expected:?}, after {within:?}",
+            node.id
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The line `OAR.MEMBER LIST` gives a voter `node`.
+pub fn voter_line(node: &ServeNode) -> String {
+    format!("{} voter {}", node.id, node.raft)
 }
