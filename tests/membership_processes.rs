@@ -160,9 +160,6 @@ fn role(node: &ServeNode) -> Option<String> {
 }
 
 #[test]
-#[ignore = "product bug: a leader sending a snapshot of more than one chunk panics in \
-            EventLoop::pump_transfers (event_loop.rs:554, subtract with overflow): on_snapshot_ack \
-            rewinds next_offset below acked"]
 fn a_follower_stopped_through_100k_writes_catches_up_by_snapshot() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut nodes = cluster_nodes(3, root.path());
@@ -277,9 +274,6 @@ fn the_leaders_machine_is_replaced() {
 }
 
 #[test]
-#[ignore = "product bug: a leader sending a snapshot of more than one chunk panics in \
-            EventLoop::pump_transfers (event_loop.rs:554, subtract with overflow): on_snapshot_ack \
-            rewinds next_offset below acked"]
 fn a_snapshot_transfer_cut_by_a_restart_finishes() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut nodes = cluster_nodes(3, root.path());
