@@ -200,6 +200,19 @@ impl RaftLog {
         prev_term: Term,
         entries: &[Entry],
     ) -> Result<LogIndex, AppendError> {
+        if prev_index < self.offset {
+            // A snapshot covers the start: committed entries, the same in
+            // every leader's log. Check the one at the offset, then go on
+            // from there.
+            let skip = (self.offset.0 - prev_index.0) as usize;
+            let Some(at_offset) = entries.get(skip - 1) else {
+                return Ok(prev_index.plus(entries.len() as u64));
+            };
+            if at_offset.term != self.offset_term {
+                return Err(AppendError::ConflictsWithCommitted(self.offset));
+            }
+            return self.try_append(self.offset, self.offset_term, &entries[skip..]);
+        }
         if self.term(prev_index) != Some(prev_term) {
             return Err(AppendError::Mismatch);
         }

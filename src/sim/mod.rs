@@ -427,15 +427,15 @@ impl World {
         }
         let Some(sim) = self.nodes.get_mut(&to).filter(|n| n.node.is_some()) else { return };
         debug!(target: "oar::sim", "{now} snapshot {} {from}->{to} arrives", snapshot.meta.index);
+        // As the store does: a snapshot older than the one stored (received
+        // earlier, not installed since its leader's term was over) is
+        // discarded, and the core is told of the stored one, which serves
+        // as well (it too holds only committed entries).
         if sim.snapshot.as_ref().is_none_or(|s| s.meta.index < snapshot.meta.index) {
-            sim.snapshot = Some(snapshot.clone());
+            sim.snapshot = Some(snapshot);
         }
-        let msg = Message {
-            from,
-            to,
-            term,
-            body: MessageBody::InstallSnapshot(InstallSnapshot { meta: snapshot.meta }),
-        };
+        let meta = sim.snapshot.as_ref().expect("stored above").meta.clone();
+        let msg = Message { from, to, term, body: MessageBody::InstallSnapshot(InstallSnapshot { meta }) };
         sim.node.as_mut().expect("alive").handle_message(now, msg);
         self.drain(to);
         if let Some(node) = self.nodes.get_mut(&from).and_then(|n| n.node.as_mut()) {
