@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::harness::{
     entries_in, established, is_accepted_up_to, is_append_response, is_vote_request, msg, Cluster,
 };
+use crate::config::InjectedBugs;
 use crate::core::{Event, MembershipChangeError, PeerStatus, RecoveredState, Role};
 use crate::membership::{Membership, MembershipChange, MembershipError};
 use crate::message::{Message, MessageBody, RequestVoteResponse};
@@ -152,10 +153,13 @@ fn promoting_a_learner_goes_through_a_joint_configuration_the_leader_then_leaves
 }
 
 /// The leader of three voters {L, a, b} with learner 4 replaces b by 4, and
-/// the joint entry reaches only the peers in `reach`. Returns the cluster,
-/// the leader and the joint entry's index.
-fn replace_reaching(reach: impl Fn(u64, u64, u64) -> Vec<u64>) -> (Cluster, u64, LogIndex) {
-    let (mut c, leader) = with_learner(|_| {});
+/// the joint entry reaches only the peers in `reach` (given a, b and 4).
+/// Returns the cluster, the leader and the joint entry's index.
+fn replace_reaching(
+    bugs: InjectedBugs,
+    reach: impl Fn(u64, u64, u64) -> Vec<u64>,
+) -> (Cluster, u64, LogIndex) {
+    let (mut c, leader) = with_learner(|cfg| cfg.bugs = bugs);
     let [a, b] = others(leader, 3)[..] else { unreachable!() };
     let reached = reach(a, b, 4);
     for id in [a, b, 4] {
@@ -178,16 +182,27 @@ fn replace_reaching(reach: impl Fn(u64, u64, u64) -> Vec<u64>) -> (Cluster, u64,
 fn a_joint_configuration_commits_only_with_a_majority_of_each_half() {
     // C_old = {L, a, b}, C_new = {L, a, 4}.
     // The leader and b are a majority of C_old only.
-    let (c, leader, joint) = replace_reaching(|_, b, _| vec![b]);
+    let (c, leader, joint) = replace_reaching(InjectedBugs::default(), |_, b, _| vec![b]);
     assert!(c.commit_of(leader) < joint);
     assert_eq!(c.node(leader).last_index(), joint);
     // The leader and 4 are a majority of C_new only.
-    let (c, leader, joint) = replace_reaching(|_, _, four| vec![four]);
+    let (c, leader, joint) = replace_reaching(InjectedBugs::default(), |_, _, four| vec![four]);
     assert!(c.commit_of(leader) < joint);
     // The leader and a are a majority of both.
-    let (c, leader, joint) = replace_reaching(|a, _, _| vec![a]);
+    let (c, leader, joint) = replace_reaching(InjectedBugs::default(), |a, _, _| vec![a]);
     assert!(c.commit_of(leader) >= joint);
     assert_eq!(c.node(leader).last_index(), joint.next(), "C_new appended");
+}
+
+#[test]
+fn the_joint_scenario_catches_a_leader_that_counts_only_c_new() {
+    let bugs = InjectedBugs { joint_counts_only_incoming: true, ..InjectedBugs::default() };
+    let (c, leader, joint) = replace_reaching(bugs, |_, _, four| vec![four]);
+    assert!(c.commit_of(leader) >= joint, "committed by the leader and 4 alone");
+    // Both other voters of C_old lack it: they could elect a leader without it.
+    for id in others(leader, 3) {
+        assert!(c.node(id).last_index() < joint, "node {id}");
+    }
 }
 
 #[test]
