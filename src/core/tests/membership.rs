@@ -465,3 +465,37 @@ fn a_follower_falls_back_to_the_previous_configuration_when_its_uncommitted_chan
         assert_eq!(c.commit_of(id), LogIndex(3), "node {id}");
     }
 }
+
+/// A removed follower may never hear of C_new (the leader stops replicating
+/// to it as soon as C_new is in its own log), so it keeps the joint
+/// configuration, still counts itself a voter, and campaigns. Pre-vote or
+/// CheckQuorum's lease on votes keeps it from disrupting the cluster (thesis
+/// §4.2.3); with neither, its higher terms would depose the leader again and
+/// again.
+#[test]
+fn a_removed_follower_that_never_hears_of_c_new_cannot_disrupt_the_cluster() {
+    for (pre_vote, check_quorum) in [(true, true), (true, false), (false, true)] {
+        let (mut c, leader) = established(3, |cfg| {
+            cfg.pre_vote = pre_vote;
+            cfg.check_quorum = check_quorum;
+        });
+        let [a, b] = others(leader, 3)[..] else { unreachable!() };
+        let term = c.node(leader).term();
+        let joint = c.change_membership(leader, MembershipChange::Remove { id: NodeId(b) }).unwrap();
+        c.deliver_all();
+        assert_eq!(c.commit_of(leader), joint.next());
+        assert!(c.node(b).membership().is_joint() && c.node(b).last_index() == joint, "b missed C_new");
+
+        let mark = c.sent.len();
+        c.run_for(Duration::from_secs(5));
+        let tries =
+            c.sent_since(mark, |m| m.from == NodeId(b) && matches!(m.body, MessageBody::RequestVote(_)));
+        assert!(!tries.is_empty(), "({pre_vote}, {check_quorum}) b believes it votes, and campaigns");
+        assert_eq!(c.node(leader).role(), Role::Leader, "({pre_vote}, {check_quorum})");
+        assert_eq!(c.node(leader).term(), term, "({pre_vote}, {check_quorum}) the leader was disrupted");
+        assert_eq!(c.node(a).leader(), Some(NodeId(leader)));
+        let index = c.propose(leader, b"x").unwrap();
+        c.deliver_all();
+        assert_eq!(c.commit_of(a), index);
+    }
+}
