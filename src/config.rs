@@ -103,6 +103,9 @@ pub struct InjectedBugs {
     /// Serve reads at once, with neither a confirmation round nor a lease:
     /// a deposed leader then answers stale reads.
     pub reads_without_confirmation: bool,
+    /// In a joint configuration, count only the incoming half (C_new) for
+    /// commitment, elections and CheckQuorum, as if C_old had already gone.
+    pub joint_counts_only_incoming: bool,
 }
 
 impl Config {

@@ -153,6 +153,10 @@ impl Node {
         let incoming: Vec<NodeId> = m.voters.iter().copied().collect();
         let outgoing: Vec<NodeId> = m.outgoing.iter().copied().collect();
         self.voters = JointVoters::new(&incoming, &outgoing);
+        #[cfg(test)]
+        {
+            self.voters.outgoing_ignored = self.config.bugs.joint_counts_only_incoming;
+        }
         let me = self.id();
         let members: Vec<NodeId> = m.members().filter(|&id| id != me).collect();
         let mut old = std::mem::take(&mut self.peers).into_iter().peekable();

@@ -84,6 +84,10 @@ pub(crate) struct JointVoters {
     outgoing: Voters,
     /// Every voter of either half, sorted, each once.
     all: Vec<NodeId>,
+    /// The injected bug `joint_counts_only_incoming`: `outgoing` is never
+    /// consulted.
+    #[cfg(test)]
+    pub(crate) outgoing_ignored: bool,
 }
 
 impl JointVoters {
@@ -93,7 +97,13 @@ impl JointVoters {
         let mut all: Vec<NodeId> = incoming.ids().iter().chain(outgoing.ids()).copied().collect();
         all.sort_unstable();
         all.dedup();
-        JointVoters { incoming, outgoing, all }
+        JointVoters {
+            incoming,
+            outgoing,
+            all,
+            #[cfg(test)]
+            outgoing_ignored: false,
+        }
     }
 
     /// Every voter of either half.
@@ -111,7 +121,10 @@ impl JointVoters {
     }
 
     fn halves(&self) -> impl Iterator<Item = &Voters> {
-        std::iter::once(&self.incoming).chain((!self.outgoing.ids().is_empty()).then_some(&self.outgoing))
+        let joint = !self.outgoing.ids().is_empty();
+        #[cfg(test)]
+        let joint = joint && !self.outgoing_ignored;
+        std::iter::once(&self.incoming).chain(joint.then_some(&self.outgoing))
     }
 
     /// The highest index both halves' majorities have reached. With no

@@ -241,9 +241,15 @@ impl Node {
         let commit = self.log.commit();
         loop {
             let p = &self.peers[k];
-            // The entries it needs were compacted away: snapshot instead.
+            // The entries it needs were compacted away: snapshot instead,
+            // but not while a probe is outstanding, nor after a failed
+            // transfer until the follower answers a heartbeat (both leave
+            // `probe_sent` set): an unreachable follower would otherwise be
+            // sent the snapshot again at every flush.
             if p.state != ProgressState::Snapshot && p.next_index < self.log.first_index() {
-                self.send_snapshot(k);
+                if !(p.state == ProgressState::Probe && p.probe_sent) {
+                    self.send_snapshot(k);
+                }
                 return;
             }
             if p.is_paused() {

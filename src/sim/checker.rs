@@ -6,9 +6,9 @@
 //! | log matching | every entry ever written is registered by (index, term) with its content and the term before it; a second entry with the same (index, term) must agree on both, which by induction makes the logs identical up to it |
 //! | leader completeness | a new leader's log holds every entry known committed; an entry newly known committed is in the log of every leader of a later term |
 //! | state machine safety | the entries applied at an index, by any node, are the committed entry there; a snapshot taken or installed at an index holds the state after exactly the committed entries up to it |
-//! | membership | a node counts exactly the configurations its log holds (the core's own invariants, checked every step); a leader commits only what a majority of each half of its configuration holds durably |
+//! | membership | a node counts exactly the configurations its log holds (the core's own invariants, checked every step); a leader commits only what a majority of each half of the configuration it counted holds durably, including a joint configuration whose commit moved the leader on to C_new in the same step |
 //! | monotonicity | commit and applied indexes never decrease within a node's life; applied advances one index at a time |
-//! | durability | a vote grant leaves only once the vote is durable; an acknowledgement only once the entries are; a leader commits only what a majority holds durably |
+//! | durability | a vote grant leaves only once the vote is durable; an acknowledgement only once the entries are; a leader commits only what a majority holds durably; no node knows an index committed that a majority of the voters in force there does not hold durably |
 //! | linearizable reads | a read's index is at least the highest commit index any node had when the read was invoked; the node serving it has applied that far, and its state equals the committed log up to what it applied |
 
 use std::collections::{BTreeMap, HashMap};
@@ -239,8 +239,9 @@ impl Checker {
         }
         if commit > watch.commit {
             if leader_term.is_some() {
-                self.check_durable_on_majority(node, commit, disks);
+                self.check_durable_on_majority(node, watch.commit, commit, disks);
             }
+            self.check_durable_on_voters(node, commit, disks);
             self.record_committed(node, watch.commit, commit);
         }
         self.watches
@@ -323,31 +324,72 @@ impl Checker {
         }
     }
 
-    /// A leader's commit must be durable on a majority of each half of the
-    /// configuration it counts (the one its log holds).
+    /// A leader's commit (from `previous` to `commit`) must be durable on a
+    /// majority of each half of the configuration it counted when it
+    /// decided: the last one its log held then. That is the one its log
+    /// holds now, unless the commit itself moved it on: committing C_old,new
+    /// makes a leader append C_new in the same step, and then only the
+    /// configuration in force at `commit` still shows that C_old had to
+    /// agree. That one is what a leader counted whenever its entry lies
+    /// between `previous` and `commit` (it was committed by this very
+    /// decision, so no later one had been appended yet), so it is checked
+    /// too in that case. (Not otherwise: once C_new is appended, the
+    /// entries between C_old,new and C_new commit by C_new alone.)
     fn check_durable_on_majority(
         &mut self,
         node: &Node,
+        previous: LogIndex,
         commit: LogIndex,
         disks: &BTreeMap<NodeId, SimDisk>,
     ) {
         let term = node.term_at(commit);
-        let m = node.membership();
-        for half in [&m.voters, &m.outgoing] {
-            if half.is_empty() {
-                continue;
+        let latest = node.membership();
+        let decided = node.membership_at(commit);
+        let mut configs = vec![latest];
+        // A different configuration at `previous` means an entry between
+        // the two holds the one in force at `commit`.
+        if decided != latest && decided != node.membership_at(previous) {
+            configs.push(decided);
+        }
+        for m in configs {
+            for half in [&m.voters, &m.outgoing] {
+                if half.is_empty() {
+                    continue;
+                }
+                let holders =
+                    half.iter().filter(|id| disks.get(id).is_some_and(|d| d.holds(commit, term))).count();
+                if holders < half.len() / 2 + 1 {
+                    let id = node.id();
+                    let detail = format!(
+                        "{id} committed {commit} while only {holders} of the voters {half:?} of {m} hold it durably"
+                    );
+                    self.fail("durability", detail);
+                    return;
+                }
             }
-            let holders =
-                half.iter().filter(|id| disks.get(id).is_some_and(|d| d.holds(commit, term))).count();
-            if holders < half.len() / 2 + 1 {
-                self.fail(
-                    "durability",
-                    format!(
-                        "{} committed {commit} while only {holders} of the voters {half:?} hold it durably",
-                        node.id(),
-                    ),
-                );
-            }
+        }
+    }
+
+    /// Any node's commit, a leader's or one a follower learned, must be
+    /// durable on a majority of the voters (C_new's, if joint) of the
+    /// configuration in force at the committed index: whichever
+    /// configuration the deciding leader counted, those voters were one of
+    /// its halves (the same voters, the outgoing half of the joint
+    /// configuration that followed, or the incoming half of the joint
+    /// configuration that preceded C_new).
+    fn check_durable_on_voters(&mut self, node: &Node, commit: LogIndex, disks: &BTreeMap<NodeId, SimDisk>) {
+        let term = node.term_at(commit);
+        let voters = &node.membership_at(commit).voters;
+        if voters.is_empty() {
+            return;
+        }
+        let holders = voters.iter().filter(|id| disks.get(id).is_some_and(|d| d.holds(commit, term))).count();
+        if holders < voters.len() / 2 + 1 {
+            let detail = format!(
+                "{} knows {commit} committed while only {holders} of the voters {voters:?} hold it durably",
+                node.id()
+            );
+            self.fail("durability", detail);
         }
     }
 

@@ -10,13 +10,39 @@
 //! Every read a node answers lands in [`Cluster::reads`] and every event in
 //! [`Cluster::events`]. A node's application can be paused
 //! ([`Cluster::pause_apply`]) so that it falls behind its commit index.
+//!
+//! Snapshots play the runtime's part (see [`SnapshotAction`]):
+//!
+//! - `Take`: the application snapshots its state at the node's applied index
+//!   at once, stores it on the node's [`Disk`] and reports it taken; unless
+//!   the node's snapshots are manual ([`Cluster::manual_snapshots`]), in which
+//!   case the request is only recorded and the test calls
+//!   [`Cluster::take_snapshot`] when it likes.
+//! - `Send`: the transfer travels as the `InstallSnapshot` message the
+//!   follower's runtime would hand its core once the last chunk arrived, from
+//!   the leader, in the leader's term at the time of `Send`, through the
+//!   network like any message: a cut link drops it (and the leader hears
+//!   [`handle_snapshot_failed`](Node::handle_snapshot_failed) at once), a
+//!   test may hold it back, and when it is delivered the follower's disk
+//!   stores the snapshot first, then the follower handles the message, then
+//!   the leader hears [`handle_snapshot_sent`](Node::handle_snapshot_sent).
+//! - `Install`: the application's applied index jumps to the snapshot's (see
+//!   [`Cluster::installs`]), and the node hears `handle_applied`. A paused
+//!   application holds installs back like entries.
+//!
+//! Nodes started by [`Cluster::add_node`] begin with an empty membership and
+//! wait for a leader to add them.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::core::{Event, Node, Persist, ProposeError, ReadError, ReadReady, RecoveredState, Role};
-use crate::message::{AppendEntriesResponse, Message, MessageBody};
+use crate::core::{
+    Event, MembershipChangeError, Node, Persist, ProposeError, ReadError, ReadReady, RecoveredState, Role,
+    SnapshotAction,
+};
+use crate::membership::{Membership, MembershipChange, SnapshotMeta};
+use crate::message::{AppendEntriesResponse, InstallSnapshot, Message, MessageBody};
 use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};
 
 /// What a test node has made durable: only writes reported durable land here,
@@ -24,24 +50,69 @@ use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
     pub hard_state: HardState,
+    /// The latest snapshot stored, taken or received. The runtime stores a
+    /// snapshot durably before its core hears of it, so this runs ahead of
+    /// `base` until a write continues it.
+    pub snapshot: Option<SnapshotMeta>,
+    /// The entry the stored log continues: the last one the snapshot it
+    /// continues covers, and its term; `(0, 0)` for a log from index 1.
+    pub base: (LogIndex, Term),
+    /// The stored log after `base`.
     pub entries: Vec<Entry>,
 }
 
 impl Disk {
     pub fn write(&mut self, p: &Persist) {
+        if let Some(s) = &p.snapshot {
+            assert!(
+                self.snapshot.as_ref().is_some_and(|stored| stored.index >= s.index),
+                "the log continues snapshot {:?}, which was never stored",
+                s.index
+            );
+            self.continue_snapshot(s.index, s.term);
+        }
         if let Some(first) = p.entries.first() {
-            self.entries.truncate(first.index.0 as usize - 1);
+            assert!(first.index > self.base.0, "a write of entries the snapshot covers");
+            self.entries.truncate((first.index.0 - self.base.0 .0 - 1) as usize);
             self.entries.extend(p.entries.iter().cloned());
         }
         if let Some(hs) = p.hard_state {
             self.hard_state = hs;
         }
     }
+
+    /// The term of the stored entry at `index` (or of `base`).
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.base.0 {
+            return Some(self.base.1);
+        }
+        let k = index.0.checked_sub(self.base.0 .0 + 1)?;
+        self.entries.get(k as usize).map(|e| e.term)
+    }
+
+    /// Makes the stored log continue the snapshot of everything up to
+    /// (`index`, `term`), as [`Persist`] asks: keep the entries after it if
+    /// the log holds that entry, else start over after it.
+    pub fn continue_snapshot(&mut self, index: LogIndex, term: Term) {
+        if self.term_at(index) == Some(term) {
+            self.entries.drain(..(index.0 - self.base.0 .0) as usize);
+        } else {
+            self.entries.clear();
+        }
+        self.base = (index, term);
+    }
+
+    /// Stores a snapshot received from a leader, unless a newer one is
+    /// stored already.
+    fn store_snapshot(&mut self, meta: &SnapshotMeta) {
+        if self.snapshot.as_ref().is_none_or(|s| s.index < meta.index) {
+            self.snapshot = Some(meta.clone());
+        }
+    }
 }
 
 pub struct Cluster {
     pub now: Instant,
-    pub voters: Vec<NodeId>,
     pub nodes: BTreeMap<NodeId, Node>,
     pub disks: BTreeMap<NodeId, Disk>,
     /// Writes handed out but not yet reported durable, per node.
@@ -64,6 +135,22 @@ pub struct Cluster {
     /// Nodes whose committed entries are not handed to the application until
     /// resumed (or applied one by one with [`Cluster::apply_next`]).
     pub apply_paused: BTreeSet<NodeId>,
+    /// The configuration each node was started with.
+    pub bootstrap: BTreeMap<NodeId, Membership>,
+    /// The index each node's application has applied, by entries or by
+    /// restoring a snapshot.
+    pub app_applied: BTreeMap<NodeId, LogIndex>,
+    /// Snapshots each node's application restored since the node started,
+    /// in order.
+    pub installs: BTreeMap<NodeId, Vec<SnapshotMeta>>,
+    /// `Install` actions a paused application has not carried out yet.
+    pending_installs: BTreeMap<NodeId, VecDeque<SnapshotMeta>>,
+    /// The `applied` index of every `Take` each node asked for, in order.
+    pub snapshot_requests: BTreeMap<NodeId, Vec<LogIndex>>,
+    /// Every snapshot each node took, in order.
+    pub snapshots_taken: BTreeMap<NodeId, Vec<SnapshotMeta>>,
+    /// Nodes whose `Take` requests are recorded but not carried out.
+    pub manual_snapshots: BTreeSet<NodeId>,
 }
 
 pub fn ids(n: u64) -> Vec<NodeId> {
@@ -153,6 +240,32 @@ pub fn is_timeout_now(m: &Message) -> bool {
     matches!(m.body, MessageBody::TimeoutNow)
 }
 
+pub fn is_install_snapshot(m: &Message) -> bool {
+    matches!(m.body, MessageBody::InstallSnapshot(_))
+}
+
+/// Whether `m` is a vote request (not a pre-vote).
+pub fn is_vote_request(m: &Message) -> bool {
+    matches!(m.body, MessageBody::RequestVote(r) if !r.pre_vote)
+}
+
+/// Whether `m` acknowledges a log matching up to `index` or further.
+pub fn is_accepted_up_to(m: &Message, index: LogIndex) -> bool {
+    matches!(m.body, MessageBody::AppendEntriesResponse(AppendEntriesResponse::Accepted { match_index })
+        if match_index >= index)
+}
+
+/// Snapshots `node`'s application at its applied index, as a runtime does
+/// on `Take`: stores it on `disk` and reports it taken.
+fn take_snapshot_of(node: &mut Node, disk: &mut Disk) -> SnapshotMeta {
+    let index = node.applied_index();
+    let term = node.term_at(index).expect("the applied entry is in the log or is its base");
+    let meta = SnapshotMeta { index, term, membership: node.membership_at(index).clone() };
+    disk.snapshot = Some(meta.clone());
+    node.handle_snapshot_taken(meta.clone());
+    meta
+}
+
 /// A cluster of `n` whose leader was elected and has led for a while: every
 /// node follows it and has applied its blank entry. Returns the leader.
 pub fn established(n: u64, tweak: impl Fn(&mut Config)) -> (Cluster, u64) {
@@ -182,16 +295,25 @@ impl Cluster {
         let voters = ids(states.len() as u64);
         let mut nodes = BTreeMap::new();
         let mut disks = BTreeMap::new();
+        let mut app_applied = BTreeMap::new();
         for (&id, state) in voters.iter().zip(states) {
             let mut c = config(id);
             tweak(&mut c);
-            disks.insert(id, Disk { hard_state: state.hard_state, entries: state.entries.clone() });
+            let base = state.snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
+            let disk = Disk {
+                hard_state: state.hard_state,
+                snapshot: state.snapshot.clone(),
+                base,
+                entries: state.entries.clone(),
+            };
+            disks.insert(id, disk);
+            app_applied.insert(id, state.applied);
             nodes.insert(id, Node::new(c, &voters, state, Instant::ZERO).expect("valid test node"));
         }
+        let bootstrap = Membership::with_voters(voters.iter().copied());
         Cluster {
             now: Instant::ZERO,
             applied: voters.iter().map(|&id| (id, Vec::new())).collect(),
-            voters: voters.clone(),
             disks,
             nodes,
             pending_writes: BTreeMap::new(),
@@ -202,7 +324,39 @@ impl Cluster {
             reads: voters.iter().map(|&id| (id, Vec::new())).collect(),
             events: voters.iter().map(|&id| (id, Vec::new())).collect(),
             apply_paused: BTreeSet::new(),
+            bootstrap: voters.iter().map(|&id| (id, bootstrap.clone())).collect(),
+            app_applied,
+            installs: voters.iter().map(|&id| (id, Vec::new())).collect(),
+            pending_installs: BTreeMap::new(),
+            snapshot_requests: voters.iter().map(|&id| (id, Vec::new())).collect(),
+            snapshots_taken: voters.iter().map(|&id| (id, Vec::new())).collect(),
+            manual_snapshots: BTreeSet::new(),
         }
+    }
+
+    /// Starts node `id` with an empty disk and an empty membership, like the
+    /// other nodes' configuration otherwise, and drains it: it waits for a
+    /// leader to add it.
+    pub fn add_node(&mut self, id: u64) {
+        let id = NodeId(id);
+        assert!(!self.nodes.contains_key(&id), "node {id} exists already");
+        let mut c = self.nodes.values().next().expect("a cluster has nodes").config().clone();
+        c.id = id;
+        c.seed = config(id).seed;
+        let bootstrap = Membership::default();
+        let node = Node::with_membership(c, bootstrap.clone(), RecoveredState::default(), self.now)
+            .expect("valid test node");
+        self.nodes.insert(id, node);
+        self.disks.insert(id, Disk::default());
+        self.bootstrap.insert(id, bootstrap);
+        self.app_applied.insert(id, LogIndex(0));
+        self.applied.insert(id, Vec::new());
+        self.reads.insert(id, Vec::new());
+        self.events.insert(id, Vec::new());
+        self.installs.insert(id, Vec::new());
+        self.snapshot_requests.insert(id, Vec::new());
+        self.snapshots_taken.insert(id, Vec::new());
+        self.drain(id);
     }
 
     pub fn node(&self, id: u64) -> &Node {
@@ -243,11 +397,39 @@ impl Cluster {
                     self.network.push_back(m);
                 }
             }
+            while let Some(action) = node.poll_snapshot() {
+                progressed = true;
+                match action {
+                    SnapshotAction::Take { applied } => {
+                        self.snapshot_requests.get_mut(&id).unwrap().push(applied);
+                        if !self.manual_snapshots.contains(&id) {
+                            let meta = take_snapshot_of(node, self.disks.get_mut(&id).unwrap());
+                            self.snapshots_taken.get_mut(&id).unwrap().push(meta);
+                        }
+                    }
+                    SnapshotAction::Send { to, meta } => {
+                        let body = MessageBody::InstallSnapshot(InstallSnapshot { meta });
+                        let m = Message { from: id, to, term: node.term(), body };
+                        self.sent.push(m.clone());
+                        if self.cut.contains(&(id, to)) {
+                            node.handle_snapshot_failed(to);
+                        } else {
+                            self.network.push_back(m);
+                        }
+                    }
+                    SnapshotAction::Install { meta } => {
+                        self.pending_installs.entry(id).or_default().push_back(meta);
+                    }
+                }
+            }
             if !self.apply_paused.contains(&id) {
+                while let Some(meta) = self.pending_installs.get_mut(&id).and_then(|q| q.pop_front()) {
+                    progressed = true;
+                    Self::install(node, &mut self.app_applied, &mut self.installs, meta);
+                }
                 while let Some(e) = node.poll_apply() {
                     progressed = true;
-                    node.handle_applied(e.index);
-                    self.applied.get_mut(&id).unwrap().push(e);
+                    Self::apply(node, &mut self.app_applied, &mut self.applied, e);
                 }
             }
             while let Some(r) = node.poll_read_ready() {
@@ -263,6 +445,37 @@ impl Cluster {
         }
     }
 
+    /// The application restores snapshot `meta`.
+    fn install(
+        node: &mut Node,
+        app_applied: &mut BTreeMap<NodeId, LogIndex>,
+        installs: &mut BTreeMap<NodeId, Vec<SnapshotMeta>>,
+        meta: SnapshotMeta,
+    ) {
+        let id = node.id();
+        let applied = app_applied.get_mut(&id).unwrap();
+        assert!(meta.index > *applied, "{id} restores snapshot {:?} having applied {applied:?}", meta.index);
+        *applied = meta.index;
+        node.handle_applied(meta.index);
+        installs.get_mut(&id).unwrap().push(meta);
+    }
+
+    /// The application applies entry `e`, which must come right after what
+    /// it applied (or restored) so far.
+    fn apply(
+        node: &mut Node,
+        app_applied: &mut BTreeMap<NodeId, LogIndex>,
+        applied: &mut BTreeMap<NodeId, Vec<Entry>>,
+        e: Entry,
+    ) {
+        let id = node.id();
+        let app = app_applied.get_mut(&id).unwrap();
+        assert_eq!(e.index, app.next(), "{id} handed out entry {:?} after {app:?}", e.index);
+        *app = e.index;
+        node.handle_applied(e.index);
+        applied.get_mut(&id).unwrap().push(e);
+    }
+
     pub fn drain_all(&mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in ids {
@@ -272,8 +485,14 @@ impl Cluster {
 
     /// Hands `m` to its addressee now and drains that node's outputs into the
     /// network (without delivering them).
+    ///
+    /// An injected `InstallSnapshot` is stored on the addressee's disk first,
+    /// as its runtime would; no leader hears how it went.
     pub fn inject(&mut self, m: Message) {
         let to = m.to;
+        if let MessageBody::InstallSnapshot(req) = &m.body {
+            self.disks.get_mut(&to).expect("a disk per node").store_snapshot(&req.meta);
+        }
         let node = self.nodes.get_mut(&to).expect("injected message for a node of the cluster");
         node.handle_message(self.now, m);
         self.drain(to);
@@ -287,10 +506,27 @@ impl Cluster {
     /// Delivers one message, if any. Returns whether one was delivered.
     pub fn deliver_one(&mut self) -> bool {
         let Some(m) = self.network.pop_front() else { return false };
-        let to = m.to;
+        let (from, to) = (m.from, m.to);
+        let snapshot = match &m.body {
+            MessageBody::InstallSnapshot(req) => Some(req.meta.clone()),
+            _ => None,
+        };
+        let arrived = self.nodes.contains_key(&to);
         if let Some(node) = self.nodes.get_mut(&to) {
+            if let Some(meta) = &snapshot {
+                self.disks.get_mut(&to).expect("a disk per node").store_snapshot(meta);
+            }
             node.handle_message(self.now, m);
             self.drain(to);
+        }
+        // The leader's runtime learns how the transfer went.
+        if let (Some(_), Some(leader)) = (snapshot, self.nodes.get_mut(&from)) {
+            if arrived {
+                leader.handle_snapshot_sent(to);
+            } else {
+                leader.handle_snapshot_failed(to);
+            }
+            self.drain(from);
         }
         true
     }
@@ -453,14 +689,22 @@ impl Cluster {
     }
 
     /// Applies the next committed entry of node `id` (whose application is
-    /// paused) and drains it. Returns the index applied, if any.
+    /// paused), or restores the snapshot it was asked to first, and drains
+    /// it. Returns the index applied, if any.
     pub fn apply_next(&mut self, id: u64) -> Option<LogIndex> {
-        let node = self.nodes.get_mut(&NodeId(id)).unwrap();
-        let e = node.poll_apply()?;
-        let index = e.index;
-        node.handle_applied(index);
-        self.applied.get_mut(&NodeId(id)).unwrap().push(e);
-        self.drain(NodeId(id));
+        let nid = NodeId(id);
+        let node = self.nodes.get_mut(&nid).unwrap();
+        let index = if let Some(meta) = self.pending_installs.get_mut(&nid).and_then(|q| q.pop_front()) {
+            let index = meta.index;
+            Self::install(node, &mut self.app_applied, &mut self.installs, meta);
+            index
+        } else {
+            let e = node.poll_apply()?;
+            let index = e.index;
+            Self::apply(node, &mut self.app_applied, &mut self.applied, e);
+            index
+        };
+        self.drain(nid);
         Some(index)
     }
 
@@ -509,18 +753,56 @@ impl Cluster {
     /// Crashes node `id` (its writes not yet durable are lost) and starts it
     /// again from its disk, with the application at `applied`, and with a
     /// disk that works.
+    ///
+    /// Like the runtime's start, the stored log is first made to continue the
+    /// newest stored snapshot.
     pub fn restart(&mut self, id: u64, applied: LogIndex) {
         let id = NodeId(id);
         self.stalled.remove(&id);
         let config = self.nodes[&id].config().clone();
-        let disk = self.disks[&id].clone();
         self.pending_writes.remove(&id);
-        let state =
-            RecoveredState { hard_state: disk.hard_state, snapshot: None, entries: disk.entries, applied };
-        let node = Node::new(config, &self.voters, state, self.now).expect("restart from a valid disk");
+        self.pending_installs.remove(&id);
+        let disk = self.disks.get_mut(&id).unwrap();
+        if let Some(s) = disk.snapshot.clone().filter(|s| s.index > disk.base.0) {
+            disk.continue_snapshot(s.index, s.term);
+        }
+        assert_eq!(disk.snapshot.as_ref().map_or(LogIndex(0), |s| s.index), disk.base.0);
+        let state = RecoveredState {
+            hard_state: disk.hard_state,
+            snapshot: disk.snapshot.clone(),
+            entries: disk.entries.clone(),
+            applied,
+        };
+        let node = Node::with_membership(config, self.bootstrap[&id].clone(), state, self.now)
+            .expect("restart from a valid disk");
         self.nodes.insert(id, node);
         self.applied.insert(id, Vec::new());
+        self.installs.insert(id, Vec::new());
+        self.app_applied.insert(id, applied);
         self.drain(id);
+    }
+
+    /// Asks node `id` for a membership change and drains it.
+    pub fn change_membership(
+        &mut self,
+        id: u64,
+        change: MembershipChange,
+    ) -> Result<LogIndex, MembershipChangeError> {
+        let now = self.now;
+        let result = self.node_mut(id).change_membership(now, change);
+        self.drain(NodeId(id));
+        result
+    }
+
+    /// Has node `id`'s application snapshot its state now (at its applied
+    /// index), as for a `Take`, and drains it. Returns what it took.
+    pub fn take_snapshot(&mut self, id: u64) -> SnapshotMeta {
+        let nid = NodeId(id);
+        let node = self.nodes.get_mut(&nid).unwrap();
+        let meta = take_snapshot_of(node, self.disks.get_mut(&nid).unwrap());
+        self.snapshots_taken.get_mut(&nid).unwrap().push(meta.clone());
+        self.drain(nid);
+        meta
     }
 
     /// Cuts both directions between `a` and every other node.
