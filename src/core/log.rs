@@ -366,3 +366,50 @@ pub(crate) enum Durability {
     /// Not yet handed to storage: it will be in the next write.
     Unstable,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Bytes, EntryKind};
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: Bytes::new() }
+    }
+
+    /// A log after a snapshot at (10, t2), holding 11 and 12 of term 2.
+    fn after_snapshot() -> RaftLog {
+        RaftLog::recovered(
+            (LogIndex(10), Term(2)),
+            vec![entry(11, 2), entry(12, 2)],
+            LogIndex(12),
+            LogIndex(12),
+        )
+    }
+
+    #[test]
+    fn an_append_from_below_the_snapshot_is_checked_at_the_snapshot_and_goes_on_from_there() {
+        let mut log = after_snapshot();
+        // A leader probing at 8 (its follower's snapshot is newer than it
+        // knows): the entries up to 10 are committed, so only the one at the
+        // snapshot's index is checked.
+        let entries: Vec<Entry> =
+            [(9, 1), (10, 2), (11, 2), (12, 2), (13, 2)].map(|(i, t)| entry(i, t)).into();
+        assert_eq!(log.try_append(LogIndex(8), Term(1), &entries), Ok(LogIndex(13)));
+        assert_eq!((log.first_index(), log.last_index()), (LogIndex(11), LogIndex(13)));
+        // Entries that end below the snapshot say nothing new.
+        assert_eq!(log.try_append(LogIndex(5), Term(1), &entries[..2]), Ok(LogIndex(7)));
+        assert_eq!(log.last_index(), LogIndex(13));
+        log.check_invariants();
+    }
+
+    #[test]
+    fn an_append_that_contradicts_the_snapshot_is_refused() {
+        let mut log = after_snapshot();
+        let entries = [entry(10, 3), entry(11, 3)];
+        assert_eq!(
+            log.try_append(LogIndex(9), Term(1), &entries),
+            Err(AppendError::ConflictsWithCommitted(LogIndex(10)))
+        );
+        assert_eq!(log.last_index(), LogIndex(12));
+    }
+}
