@@ -883,14 +883,8 @@ impl World {
     /// replace a voter by a learner.
     fn change_membership_random(&mut self) {
         let now = self.now;
-        let leader = self
-            .nodes
-            .iter()
-            .filter_map(|(&id, n)| Some((n.node.as_ref()?, id)))
-            .filter(|(n, _)| n.role() == Role::Leader)
-            .max_by_key(|(n, _)| n.term())
-            .map(|(n, id)| (id, n.membership().clone()));
-        let Some((leader, m)) = leader else { return };
+        let Some(leader) = self.newest_leader() else { return };
+        let m = self.nodes[&leader].node.as_ref().expect("a leader is alive").membership().clone();
         let pick = |rng: &mut Rng, set: &std::collections::BTreeSet<NodeId>| {
             let v: Vec<NodeId> = set.iter().copied().collect();
             (!v.is_empty()).then(|| v[rng.below(v.len() as u64) as usize])
@@ -935,15 +929,18 @@ impl World {
         }
     }
 
-    fn propose_probe(&mut self) {
-        let leader = self
-            .nodes
+    /// The leader of the highest term, if any node leads.
+    fn newest_leader(&self) -> Option<NodeId> {
+        self.nodes
             .iter()
             .filter_map(|(&id, n)| Some((n.node.as_ref()?, id)))
             .filter(|(n, _)| n.role() == Role::Leader)
             .max_by_key(|(n, _)| n.term())
-            .map(|(_, id)| id);
-        if let Some(id) = leader {
+            .map(|(_, id)| id)
+    }
+
+    fn propose_probe(&mut self) {
+        if let Some(id) = self.newest_leader() {
             self.propose_at(id, Bytes::from_static(PROBE), false);
         }
     }
