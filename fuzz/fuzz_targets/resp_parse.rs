@@ -127,6 +127,9 @@ fn execute(requests: &[Vec<Bytes>]) {
                 store.query(&decoded)
             }
             Ok(Command::Local(op)) => answer_local(&op, &mut client, &server),
+            // Membership commands need a running node; parsing them is what
+            // is under test here.
+            Ok(Command::Member(_)) => continue,
             Err(error) => error.reply(),
         };
         reply.encode(&mut out);
