@@ -31,11 +31,7 @@ struct Model {
 
 impl Model {
     fn term_at(&self, index: LogIndex) -> Option<Term> {
-        if index == self.base.0 {
-            return Some(self.base.1);
-        }
-        let k = index.0.checked_sub(self.base.0 .0 + 1)?;
-        self.entries.get(usize::try_from(k).ok()?).map(|e| e.term)
+        term_in(self.base, &self.entries, index)
     }
 
     /// Makes the log continue the snapshot (`index`, `term`), as storage
@@ -81,6 +77,11 @@ impl SimDisk {
         Model { base: self.base, entries: self.entries.clone(), hs: self.hard_state }
     }
 
+    /// The model, taken out of the disk (to be put back with `set`).
+    fn take_model(&mut self) -> Model {
+        Model { base: self.base, entries: std::mem::take(&mut self.entries), hs: self.hard_state }
+    }
+
     fn set(&mut self, m: Model) {
         self.base = m.base;
         self.entries = m.entries;
@@ -90,7 +91,7 @@ impl SimDisk {
     /// Makes every pending write durable; returns the last one's id.
     pub(crate) fn sync(&mut self) -> Option<PersistId> {
         let last = self.pending.last().map(|p| p.id);
-        let mut m = self.model();
+        let mut m = self.take_model();
         for p in std::mem::take(&mut self.pending) {
             if let Some(s) = &p.snapshot {
                 m.continue_snapshot(s.index, s.term);
@@ -176,7 +177,7 @@ impl SimDisk {
     /// The durable term at `index`, if the durable log holds it; an index a
     /// durable snapshot covers counts as held.
     pub(crate) fn term_at(&self, index: LogIndex) -> Option<Term> {
-        self.model().term_at(index)
+        term_in(self.base, &self.entries, index)
     }
 
     /// Whether the durable state holds `index` with `term`, in the log or
@@ -184,4 +185,13 @@ impl SimDisk {
     pub(crate) fn holds(&self, index: LogIndex, term: Option<Term>) -> bool {
         index < self.base.0 || self.term_at(index) == term
     }
+}
+
+/// The term at `index` of a log continuing `base` with `entries`.
+fn term_in(base: (LogIndex, Term), entries: &[Entry], index: LogIndex) -> Option<Term> {
+    if index == base.0 {
+        return Some(base.1);
+    }
+    let k = index.0.checked_sub(base.0 .0 + 1)?;
+    entries.get(usize::try_from(k).ok()?).map(|e| e.term)
 }
