@@ -33,6 +33,7 @@ mod disk;
 mod network;
 #[cfg(test)]
 mod tests;
+mod workload;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,17 +41,18 @@ use std::time::Duration;
 use ::log::{debug, info};
 
 use crate::config::Config;
-use crate::core::{Node, Persist, ProposeError, RecoveredState, Role, SnapshotAction};
-use crate::membership::{Membership, MembershipChange, SnapshotMeta};
+use crate::core::{Node, Persist, RecoveredState, Role, SnapshotAction};
+use crate::membership::{Membership, SnapshotMeta};
 use crate::message::{InstallSnapshot, Message, MessageBody};
 use crate::rng::Rng;
 use crate::storage::{SimFs, Wal, WalOptions};
-use crate::types::{Bytes, Instant, LogIndex, NodeId};
+use crate::types::{Instant, LogIndex, NodeId};
 
 pub use self::checker::Violation;
 use self::checker::{chain_step, digest, Checker, APP_DIGEST_START};
 use self::disk::SimDisk;
 use self::network::Network;
+use self::workload::random_config;
 
 /// What to simulate.
 #[derive(Clone, Debug)]
@@ -721,245 +723,6 @@ impl World {
         let downtime = Duration::from_millis(self.rng.range(10, 3000));
         self.schedule(downtime, Event::Restart(id));
     }
-
-    fn random_node(&mut self) -> NodeId {
-        self.ids[self.rng.below(self.ids.len() as u64) as usize]
-    }
-
-    /// Two random groups covering every node, the first nonempty.
-    fn random_split(&mut self) -> (Vec<NodeId>, Vec<NodeId>) {
-        let mut a = Vec::new();
-        let mut b = Vec::new();
-        for &id in &self.ids {
-            if self.rng.chance(1, 2) {
-                a.push(id);
-            } else {
-                b.push(id);
-            }
-        }
-        if a.is_empty() {
-            a.push(b.pop().expect("some node"));
-        }
-        (a, b)
-    }
-
-    fn inject_fault(&mut self) {
-        let now = self.now;
-        match self.rng.below(14) {
-            10 => self.transfer_random(),
-            11 | 12 => self.change_membership_random(),
-            13 => {
-                let id = self.random_node();
-                self.take_snapshot(id);
-                self.drain(id);
-            }
-            0 => {
-                let id = self.random_node();
-                self.crash(id);
-            }
-            1 => {
-                let leader = self
-                    .nodes
-                    .iter()
-                    .find(|(_, n)| n.node.as_ref().is_some_and(|n| n.role() == Role::Leader));
-                if let Some((&id, _)) = leader {
-                    self.crash(id);
-                }
-            }
-            2 => {
-                let (a, b) = self.random_split();
-                info!(target: "oar::sim", "{now} partition {a:?} | {b:?}");
-                self.network.split(&a, &b);
-            }
-            3 => {
-                let (a, b) = self.random_split();
-                info!(target: "oar::sim", "{now} one-way cut {a:?} -> {b:?}");
-                self.network.cut_one_way(&a, &b);
-            }
-            4 => {
-                let bridge = self.random_node();
-                let others: Vec<NodeId> = self.ids.iter().copied().filter(|&id| id != bridge).collect();
-                let half = others.len() / 2;
-                info!(target: "oar::sim", "{now} bridge {bridge} between {:?} and {:?}", &others[..half], &others[half..]);
-                self.network.cut.clear();
-                self.network.split(&others[..half], &others[half..]);
-            }
-            5 => {
-                let id = self.random_node();
-                let others: Vec<NodeId> = self.ids.iter().copied().filter(|&o| o != id).collect();
-                info!(target: "oar::sim", "{now} isolate {id}");
-                self.network.split(&[id], &others);
-            }
-            6 | 7 => {
-                info!(target: "oar::sim", "{now} network heals");
-                self.network.cut.clear();
-            }
-            8 => {
-                self.network.drop_percent = self.rng.below(25);
-                self.network.duplicate_percent = self.rng.below(10);
-                self.network.long_delay_percent = self.rng.below(10);
-                info!(
-                    target: "oar::sim",
-                    "{now} links: drop {}% duplicate {}% long delays {}%",
-                    self.network.drop_percent,
-                    self.network.duplicate_percent,
-                    self.network.long_delay_percent
-                );
-            }
-            _ => {
-                let id = self.random_node();
-                let until = now + Duration::from_millis(self.rng.range(100, 2000));
-                info!(target: "oar::sim", "{now} disk of {id} slow until {until}");
-                self.nodes.get_mut(&id).expect("known").disk_slow_until = until;
-            }
-        }
-    }
-
-    fn heal(&mut self) {
-        info!(target: "oar::sim", "{} fault phase over: healing everything", self.now);
-        self.healed = true;
-        self.network = Network::healthy();
-        let now = self.now;
-        for sim in self.nodes.values_mut() {
-            sim.disk_slow_until = now;
-        }
-        let crashed: Vec<NodeId> =
-            self.nodes.iter().filter(|(_, n)| n.node.is_none()).map(|(&id, _)| id).collect();
-        for id in crashed {
-            self.restart(id);
-        }
-        for sim in self.nodes.values_mut() {
-            sim.probe_applied = false;
-        }
-        self.schedule(Duration::ZERO, Event::LivenessProbe);
-    }
-
-    fn propose_random(&mut self) {
-        let id = self.random_node();
-        self.next_payload += 1;
-        let mut data = self.next_payload.to_le_bytes().to_vec();
-        let extra = if self.rng.chance(1, 100) { self.rng.range(2000, 8000) } else { self.rng.below(48) };
-        data.extend((0..extra).map(|_| self.rng.below(256) as u8));
-        self.propose_at(id, Bytes::from(data), true);
-    }
-
-    fn read_random(&mut self) {
-        let id = self.random_node();
-        let now = self.now;
-        let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) else { return };
-        self.next_read += 1;
-        let ctx = self.next_read;
-        self.checker.on_read_invoked(id, ctx);
-        match node.read_index(now, ctx) {
-            Ok(()) => self.drain(id),
-            Err(e) => {
-                self.checker.on_read_refused(id, ctx);
-                debug!(target: "oar::sim", "{now} {id} refused read {ctx}: {e}");
-            }
-        }
-    }
-
-    fn transfer_random(&mut self) {
-        let now = self.now;
-        let to = self.random_node();
-        let leader = self
-            .nodes
-            .iter_mut()
-            .filter_map(|(&id, n)| Some((id, n.node.as_mut()?)))
-            .find(|(_, n)| n.role() == Role::Leader);
-        let Some((id, node)) = leader else { return };
-        match node.transfer_leadership(now, to) {
-            Ok(()) => {
-                info!(target: "oar::sim", "{now} {id} transfers leadership to {to}");
-                self.report.transfers += 1;
-                self.drain(id);
-            }
-            Err(e) => debug!(target: "oar::sim", "{now} {id} refused to transfer to {to}: {e}"),
-        }
-    }
-
-    /// Has the leader of the highest term add a node (a new one, started
-    /// empty and waiting to be added), promote a learner, remove a member, or
-    /// replace a voter by a learner.
-    fn change_membership_random(&mut self) {
-        let now = self.now;
-        let Some(leader) = self.newest_leader() else { return };
-        let m = self.nodes[&leader].node.as_ref().expect("a leader is alive").membership().clone();
-        let pick = |rng: &mut Rng, set: &std::collections::BTreeSet<NodeId>| {
-            let v: Vec<NodeId> = set.iter().copied().collect();
-            (!v.is_empty()).then(|| v[rng.below(v.len() as u64) as usize])
-        };
-        let change = match self.rng.below(4) {
-            0 => {
-                if self.ids.len() >= self.opts.nodes + MAX_ADDED_NODES {
-                    return;
-                }
-                let id = NodeId(self.ids.iter().map(|id| id.0).max().unwrap_or(0) + 1);
-                self.add_node(id, Membership::default());
-                MembershipChange::AddLearner { id, address: format!("sim-{id}") }
-            }
-            1 => match pick(&mut self.rng, &m.learners) {
-                Some(id) => MembershipChange::Promote { id },
-                None => return,
-            },
-            2 => {
-                let id = if m.voters.len() > 2 && self.rng.chance(2, 3) {
-                    pick(&mut self.rng, &m.voters)
-                } else {
-                    pick(&mut self.rng, &m.learners)
-                };
-                match id {
-                    Some(id) => MembershipChange::Remove { id },
-                    None => return,
-                }
-            }
-            _ => match (pick(&mut self.rng, &m.learners), pick(&mut self.rng, &m.voters)) {
-                (Some(promote), Some(remove)) => MembershipChange::Replace { promote, remove },
-                _ => return,
-            },
-        };
-        let Some(node) = self.nodes.get_mut(&leader).and_then(|n| n.node.as_mut()) else { return };
-        match node.change_membership(now, change.clone()) {
-            Ok(index) => {
-                info!(target: "oar::sim", "{now} {leader} changes membership at {index}: {change:?}");
-                self.report.membership_changes += 1;
-                self.drain(leader);
-            }
-            Err(e) => debug!(target: "oar::sim", "{now} {leader} refused {change:?}: {e}"),
-        }
-    }
-
-    /// The leader of the highest term, if any node leads.
-    fn newest_leader(&self) -> Option<NodeId> {
-        self.nodes
-            .iter()
-            .filter_map(|(&id, n)| Some((n.node.as_ref()?, id)))
-            .filter(|(n, _)| n.role() == Role::Leader)
-            .max_by_key(|(n, _)| n.term())
-            .map(|(_, id)| id)
-    }
-
-    fn propose_probe(&mut self) {
-        if let Some(id) = self.newest_leader() {
-            self.propose_at(id, Bytes::from_static(PROBE), false);
-        }
-    }
-
-    fn propose_at(&mut self, id: NodeId, data: Bytes, follow_hint: bool) {
-        let now = self.now;
-        let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) else { return };
-        match node.propose(now, data.clone()) {
-            Ok(proposed) => {
-                self.report.proposals_accepted += 1;
-                debug!(target: "oar::sim", "{now} {id} took a proposal: {proposed:?}");
-                self.drain(id);
-            }
-            Err(ProposeError::NotLeader { leader_hint: Some(hint) }) if follow_hint && hint != id => {
-                self.propose_at(hint, data, false);
-            }
-            Err(e) => debug!(target: "oar::sim", "{now} {id} refused a proposal: {e}"),
-        }
-    }
 }
 
 /// The node's snapshot if it is `meta`; a violation otherwise (the core
@@ -985,32 +748,4 @@ fn continue_snapshot(wal: &mut Wal<SimFs>, s: &SnapshotMeta) -> Result<(), crate
     } else {
         wal.reset(s.index, s.term)
     }
-}
-
-/// A node configuration drawn for one run: the defaults most of the time,
-/// with features off and tight limits some of the time.
-fn random_config(rng: &mut Rng) -> Config {
-    let mut c = Config::new(NodeId(1));
-    c.pre_vote = rng.chance(3, 4);
-    c.check_quorum = rng.chance(3, 4);
-    c.lease_reads = c.check_quorum && rng.chance(1, 3);
-    c.forward_proposals = rng.chance(3, 4);
-    if rng.chance(1, 4) {
-        c.pending_reads_max = rng.range(1, 8) as usize;
-    }
-    if rng.chance(1, 4) {
-        c.inflight_messages_max = rng.range(1, 5) as usize;
-    }
-    if rng.chance(1, 4) {
-        c.message_bytes_max = 16 << 10;
-        c.entry_bytes_max = 8 << 10;
-        c.inflight_bytes_max = rng.range(16 << 10, 128 << 10);
-        c.uncommitted_bytes_max = rng.range(8 << 10, 256 << 10);
-    }
-    // Snapshot often, compact close, so that followers fall behind the log.
-    c.snapshot_entries = [0, 10, 40, 200][rng.below(4) as usize];
-    c.snapshot_bytes = if rng.chance(1, 4) { rng.range(1 << 10, 64 << 10) } else { 0 };
-    c.compaction_margin = [0, 2, 10, 100][rng.below(4) as usize];
-    debug_assert!(c.validate().is_ok());
-    c
 }

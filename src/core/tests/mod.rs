@@ -4,6 +4,7 @@
 //! the Raft paper or of the behaviours, with tests named after them.
 
 mod commitment;
+mod disk;
 mod durability;
 mod election;
 mod flow_control;
