@@ -147,7 +147,10 @@ impl Node {
     /// Asks for a snapshot once enough was applied since the last one.
     pub(super) fn maybe_request_snapshot(&mut self, previously_applied: LogIndex) {
         let applied = self.log.applied();
-        let mut index = previously_applied.next();
+        // Bytes are counted only when they can trigger a snapshot: this
+        // runs for every entry applied.
+        let mut index =
+            if self.config.snapshot_bytes > 0 { previously_applied.next() } else { applied.next() };
         while index <= applied {
             match self.log.entry(index) {
                 Some(e) => self.applied_bytes_since_snapshot += e.size_bytes(),
