@@ -271,6 +271,8 @@ impl Membership {
         if bytes.read_u8().map_err(short)? != VERSION {
             return Err(MembershipDecodeError("unknown membership version"));
         }
+        // Ids come in increasing order, as `encode` writes them: one
+        // configuration has one encoding.
         let mut sets: [BTreeSet<NodeId>; 3] = Default::default();
         for set in &mut sets {
             let count = read_count(bytes, 8)?;
@@ -279,9 +281,10 @@ impl Membership {
                 if id == NodeId(0) {
                     return Err(MembershipDecodeError("node id 0 in a membership"));
                 }
-                if !set.insert(id) {
-                    return Err(MembershipDecodeError("a node listed twice"));
+                if set.last().is_some_and(|&last| last >= id) {
+                    return Err(MembershipDecodeError("node ids out of order or listed twice"));
                 }
+                set.insert(id);
             }
         }
         let [voters, outgoing, learners] = sets;
@@ -296,9 +299,10 @@ impl Membership {
             *bytes = rest;
             let address =
                 std::str::from_utf8(raw).map_err(|_| MembershipDecodeError("an address is not UTF-8"))?;
-            if addresses.insert(id, address.to_owned()).is_some() {
-                return Err(MembershipDecodeError("an address listed twice"));
+            if addresses.last_key_value().is_some_and(|(&last, _)| last >= id) {
+                return Err(MembershipDecodeError("addresses out of order or listed twice"));
             }
+            addresses.insert(id, address.to_owned());
         }
         let m = Membership { voters, outgoing, learners, addresses };
         if m.voters.iter().any(|id| m.learners.contains(id)) {
@@ -461,5 +465,28 @@ mod tests {
         assert!(Membership::decode(&m.to_bytes()).is_err(), "address of a stranger");
         let huge = [VERSION, 0xff, 0xff, 0xff, 0xff];
         assert!(Membership::decode(&huge).is_err());
+    }
+
+    #[test]
+    fn only_the_canonical_encoding_decodes() {
+        // Voters 2 then 1, and addresses for 2 then 1: the same
+        // configuration as the sorted encoding, so refused (found by the
+        // decode_message fuzz target: re-encoding gave other bytes).
+        let mut voters = vec![VERSION, 2, 0, 0, 0];
+        voters.extend_from_slice(&2u64.to_le_bytes());
+        voters.extend_from_slice(&1u64.to_le_bytes());
+        voters.extend_from_slice(&[0; 8]);
+        assert!(Membership::decode(&voters).is_err());
+        let mut addresses = vec![VERSION, 2, 0, 0, 0];
+        addresses.extend_from_slice(&1u64.to_le_bytes());
+        addresses.extend_from_slice(&2u64.to_le_bytes());
+        addresses.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]);
+        for id in [2u64, 1] {
+            addresses.extend_from_slice(&id.to_le_bytes());
+            addresses.extend_from_slice(&[1, b'h']);
+        }
+        assert!(Membership::decode(&addresses).is_err());
+        let m = Membership::decode(&three().to_bytes()).expect("the canonical encoding");
+        assert_eq!(m.to_bytes(), three().to_bytes());
     }
 }
