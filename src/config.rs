@@ -106,6 +106,10 @@ pub struct InjectedBugs {
     /// In a joint configuration, count only the incoming half (C_new) for
     /// commitment, elections and CheckQuorum, as if C_old had already gone.
     pub joint_counts_only_incoming: bool,
+    /// Count a voter in every quorum whatever incarnation it speaks from, as
+    /// if identities did not exist: a node that lost its disk votes and
+    /// acknowledges again at once, under its old id.
+    pub ignore_incarnations: bool,
 }
 
 impl Config {

@@ -43,4 +43,4 @@ pub use crate::core::{
 };
 pub use crate::membership::{Membership, MembershipChange, MembershipError, SnapshotMeta};
 pub use crate::message::{Message, MessageBody};
-pub use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};
+pub use crate::types::{Bytes, Entry, EntryKind, HardState, Incarnation, Instant, LogIndex, NodeId, Term};

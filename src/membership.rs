@@ -14,14 +14,15 @@ use std::fmt;
 
 use byteorder::{LittleEndian, ReadBytesExt, WriteBytesExt};
 
-use crate::types::{LogIndex, NodeId, Term};
+use crate::types::{Incarnation, LogIndex, NodeId, Term};
 
 /// The most members (voters and learners) a configuration may have.
 pub const MEMBERS_MAX: usize = 1024;
 /// The longest address a member may have, in bytes.
 pub const ADDRESS_BYTES_MAX: usize = 255;
-/// The encoding's version byte.
-const VERSION: u8 = 1;
+/// The encoding's version byte. Version 2 added incarnations; version 1
+/// is no longer read.
+const VERSION: u8 = 2;
 
 /// A cluster configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -37,6 +38,15 @@ pub struct Membership {
     /// The address of each member, as the embedder gave it (the core never
     /// reads it). Members without an address are reachable some other way.
     pub addresses: BTreeMap<NodeId, String>,
+    /// The incarnation admitted for each member of `voters` and `learners`:
+    /// only a node speaking from it counts in a quorum. A member missing
+    /// here is [`Incarnation::UNKNOWN`] (counted whatever it speaks from):
+    /// a learner not heard from when it was added, or every member of a
+    /// configuration built without identities.
+    pub incarnations: BTreeMap<NodeId, Incarnation>,
+    /// While joint, the incarnation admitted for each member of `outgoing`
+    /// (C_old), which differs from `incarnations` for a re-admitted voter.
+    pub outgoing_incarnations: BTreeMap<NodeId, Incarnation>,
 }
 
 /// A change a leader can make to the membership.
@@ -67,6 +77,14 @@ pub enum MembershipChange {
         /// The voter that leaves.
         remove: NodeId,
     },
+    /// Admits the incarnation a voter now speaks from in place of the one
+    /// the configuration holds, in one joint change: how a node that lost
+    /// its disk (and caught up again as a non-counting member) becomes a
+    /// voter again under its old id.
+    Readmit {
+        /// The voter.
+        id: NodeId,
+    },
 }
 
 /// Why a membership change cannot be made.
@@ -78,6 +96,9 @@ pub enum MembershipError {
     NotMember(NodeId),
     /// The node is a voter, not a learner: only learners can be promoted.
     NotLearner(NodeId),
+    /// The node is a learner, not a voter: only voters are re-admitted
+    /// (promote a learner instead).
+    NotVoter(NodeId),
     /// Removing the node would leave no voter.
     LastVoter(NodeId),
     /// Node id 0 is reserved.
@@ -98,6 +119,9 @@ impl fmt::Display for MembershipError {
             MembershipError::NotLearner(id) => {
                 write!(f, "{id} is not a learner; add it as a learner, let it catch up, then promote it")
             }
+            MembershipError::NotVoter(id) => {
+                write!(f, "{id} is a learner, not a voter; promote it instead of re-admitting it")
+            }
             MembershipError::LastVoter(id) => write!(f, "{id} is the last voter and cannot be removed"),
             MembershipError::ReservedId => write!(f, "node id 0 is reserved; number nodes from 1"),
             MembershipError::BadAddress(a) => {
@@ -114,9 +138,23 @@ impl fmt::Display for MembershipError {
 impl std::error::Error for MembershipError {}
 
 impl Membership {
-    /// A configuration of `voters` without addresses.
+    /// A configuration of `voters` without addresses or incarnations (see
+    /// [`Incarnation::UNKNOWN`]).
     pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> Membership {
         Membership { voters: voters.into_iter().collect(), ..Membership::default() }
+    }
+
+    /// A configuration of `voters`, each admitted with the incarnation
+    /// given: what a new cluster is bootstrapped with.
+    pub fn with_identified_voters(voters: impl IntoIterator<Item = (NodeId, Incarnation)>) -> Membership {
+        let mut m = Membership::default();
+        for (id, inc) in voters {
+            m.voters.insert(id);
+            if inc != Incarnation::UNKNOWN {
+                m.incarnations.insert(id, inc);
+            }
+        }
+        m
     }
 
     /// Whether this is a joint configuration (C_old,new).
@@ -186,6 +224,7 @@ impl Membership {
                 if self.is_learner(*id) {
                     next.learners.remove(id);
                     next.addresses.remove(id);
+                    next.incarnations.remove(id);
                     return Ok(next);
                 }
                 if !self.voters.contains(id) {
@@ -207,8 +246,57 @@ impl Membership {
                 next.voters.insert(*promote);
                 next.voters.remove(remove);
             }
+            MembershipChange::Readmit { id } => {
+                if !self.voters.contains(id) {
+                    return Err(if self.is_learner(*id) {
+                        MembershipError::NotVoter(*id)
+                    } else {
+                        MembershipError::NotMember(*id)
+                    });
+                }
+                next.outgoing = self.voters.clone();
+            }
         }
+        // C_old keeps the incarnations it admitted; the caller binds the
+        // promoted or re-admitted node's (see `bind`).
+        next.outgoing_incarnations = self
+            .incarnations
+            .iter()
+            .filter(|(id, _)| next.outgoing.contains(id))
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        next.incarnations.retain(|id, _| next.voters.contains(id) || next.learners.contains(id));
         Ok(next)
+    }
+
+    /// The incarnation admitted for `id` as a voter of C_new (or of the only
+    /// configuration) or as a learner; [`Incarnation::UNKNOWN`] if none is
+    /// recorded.
+    pub fn incarnation(&self, id: NodeId) -> Incarnation {
+        self.incarnations.get(&id).copied().unwrap_or(Incarnation::UNKNOWN)
+    }
+
+    /// The incarnation admitted for `id` as a voter of C_old, while joint.
+    pub fn outgoing_incarnation(&self, id: NodeId) -> Incarnation {
+        self.outgoing_incarnations.get(&id).copied().unwrap_or(Incarnation::UNKNOWN)
+    }
+
+    /// Records that member `id` (of C_new, or a learner) is admitted as
+    /// `incarnation`.
+    pub fn bind(&mut self, id: NodeId, incarnation: Incarnation) {
+        debug_assert!(self.voters.contains(&id) || self.learners.contains(&id));
+        if incarnation == Incarnation::UNKNOWN {
+            self.incarnations.remove(&id);
+        } else {
+            self.incarnations.insert(id, incarnation);
+        }
+    }
+
+    /// Whether `id` speaking from `incarnation` is a voter this
+    /// configuration counts, in either half.
+    pub fn counts(&self, id: NodeId, incarnation: Incarnation) -> bool {
+        (self.voters.contains(&id) && self.incarnation(id).admits(incarnation))
+            || (self.outgoing.contains(&id) && self.outgoing_incarnation(id).admits(incarnation))
     }
 
     fn check_learner(&self, id: NodeId) -> Result<(), MembershipError> {
@@ -226,6 +314,7 @@ impl Membership {
     pub fn leave_joint(&self) -> Membership {
         let mut next = self.clone();
         next.outgoing.clear();
+        next.outgoing_incarnations.clear();
         next.addresses.retain(|id, _| next.voters.contains(id) || next.learners.contains(id));
         next
     }
@@ -244,6 +333,14 @@ impl Membership {
             out.write_u64::<LittleEndian>(id.0).expect("writing to a Vec cannot fail");
             out.push(address.len().min(ADDRESS_BYTES_MAX) as u8);
             out.extend_from_slice(&address.as_bytes()[..address.len().min(ADDRESS_BYTES_MAX)]);
+        }
+        for map in [&self.incarnations, &self.outgoing_incarnations] {
+            let known = map.iter().filter(|(_, &inc)| inc != Incarnation::UNKNOWN);
+            put_u32(out, known.clone().count());
+            for (id, inc) in known {
+                out.write_u64::<LittleEndian>(id.0).expect("writing to a Vec cannot fail");
+                out.write_u64::<LittleEndian>(inc.0).expect("writing to a Vec cannot fail");
+            }
         }
     }
 
@@ -304,7 +401,28 @@ impl Membership {
             }
             addresses.insert(id, address.to_owned());
         }
-        let m = Membership { voters, outgoing, learners, addresses };
+        let mut maps: [BTreeMap<NodeId, Incarnation>; 2] = Default::default();
+        for map in &mut maps {
+            let count = read_count(bytes, 16)?;
+            for _ in 0..count {
+                let id = NodeId(bytes.read_u64::<LittleEndian>().map_err(short)?);
+                let inc = Incarnation(bytes.read_u64::<LittleEndian>().map_err(short)?);
+                if inc == Incarnation::UNKNOWN {
+                    return Err(MembershipDecodeError("an unknown incarnation recorded"));
+                }
+                if map.last_key_value().is_some_and(|(&last, _)| last >= id) {
+                    return Err(MembershipDecodeError("incarnations out of order or listed twice"));
+                }
+                map.insert(id, inc);
+            }
+        }
+        let [incarnations, outgoing_incarnations] = maps;
+        let m = Membership { voters, outgoing, learners, addresses, incarnations, outgoing_incarnations };
+        if m.incarnations.keys().any(|id| !m.voters.contains(id) && !m.learners.contains(id))
+            || m.outgoing_incarnations.keys().any(|id| !m.outgoing.contains(id))
+        {
+            return Err(MembershipDecodeError("an incarnation for a node that is not a member"));
+        }
         if m.voters.iter().any(|id| m.learners.contains(id)) {
             return Err(MembershipDecodeError("a node both voter and learner"));
         }

@@ -2,7 +2,7 @@
 //! [`crate::codec`]; the rules for handling each message live in the core.
 
 use crate::membership::SnapshotMeta;
-use crate::types::{Entry, LogIndex, NodeId, Term};
+use crate::types::{Entry, Incarnation, LogIndex, NodeId, Term};
 
 /// A message from one node to another.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +14,10 @@ pub struct Message {
     /// The sender's current term; for a pre-vote request, the term the sender
     /// would campaign in.
     pub term: Term,
+    /// The incarnation of the sender's storage: what it says counts only if
+    /// the configuration admitted that incarnation (see
+    /// [`Incarnation`]).
+    pub from_incarnation: Incarnation,
     /// What the message says.
     pub body: MessageBody,
 }
@@ -145,10 +149,14 @@ pub enum AppendEntriesResponse {
 /// A leader's heartbeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
-    /// `min(leader commit, follower's match index)`: a follower may commit up
-    /// to it without a log check, because the leader knows the follower's log
-    /// matches its own that far.
+    /// `min(leader commit, follower's match index)`: an index the follower
+    /// acknowledged, up to which it may commit if its log still holds the
+    /// entry there with `commit_term` (then, by Log Matching, its log
+    /// matches the leader's that far). A follower whose log does not hold
+    /// it lost entries it acknowledged.
     pub commit: LogIndex,
+    /// The term of the leader's entry at `commit`.
+    pub commit_term: Term,
     /// The leader's confirmation round: each heartbeat starts a new one, and
     /// a read waiting for round `r` is safe to serve once a quorum has
     /// answered a heartbeat of round `r` or later.

@@ -12,6 +12,40 @@ pub use bytes::Bytes;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct NodeId(pub u64);
 
+/// Which life of a node's storage a node speaks from: a number drawn at
+/// random when its data directory is created and kept with its log for as
+/// long as that directory lives. A node that lost its disk (or was given an
+/// empty or replaced one) comes back under its old [`NodeId`] but with
+/// another incarnation, and the cluster tells the two apart: a configuration
+/// records the incarnation it admitted for each voter, and only that one is
+/// counted in any quorum (see [`Membership`](crate::membership::Membership)).
+///
+/// `Incarnation::UNKNOWN` (0) is "not known": a learner whose incarnation the
+/// leader has not heard yet, or a configuration built without identities
+/// ([`Membership::with_voters`](crate::membership::Membership::with_voters),
+/// for tests and single-process clusters), whose members are counted
+/// whatever incarnation they speak from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Incarnation(pub u64);
+
+impl Incarnation {
+    /// Not known; see [`Incarnation`].
+    pub const UNKNOWN: Incarnation = Incarnation(0);
+
+    /// Whether a node speaking from `speaker` is the one a configuration
+    /// admitted as `self`: the same incarnation, or any if `self` is
+    /// unknown.
+    pub fn admits(self, speaker: Incarnation) -> bool {
+        self == Incarnation::UNKNOWN || self == speaker
+    }
+}
+
+impl fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
 /// A Raft term: a logical clock that increases with every election.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Term(pub u64);

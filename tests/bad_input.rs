@@ -42,7 +42,8 @@ fn heartbeat_frame(from: u64, to: u64) -> Vec<u8> {
         from: NodeId(from),
         to: NodeId(to),
         term: Term(1),
-        body: MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 1 }),
+        from_incarnation: oar::Incarnation(from),
+        body: MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round: 1 }),
     };
     let mut out = Vec::new();
     encode_message(&msg, &mut out);

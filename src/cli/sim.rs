@@ -40,7 +40,7 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
 pub fn run(args: SimArgs) -> ExitCode {
     let level = match args.verbose {
         // Recovery warns about every torn tail, which crashes cause by design.
-        0 => "warn,oar::storage=error",
+        0 => "warn,oar::storage=error,oar::core=error",
         1 => "info,oar::core=info",
         _ => "debug",
     };
@@ -60,6 +60,7 @@ pub fn run(args: SimArgs) -> ExitCode {
     let (mut violations, mut liveness_failures, mut steps) = (0u64, 0u64, 0u64);
     let (mut committed, mut accepted, mut crashes, mut reads, mut transfers) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut changes, mut taken, mut installed) = (0u64, 0u64, 0u64);
+    let (mut wipes, mut lost_tails, mut readmissions) = (0u64, 0u64, 0u64);
     let count = seeds.end - seeds.start;
     for seed in seeds {
         let mut opts = oar::sim::SimOptions::new(seed, args.nodes);
@@ -75,6 +76,9 @@ pub fn run(args: SimArgs) -> ExitCode {
         changes += report.membership_changes;
         taken += report.snapshots_taken;
         installed += report.snapshots_installed;
+        wipes += report.disk_wipes;
+        lost_tails += report.lost_tails;
+        readmissions += report.readmissions;
         if let Some(v) = &report.violation {
             violations += 1;
             eprintln!("seed {seed}: VIOLATION of {}: {}", v.property, v.detail);
@@ -88,7 +92,8 @@ pub fn run(args: SimArgs) -> ExitCode {
     }
     println!(
         "sim committed={committed} proposals_accepted={accepted} crashes={crashes} transfers={transfers} \
-         membership_changes={changes} snapshots_taken={taken} snapshots_installed={installed}"
+         membership_changes={changes} snapshots_taken={taken} snapshots_installed={installed} \
+         disk_wipes={wipes} lost_tails={lost_tails} readmissions={readmissions}"
     );
     println!(
         "sim seeds={count} nodes={} violations={violations} liveness_failures={liveness_failures} reads_checked={reads} steps={steps} secs={:.1}",

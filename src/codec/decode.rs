@@ -18,7 +18,7 @@ use crate::message::{
     MessageBody, Propose, ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, SnapshotAck,
     SnapshotChunk, ENTRIES_BYTES_LIMIT,
 };
-use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
+use crate::types::{Entry, EntryKind, Incarnation, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
 /// Decodes the frame at the start of `buf`, returning the message and the
 /// number of bytes the frame took (length prefix included). Bytes after the
@@ -71,6 +71,7 @@ pub fn decode_message(frame_body: &Bytes) -> Result<Message, DecodeError> {
     let from = NodeId(r.u64("message.from")?);
     let to = NodeId(r.u64("message.to")?);
     let term = Term(r.u64("message.term")?);
+    let from_incarnation = Incarnation(r.u64("message.from_incarnation")?);
     let body = match kind {
         Kind::RequestVote => MessageBody::RequestVote(read_request_vote(&mut r)?),
         Kind::RequestVoteResponse => MessageBody::RequestVoteResponse(read_request_vote_response(&mut r)?),
@@ -80,8 +81,9 @@ pub fn decode_message(frame_body: &Bytes) -> Result<Message, DecodeError> {
         }
         Kind::Heartbeat => {
             let commit = LogIndex(r.u64("heartbeat.commit")?);
+            let commit_term = Term(r.u64("heartbeat.commit_term")?);
             let round = r.u64("heartbeat.round")?;
-            MessageBody::Heartbeat(Heartbeat { commit, round })
+            MessageBody::Heartbeat(Heartbeat { commit, commit_term, round })
         }
         Kind::HeartbeatResponse => {
             MessageBody::HeartbeatResponse(HeartbeatResponse { round: r.u64("heartbeat_response.round")? })
@@ -122,7 +124,7 @@ pub fn decode_message(frame_body: &Bytes) -> Result<Message, DecodeError> {
         }),
     };
     r.finish()?;
-    Ok(Message { from, to, term, body })
+    Ok(Message { from, to, term, from_incarnation, body })
 }
 
 fn read_request_vote(r: &mut Reader<'_>) -> Result<RequestVote, DecodeError> {

@@ -49,6 +49,7 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
     w.u64(msg.from.0);
     w.u64(msg.to.0);
     w.u64(msg.term.0);
+    w.u64(msg.from_incarnation.0);
     match &msg.body {
         MessageBody::RequestVote(request) => {
             w.bool(request.pre_vote);
@@ -87,6 +88,7 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
         }
         MessageBody::Heartbeat(heartbeat) => {
             w.u64(heartbeat.commit.0);
+            w.u64(heartbeat.commit_term.0);
             w.u64(heartbeat.round);
         }
         MessageBody::HeartbeatResponse(response) => w.u64(response.round),
@@ -152,7 +154,7 @@ fn frame_body_len(msg: &Message) -> usize {
         }
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Accepted { .. }) => 1 + 8,
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Rejected { .. }) => 1 + 8 + 8 + 8,
-        MessageBody::Heartbeat(_) => 8 + 8,
+        MessageBody::Heartbeat(_) => 8 + 8 + 8,
         MessageBody::HeartbeatResponse(_) => 8,
         MessageBody::TimeoutNow => 0,
         MessageBody::ReadIndex(_) => 8,

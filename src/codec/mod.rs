@@ -35,6 +35,7 @@
 //! | `from` | `u64`      | [`Message::from`](crate::Message::from)                                            |
 //! | `to`   | `u64`      | [`Message::to`](crate::Message::to)                                              |
 //! | `term` | `u64`      | [`Message::term`](crate::Message::term)                                            |
+//! | `from_incarnation` | `u64` | [`Message::from_incarnation`](crate::Message::from_incarnation)          |
 //! | body   | by `kind`  | see below                                                    |
 //!
 //! The bodies, by `kind`:
@@ -45,7 +46,7 @@
 //! | 2    | `RequestVoteResponse`   | `pre_vote u8`, `granted u8`                                     | 2 |
 //! | 3    | `AppendEntries`         | `prev_log_index u64`, `prev_log_term u64`, `leader_commit u64`, `entry_count u32`, then `entry_count` entries | 28 + entries |
 //! | 4    | `AppendEntriesResponse` | `tag u8`; tag 0 `Accepted`: `match_index u64`; tag 1 `Rejected`: `rejected_index u64`, `hint_index u64`, `hint_term u64` | 9 or 25 |
-//! | 5    | `Heartbeat`             | `commit u64`, `round u64`                                       | 16 |
+//! | 5    | `Heartbeat`             | `commit u64`, `commit_term u64`, `round u64`                    | 24 |
 //! | 6    | `HeartbeatResponse`     | `round u64`                                                     | 8 |
 //! | 7    | `TimeoutNow`            | nothing                                                         | 0 |
 //! | 8    | `ReadIndex`             | `ctx u64`                                                       | 8 |
@@ -107,8 +108,8 @@ pub const FRAME_KIND_BYTES: usize = 1;
 pub const FRAME_HEADER_BYTES: usize = FRAME_LEN_BYTES + FRAME_KIND_BYTES;
 
 /// Bytes of the message header every frame carries after its kind: `from`,
-/// `to` and `term`.
-pub const MESSAGE_HEADER_BYTES: usize = 8 + 8 + 8;
+/// `to`, `term` and `from_incarnation`.
+pub const MESSAGE_HEADER_BYTES: usize = 8 + 8 + 8 + 8;
 
 /// Bytes of an entry before its data: `term`, `kind` and `len`.
 pub const ENTRY_HEADER_BYTES: usize = 8 + 1 + 4;

@@ -11,7 +11,7 @@ use crate::message::{
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
     ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, ENTRIES_BYTES_LIMIT,
 };
-use crate::types::{Entry, EntryKind, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
+use crate::types::{Entry, EntryKind, Incarnation, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
 mod handshake;
 mod stream;
@@ -40,7 +40,7 @@ fn fix_prefix(frame: &mut [u8]) {
 }
 
 fn message(body: MessageBody) -> Message {
-    Message { from: NodeId(1), to: NodeId(2), term: Term(3), body }
+    Message { from: NodeId(1), to: NodeId(2), term: Term(3), from_incarnation: Incarnation(4), body }
 }
 
 /// Entries numbered consecutively after `prev_log_index`.
@@ -91,7 +91,7 @@ fn sample_messages() -> Vec<Message> {
             hint_index: LogIndex(6),
             hint_term: Term(2),
         })),
-        message(MessageBody::Heartbeat(Heartbeat { commit: LogIndex(4), round: 9 })),
+        message(MessageBody::Heartbeat(Heartbeat { commit: LogIndex(4), commit_term: Term(2), round: 9 })),
         message(MessageBody::HeartbeatResponse(HeartbeatResponse { round: 9 })),
         message(MessageBody::TimeoutNow),
         message(MessageBody::ReadIndex(ReadIndex { ctx: 77 })),
@@ -144,10 +144,11 @@ fn arb_u64() -> impl Strategy<Value = u64> {
 }
 
 fn arb_message_with(body: impl Strategy<Value = MessageBody>) -> impl Strategy<Value = Message> {
-    (arb_u64(), arb_u64(), arb_u64(), body).prop_map(|(from, to, term, body)| Message {
+    (arb_u64(), arb_u64(), arb_u64(), arb_u64(), body).prop_map(|(from, to, term, inc, body)| Message {
         from: NodeId(from),
         to: NodeId(to),
         term: Term(term),
+        from_incarnation: Incarnation(inc),
         body,
     })
 }
@@ -207,8 +208,9 @@ fn arb_append_entries_response() -> impl Strategy<Value = MessageBody> {
 }
 
 fn arb_heartbeat() -> impl Strategy<Value = MessageBody> {
-    (arb_u64(), arb_u64())
-        .prop_map(|(commit, round)| MessageBody::Heartbeat(Heartbeat { commit: LogIndex(commit), round }))
+    (arb_u64(), arb_u64()).prop_map(|(commit, round)| {
+        MessageBody::Heartbeat(Heartbeat { commit: LogIndex(commit), commit_term: Term(commit / 3), round })
+    })
 }
 
 fn arb_heartbeat_response() -> impl Strategy<Value = MessageBody> {
@@ -382,11 +384,12 @@ fn sample_messages_round_trip() {
 fn layout_is_as_documented() {
     let msg = append_entries(4, vec![(Term(3), EntryKind::Command, Bytes::from_static(b"hi"))]);
     let mut expected = Vec::new();
-    expected.extend_from_slice(&(1u32 + 24 + 28 + 13 + 2).to_le_bytes()); // len
+    expected.extend_from_slice(&(1u32 + 32 + 28 + 13 + 2).to_le_bytes()); // len
     expected.push(3); // kind: AppendEntries
     expected.extend_from_slice(&1u64.to_le_bytes()); // from
     expected.extend_from_slice(&2u64.to_le_bytes()); // to
     expected.extend_from_slice(&3u64.to_le_bytes()); // term
+    expected.extend_from_slice(&4u64.to_le_bytes()); // from_incarnation
     expected.extend_from_slice(&4u64.to_le_bytes()); // prev_log_index
     expected.extend_from_slice(&2u64.to_le_bytes()); // prev_log_term
     expected.extend_from_slice(&5u64.to_le_bytes()); // leader_commit
@@ -606,9 +609,10 @@ fn short_inputs_name_the_field_they_end_in() {
         (1, "message.from"),
         (12, "message.to"),
         (17, "message.term"),
-        (25, "request_vote.pre_vote"),
-        (26, "request_vote.last_log_index"),
-        (40, "request_vote.last_log_term"),
+        (25, "message.from_incarnation"),
+        (33, "request_vote.pre_vote"),
+        (34, "request_vote.last_log_index"),
+        (48, "request_vote.last_log_term"),
     ];
     let body = frame_body(&frame);
     for (len, field) in cases {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::config::ConfigError;
 use crate::membership::{Membership, MembershipError, SnapshotMeta};
-use crate::types::{Entry, HardState, Instant, LogIndex, NodeId, Term};
+use crate::types::{Entry, HardState, Incarnation, Instant, LogIndex, NodeId, Term};
 
 pub use super::progress::ProgressState;
 
@@ -25,6 +25,45 @@ pub enum Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
+    }
+}
+
+/// How the configuration in force regards this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Admission {
+    /// A voter (of either half of a joint configuration) that the
+    /// configuration admits as this node's incarnation.
+    Voter,
+    /// A learner: receives the log, never counts.
+    Learner,
+    /// Not a member: waiting to be added (or bootstrapped), or removed.
+    NotMember,
+    /// The configuration lists this node's id as a voter admitted with
+    /// another incarnation: this node lost or replaced its storage since.
+    /// It still receives the log, but counts in no quorum (votes,
+    /// acknowledgements, read confirmations, leases) until a membership
+    /// change re-admits it ([`MembershipChange::Readmit`](crate::MembershipChange::Readmit)).
+    Refused {
+        /// The incarnation the configuration admitted.
+        admitted: Incarnation,
+        /// This node's.
+        ours: Incarnation,
+    },
+}
+
+impl fmt::Display for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Admission::Voter => f.write_str("voter"),
+            Admission::Learner => f.write_str("learner"),
+            Admission::NotMember => f.write_str("not a member"),
+            Admission::Refused { admitted, ours } => write!(
+                f,
+                "refused: the cluster admitted this node's id with storage incarnation {admitted}, \
+                 but this data directory is incarnation {ours} (the node lost or replaced its disk); \
+                 it counts in no quorum until re-admitted"
+            ),
+        }
     }
 }
 
@@ -62,6 +101,22 @@ pub enum Event {
     TransferAbandoned {
         /// The successor that did not take over.
         to: NodeId,
+    },
+    /// How the configuration regards this node changed (see [`Admission`]);
+    /// a runtime should say so where operators look, above all when it
+    /// becomes [`Admission::Refused`].
+    AdmissionChanged {
+        /// The new standing.
+        admission: Admission,
+    },
+    /// This node stopped taking part for good: what it was sent contradicts
+    /// what it knows is committed (a leader whose log lacks committed
+    /// entries: the cluster lost acknowledged writes, or this node's
+    /// storage is not what it claims). It ignores every input from now on;
+    /// the runtime should stop it and tell the operator `reason`.
+    Halted {
+        /// What was found, for the operator.
+        reason: String,
     },
 }
 
@@ -116,6 +171,18 @@ pub struct RecoveredState {
     /// again. If it is below the snapshot's index, the node first asks for
     /// the snapshot to be restored ([`SnapshotAction::Install`](crate::core::SnapshotAction::Install)).
     pub applied: LogIndex,
+    /// The incarnation of the storage this state came from (see
+    /// [`Incarnation`]): what the node speaks from and what a configuration
+    /// must admit for it to count. [`Incarnation::UNKNOWN`] for a node
+    /// without a durable identity (tests, single-process clusters).
+    pub incarnation: Incarnation,
+    /// Recovery found the log shorter than it once was durably: committed
+    /// entries up to this index, which this node held and acknowledged, are
+    /// gone (a disk that lied about a sync, a log restored from an older
+    /// copy). The node then neither votes nor campaigns until a leader has
+    /// given it back its log that far, so that its vote can never help
+    /// elect a leader that lacks them. `LogIndex(0)`: nothing known lost.
+    pub repair_to: LogIndex,
 }
 
 /// Why a node could not be created.
@@ -211,6 +278,16 @@ pub struct Status {
     pub snapshot_index: LogIndex,
     /// The configuration in force.
     pub membership: Membership,
+    /// This node's storage incarnation.
+    pub incarnation: Incarnation,
+    /// How the configuration in force regards this node.
+    pub admission: Admission,
+    /// Nonzero while this node repairs a log that lost committed entries
+    /// (see [`RecoveredState::repair_to`]): it does not vote until its log
+    /// reaches this index again.
+    pub repair_to: LogIndex,
+    /// Why this node halted, if it did (see [`Event::Halted`]).
+    pub halted: Option<String>,
     /// Replication progress per follower; empty unless leader.
     pub peers: Vec<PeerStatus>,
 }
@@ -232,6 +309,12 @@ pub struct PeerStatus {
     pub inflight_bytes: u64,
     /// When it was last heard from in this term.
     pub last_heard: Option<Instant>,
+    /// The incarnation it speaks from, once heard.
+    pub incarnation: Incarnation,
+    /// Whether the configuration counts it: a voter speaking from the
+    /// incarnation admitted for it. A voter that lost its disk shows
+    /// `false` here until re-admitted.
+    pub counted: bool,
 }
 
 /// Where an accepted proposal went.
@@ -361,6 +444,23 @@ pub enum MembershipChangeError {
     InProgress,
     /// The change does not apply to the current membership.
     Invalid(MembershipError),
+    /// The node to promote or re-admit has not been heard from yet (its
+    /// incarnation is unknown): start it, let it catch up, then retry.
+    NotHeard(NodeId),
+    /// The voter to re-admit already speaks from the incarnation admitted
+    /// for it: nothing to do.
+    AlreadyAdmitted(NodeId),
+    /// Too few of the new configuration's voters are reachable and admitted
+    /// for it ever to commit: the cluster would be stuck in the middle of
+    /// the change. Bring voters back (or re-admit those that lost their
+    /// disk) first.
+    WouldLoseQuorum {
+        /// Voters of the new configuration heard from lately, speaking from
+        /// their admitted incarnation (this node included).
+        live: usize,
+        /// A majority of the new configuration.
+        needed: usize,
+    },
 }
 
 impl fmt::Display for MembershipChangeError {
@@ -382,8 +482,49 @@ impl fmt::Display for MembershipChangeError {
                 write!(f, "a membership change is still in progress; retry once it completes")
             }
             MembershipChangeError::Invalid(e) => e.fmt(f),
+            MembershipChangeError::NotHeard(id) => write!(
+                f,
+                "{id} has not been heard from yet; start it (with --join if its data directory is new), let it catch up, then retry"
+            ),
+            MembershipChangeError::WouldLoseQuorum { live, needed } => write!(
+                f,
+                "the new configuration would have {live} live, admitted voters, fewer than the {needed} it needs \
+                 to commit; bring voters back (or re-admit those that lost their disk) first"
+            ),
+            MembershipChangeError::AlreadyAdmitted(id) => {
+                write!(f, "{id} already speaks from the incarnation the cluster admitted; nothing to re-admit")
+            }
         }
     }
 }
 
 impl std::error::Error for MembershipChangeError {}
+
+/// Why [`Node::bootstrap`](crate::Node::bootstrap) refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootstrapError {
+    /// The node already has state: a log, a snapshot or a term. Bootstrapping
+    /// is for brand-new nodes only; this one belongs to a cluster already.
+    NotEmpty,
+    /// The configuration does not list this node as a voter admitted with
+    /// its own incarnation.
+    NotAVoter,
+}
+
+impl fmt::Display for BootstrapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootstrapError::NotEmpty => {
+                write!(f, "this node already has a log or a term: it belongs to a cluster and cannot bootstrap another")
+            }
+            BootstrapError::NotAVoter => {
+                write!(
+                    f,
+                    "the bootstrap configuration must list this node as a voter with its own incarnation"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for BootstrapError {}

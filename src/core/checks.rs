@@ -58,8 +58,13 @@ impl Node {
             }
             Role::PreCandidate | Role::Follower => {}
         }
-        if self.role != Role::Leader {
+        if self.halted.is_some() {
+            assert!(self.role == Role::Follower && self.election_deadline.is_none());
+        } else if self.role != Role::Leader {
             assert!(self.election_deadline.is_some() && self.heartbeat_deadline.is_none());
+        }
+        if self.role == Role::Candidate {
+            assert!(self.counts_itself(), "campaigning while not an admitted voter");
         }
         for (needed, msg) in &self.held {
             assert!(*needed > self.durable_id, "a message waits for a write already durable");

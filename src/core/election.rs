@@ -8,7 +8,7 @@ use super::progress::Progress;
 use super::quorum::VoteResult;
 use super::{Node, Role};
 use crate::message::{HeartbeatResponse, Message, MessageBody, RequestVote, RequestVoteResponse};
-use crate::types::{Entry, EntryKind, Instant, NodeId, Term};
+use crate::types::{Entry, EntryKind, Incarnation, Instant, NodeId, Term};
 
 impl Node {
     /// Applies the rules every message goes through before its own handler
@@ -102,12 +102,16 @@ impl Node {
         let up_to_date = self.log.is_up_to_date(req.last_log_index, req.last_log_term);
         #[cfg(test)]
         let up_to_date = up_to_date || self.config.bugs.vote_ignores_log;
+        // A node whose log may lack entries its admission vouched for (it
+        // lost its disk, or committed entries it held) must not help elect
+        // anyone: its log is no longer the one its vote would stand for.
+        let up_to_date = up_to_date && (self.may_vote() || self.ignores_incarnations());
         if req.pre_vote {
             let granted = term > self.term && up_to_date;
             let answer_term = if granted { term } else { self.term };
             debug!("{} {}: pre-vote for {} at {}: {}", self.id(), self.term, from, term, granted);
             let body = MessageBody::RequestVoteResponse(RequestVoteResponse { pre_vote: true, granted });
-            let msg = Message { from: self.id(), to: from, term: answer_term, body };
+            let msg = self.message(from, answer_term, body);
             self.send_message(msg);
             return;
         }
@@ -133,6 +137,7 @@ impl Node {
         &mut self,
         now: Instant,
         from: NodeId,
+        incarnation: Incarnation,
         term: Term,
         resp: RequestVoteResponse,
     ) {
@@ -154,8 +159,8 @@ impl Node {
             debug!("{} {}: vote response from {} for {} ignored", self.id(), self.term, from, term);
             return;
         }
-        if !self.votes.iter().any(|&(id, _)| id == from) {
-            self.votes.push((from, resp.granted));
+        if !self.votes.iter().any(|&(id, _, _)| id == from) {
+            self.votes.push((from, incarnation, resp.granted));
         }
         self.tally_votes(now);
     }
@@ -168,13 +173,17 @@ impl Node {
             Role::Candidate => (self.term_vote_id <= self.durable_id).then_some(true),
             Role::Follower | Role::Leader => return,
         };
-        let me = self.id();
+        let (me, mine) = (self.id(), self.incarnation);
         let votes = &self.votes;
-        let result = self.voters.vote_result(|id| {
+        // An answer from an incarnation the half does not admit is no answer.
+        let result = self.voters.vote_result(|id, admitted| {
             if id == me {
-                own
+                own.filter(|_| self.admits(admitted, mine))
             } else {
-                votes.iter().find(|&&(v, _)| v == id).map(|&(_, granted)| granted)
+                votes
+                    .iter()
+                    .find(|&&(v, inc, _)| v == id && self.admits(admitted, inc))
+                    .map(|&(_, _, granted)| granted)
             }
         });
         match (result, self.role) {
@@ -252,7 +261,7 @@ impl Node {
         for k in 0..self.voters.ids().len() {
             let to = self.voters.ids()[k];
             if to != self.id() {
-                let msg = Message { from: self.id(), to, term, body: MessageBody::RequestVote(req) };
+                let msg = self.message(to, term, MessageBody::RequestVote(req));
                 self.send_message(msg);
             }
         }
@@ -329,15 +338,17 @@ impl Node {
     /// elected someone else.
     pub(super) fn check_quorum(&mut self, now: Instant) {
         let window = self.config.election_timeout_min;
-        let me = self.id();
+        let (me, mine) = (self.id(), self.incarnation);
         let peers = &self.peers;
-        let active = self.voters.has_quorum(|id| {
-            id == me
-                || peers
-                    .iter()
-                    .find(|p| p.id == id)
-                    .and_then(|p| p.last_heard)
-                    .is_some_and(|t| now.saturating_duration_since(t) < window)
+        let active = self.voters.has_quorum(|id, admitted| {
+            if id == me {
+                return self.admits(admitted, mine);
+            }
+            peers
+                .iter()
+                .find(|p| p.id == id && self.admits(admitted, p.incarnation))
+                .and_then(|p| p.last_heard)
+                .is_some_and(|t| now.saturating_duration_since(t) < window)
         });
         if active {
             self.check_quorum_deadline = Some(now + self.config.heartbeat_interval);

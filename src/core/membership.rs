@@ -16,7 +16,7 @@ use super::progress::Progress;
 use super::quorum::JointVoters;
 use super::{Node, Role};
 use crate::membership::{Membership, MembershipChange};
-use crate::types::{Bytes, Entry, EntryKind, Instant, LogIndex, NodeId, Term};
+use crate::types::{Bytes, Entry, EntryKind, Incarnation, Instant, LogIndex, NodeId, Term};
 
 /// The configurations a node's log holds.
 #[derive(Debug, Default)]
@@ -89,7 +89,7 @@ impl Node {
     /// unseen: the single-server-change bug of the thesis' errata).
     pub fn change_membership(
         &mut self,
-        _now: Instant,
+        now: Instant,
         change: MembershipChange,
     ) -> Result<LogIndex, MembershipChangeError> {
         if self.role != Role::Leader {
@@ -104,9 +104,59 @@ impl Node {
         if !self.membership_committed() || self.membership().is_joint() {
             return Err(MembershipChangeError::InProgress);
         }
-        let next = self.membership().apply(&change).map_err(MembershipChangeError::Invalid)?;
+        let mut next = self.membership().apply(&change).map_err(MembershipChangeError::Invalid)?;
+        // A node becomes a voter as the incarnation this leader hears it
+        // speak from: the disk that caught up is the one admitted.
+        let admit = match change {
+            MembershipChange::Promote { id } | MembershipChange::Readmit { id } => Some(id),
+            MembershipChange::Replace { promote, .. } => Some(promote),
+            MembershipChange::AddLearner { .. } | MembershipChange::Remove { .. } => None,
+        };
+        if let Some(id) = admit {
+            let heard =
+                self.peers.iter().find(|p| p.id == id).map_or(Incarnation::UNKNOWN, |p| p.incarnation);
+            if heard == Incarnation::UNKNOWN {
+                return Err(MembershipChangeError::NotHeard(id));
+            }
+            if matches!(change, MembershipChange::Readmit { .. })
+                && self.membership().incarnation(id) == heard
+            {
+                return Err(MembershipChangeError::AlreadyAdmitted(id));
+            }
+            next.bind(id, heard);
+        }
+        self.check_available(now, &next)?;
         info!("{} {}: membership change {:?}: {}", self.id(), self.term, change, next);
         Ok(self.append_membership(next))
+    }
+
+    /// Refuses a configuration whose voters (C_new) could not commit: fewer
+    /// than a majority of them are admitted as the incarnation they speak
+    /// from and were heard within an election timeout. Such a change would
+    /// wedge the cluster in a joint configuration it cannot leave (removing
+    /// a healthy voter while another has lost its disk, say).
+    fn check_available(&self, now: Instant, next: &Membership) -> Result<(), MembershipChangeError> {
+        let window = self.config.election_timeout_min;
+        let live = next
+            .voters
+            .iter()
+            .filter(|&&id| {
+                let admitted = next.incarnation(id);
+                if id == self.id() {
+                    return self.admits(admitted, self.incarnation);
+                }
+                self.peers.iter().any(|p| {
+                    p.id == id
+                        && self.admits(admitted, p.incarnation)
+                        && p.last_heard.is_some_and(|t| now.saturating_duration_since(t) < window)
+                })
+            })
+            .count();
+        let needed = next.voters.len() / 2 + 1;
+        if live < needed {
+            return Err(MembershipChangeError::WouldLoseQuorum { live, needed });
+        }
+        Ok(())
     }
 
     /// Appends a configuration as leader and puts it in force.
@@ -150,8 +200,8 @@ impl Node {
     /// continue).
     pub(super) fn membership_changed(&mut self) {
         let m = self.configs.current();
-        let incoming: Vec<NodeId> = m.voters.iter().copied().collect();
-        let outgoing: Vec<NodeId> = m.outgoing.iter().copied().collect();
+        let incoming: Vec<_> = m.voters.iter().map(|&id| (id, m.incarnation(id))).collect();
+        let outgoing: Vec<_> = m.outgoing.iter().map(|&id| (id, m.outgoing_incarnation(id))).collect();
         self.voters = JointVoters::new(&incoming, &outgoing);
         #[cfg(test)]
         {
@@ -172,6 +222,7 @@ impl Node {
             }
         }
         self.replication_pending = true;
+        self.update_admission();
     }
 
     /// After the commit index moved, as leader: leave a joint configuration
@@ -192,9 +243,11 @@ impl Node {
     }
 
     /// Whether this node may stand for election: only a voter of the
-    /// configuration in force (a learner, a removed node or one waiting to
-    /// be added never campaigns).
+    /// configuration in force, admitted as this node's incarnation, with no
+    /// committed entries missing (a learner, a removed node, one waiting to
+    /// be added, one that lost its disk or part of its log never
+    /// campaigns).
     pub(super) fn may_campaign(&self) -> bool {
-        self.voters.contains(self.id())
+        self.counts_itself() && !self.repairing() && self.halted.is_none()
     }
 }

@@ -8,6 +8,7 @@
 mod api;
 mod checks;
 mod election;
+mod identity;
 mod log;
 mod membership;
 mod progress;
@@ -22,19 +23,19 @@ mod transfer;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use ::log::{debug, info};
+use ::log::{debug, info, warn};
 
 use crate::config::{Config, ConfigError};
 use crate::membership::{Membership, SnapshotMeta};
 use crate::message::{Message, MessageBody, Propose};
 use crate::rng::Rng;
 use crate::types::{
-    Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES,
+    Bytes, Entry, EntryKind, HardState, Incarnation, Instant, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES,
 };
 
 pub use self::api::{
-    Event, MembershipChangeError, PeerStatus, Persist, PersistId, ProgressState, ProposeError, Proposed,
-    ReadError, ReadReady, RecoveredState, Role, StartError, Status, TransferError,
+    Admission, BootstrapError, Event, MembershipChangeError, PeerStatus, Persist, PersistId, ProgressState,
+    ProposeError, Proposed, ReadError, ReadReady, RecoveredState, Role, StartError, Status, TransferError,
 };
 use self::checks::{check_append, check_recovered};
 use self::log::{Durability, RaftLog};
@@ -91,6 +92,8 @@ use self::transfer::Transfer;
 pub struct Node {
     config: Config,
     rng: Rng,
+    /// The incarnation of this node's storage, stamped on every message.
+    incarnation: Incarnation,
 
     // Durable state (see `HardState`).
     term: Term,
@@ -118,8 +121,21 @@ pub struct Node {
     snapshot_to_persist: Option<SnapshotMeta>,
     snapshot_actions: VecDeque<SnapshotAction>,
     /// Answers to this node's (pre-)vote requests in the current election,
-    /// by voter; this node's own vote is counted separately, once durable.
-    votes: Vec<(NodeId, bool)>,
+    /// by voter, with the incarnation each answered from; this node's own
+    /// vote is counted separately, once durable.
+    votes: Vec<(NodeId, Incarnation, bool)>,
+    /// Nonzero while this node's log lacks committed entries it once held
+    /// (see `RecoveredState::repair_to`): no votes, no campaigns until a
+    /// leader has filled it back to here.
+    repair_to: LogIndex,
+    /// The write after which the repair is over: entries up to
+    /// `repair_to`, shown by a leader's log check to match its log, are
+    /// durable once it is.
+    repair_write: Option<PersistId>,
+    /// How the configuration regards this node, as last reported.
+    admission: Admission,
+    /// Why this node stopped taking part, once it has (see `Event::Halted`).
+    halted: Option<String>,
     /// Bytes of this leader's entries not yet committed.
     uncommitted_bytes: u64,
     /// Reads in every stage, and this leader's confirmation rounds.
@@ -210,7 +226,7 @@ impl Node {
         if bootstrap.contains(NodeId(0)) {
             return Err(ConfigError { field: "voters", reason: "node id 0 is reserved".into() }.into());
         }
-        let RecoveredState { hard_state, snapshot, entries, applied } = state;
+        let RecoveredState { hard_state, snapshot, entries, applied, incarnation, repair_to } = state;
         let base = snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
         check_recovered(&hard_state, base, &entries, applied)?;
         let last = base.0.plus(entries.len() as u64);
@@ -233,6 +249,11 @@ impl Node {
         }
         let mut node = Node {
             rng: Rng::new(config.seed),
+            incarnation,
+            repair_to: if repair_to > last { repair_to } else { LogIndex(0) },
+            admission: Admission::NotMember,
+            repair_write: None,
+            halted: None,
             term: hard_state.term,
             vote: hard_state.vote,
             log: RaftLog::recovered(base, entries, commit, applied),
@@ -274,13 +295,25 @@ impl Node {
         node.replication_pending = false;
         node.reset_election_deadline(now);
         info!(
-            "{} {}: started as follower, last index {}, commit {}, {}",
+            "{} {}: started as follower, last index {}, commit {}, {}, incarnation {}",
             node.id(),
             node.term,
             last,
             commit,
-            node.membership()
+            node.membership(),
+            node.incarnation
         );
+        if node.repair_to > LogIndex(0) {
+            warn!(
+                "{} {}: the log ends at {} but held committed entries up to {} before: they were lost \
+                 (a disk that lied about a sync, or a log restored from an older copy); \
+                 not voting until a leader has restored them",
+                node.id(),
+                node.term,
+                last,
+                node.repair_to
+            );
+        }
         Ok(node)
     }
 
@@ -360,6 +393,8 @@ impl Node {
                     inflight_messages: p.inflight.count(),
                     inflight_bytes: p.inflight.bytes(),
                     last_heard: p.last_heard,
+                    incarnation: p.incarnation,
+                    counted: self.voters.counts(p.id, p.incarnation) || self.ignores_incarnations(),
                 })
                 .collect()
         } else {
@@ -377,6 +412,10 @@ impl Node {
             first_index: self.log.first_index(),
             snapshot_index: self.snapshot.as_ref().map_or(LogIndex(0), |s| s.index),
             membership: self.membership().clone(),
+            incarnation: self.incarnation,
+            admission: self.admission,
+            repair_to: self.repair_to,
+            halted: self.halted.clone(),
             peers,
         }
     }
@@ -399,6 +438,9 @@ impl Node {
                 msg.from,
                 msg.to
             );
+            return;
+        }
+        if self.halted.is_some() {
             return;
         }
         if msg.term > TERM_LIMIT {
@@ -450,15 +492,15 @@ impl Node {
         // CheckQuorum counts a follower as present only when it answers this
         // leader; other messages (a pre-vote, a stale reply) prove nothing.
         if matches!(msg.body, MessageBody::AppendEntriesResponse(_) | MessageBody::HeartbeatResponse(_)) {
-            if let Some(p) = self.peer_mut(msg.from) {
-                p.last_heard = Some(now);
-            }
+            self.heard_from_follower(now, msg.from, msg.from_incarnation);
         }
         let from = msg.from;
         let term = msg.term;
         match msg.body {
             MessageBody::RequestVote(req) => self.on_request_vote(now, from, term, req),
-            MessageBody::RequestVoteResponse(resp) => self.on_vote_response(now, from, term, resp),
+            MessageBody::RequestVoteResponse(resp) => {
+                self.on_vote_response(now, from, msg.from_incarnation, term, resp)
+            }
             MessageBody::AppendEntries(req) => self.on_append_entries(now, from, req),
             MessageBody::AppendEntriesResponse(resp) => self.on_append_response(now, from, resp),
             MessageBody::Heartbeat(hb) => self.on_heartbeat(now, from, hb),
@@ -474,6 +516,9 @@ impl Node {
 
     /// Handles the passing of time: elections, heartbeats, quorum checks.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.halted.is_some() {
+            return;
+        }
         if self.election_deadline.is_some_and(|d| d <= now) {
             self.on_election_timeout(now);
         }
@@ -501,6 +546,7 @@ impl Node {
         }
         self.durable_id = id;
         self.log.persisted_to(id);
+        self.check_repaired();
         // Usually the ready messages are at the front, where removal is O(1).
         let mut k = 0;
         while k < self.held.len() {
@@ -736,6 +782,11 @@ impl Node {
         self.hard_state_dirty = true;
     }
 
+    /// A message from this node to `to` in `term`.
+    fn message(&self, to: NodeId, term: Term, body: MessageBody) -> Message {
+        Message { from: self.id(), to, term, from_incarnation: self.incarnation, body }
+    }
+
     /// Queues a message that needs nothing more durable than the current term
     /// and vote.
     fn send(&mut self, to: NodeId, body: MessageBody) {
@@ -745,7 +796,7 @@ impl Node {
     /// Queues a message that may leave only once write `needed` (and the
     /// write holding the current term and vote) is durable.
     fn send_after(&mut self, needed: PersistId, to: NodeId, body: MessageBody) {
-        let msg = Message { from: self.id(), to, term: self.term, body };
+        let msg = self.message(to, self.term, body);
         self.queue(needed, msg);
     }
 

@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 
-use crate::types::{Instant, LogIndex, NodeId};
+use crate::types::{Incarnation, Instant, LogIndex, NodeId};
 
 /// How a leader is replicating to a follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +59,10 @@ pub(crate) struct Progress {
     pub(crate) acked_round: u64,
     /// In Snapshot: the index of the snapshot being sent.
     pub(crate) pending_snapshot: LogIndex,
+    /// The incarnation the follower speaks from, once heard. Everything
+    /// above describes that incarnation's log: a message from another one
+    /// (the follower lost its disk) starts this record over.
+    pub(crate) incarnation: Incarnation,
 }
 
 impl Progress {
@@ -75,6 +79,7 @@ impl Progress {
             resend: false,
             acked_round: 0,
             pending_snapshot: LogIndex(0),
+            incarnation: Incarnation::UNKNOWN,
         }
     }
 
@@ -170,10 +175,19 @@ impl Progress {
     /// Records a rejection of the AppendEntries whose `prev_log_index` was
     /// `rejected`; `probe_next` is the next index the leader computed from the
     /// follower's hint. Returns false if the rejection was stale.
+    ///
+    /// A follower's log never loses entries it acknowledged to this leader,
+    /// unless its disk lost them: a fresh rejection at or below
+    /// `match_index` proves that loss. Then `match_index` is forgotten (so
+    /// that no commit decision relies on entries the follower no longer
+    /// holds) and probing goes on below it, where the hint points.
     pub(crate) fn on_rejected(&mut self, rejected: LogIndex, probe_next: LogIndex) -> bool {
         match self.state {
             ProgressState::Replicate => {
-                if rejected <= self.match_index {
+                // Below `match_index`: an answer to an append sent before the
+                // follower acknowledged more, overtaken on the way. At it: the
+                // same, or a follower that lost its tail; a probe tells which.
+                if rejected < self.match_index {
                     return false;
                 }
                 self.become_probe();
@@ -183,6 +197,9 @@ impl Progress {
                 // Only the answer to the outstanding probe counts.
                 if rejected != self.next_index.prev() {
                     return false;
+                }
+                if rejected <= self.match_index {
+                    self.match_index = LogIndex(0);
                 }
                 self.next_index = probe_next.min(rejected).max(self.match_index.next());
                 self.probe_sent = false;

@@ -1,12 +1,21 @@
 //! Quorum arithmetic over a set of voters, free of any Raft state so that it
 //! can be checked on its own.
+//!
+//! A voter is an id *and* the incarnation the configuration admitted for
+//! it: every question asked of a voter (its vote, its match index, whether
+//! it answered) is asked with both, so that a node speaking from another
+//! incarnation (one that lost its disk) is never counted for the voter it
+//! once was. The same id may sit in both halves of a joint configuration
+//! with different incarnations: that is how a voter is re-admitted.
 
-use crate::types::{LogIndex, NodeId};
+use crate::types::{Incarnation, LogIndex, NodeId};
 
-/// The voters of a cluster configuration, sorted and without duplicates.
+/// The voters of a cluster configuration, sorted and without duplicates,
+/// each with the incarnation admitted for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Voters {
     ids: Vec<NodeId>,
+    incarnations: Vec<Incarnation>,
 }
 
 /// The outcome of an election so far.
@@ -18,11 +27,16 @@ pub(crate) enum VoteResult {
 }
 
 impl Voters {
-    pub(crate) fn new(ids: &[NodeId]) -> Voters {
-        let mut ids = ids.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        Voters { ids }
+    pub(crate) fn new(voters: &[(NodeId, Incarnation)]) -> Voters {
+        let mut voters = voters.to_vec();
+        voters.sort_unstable();
+        voters.dedup_by_key(|v| v.0);
+        let (ids, incarnations) = voters.into_iter().unzip();
+        Voters { ids, incarnations }
+    }
+
+    fn each(&self) -> impl Iterator<Item = (NodeId, Incarnation)> + '_ {
+        self.ids.iter().copied().zip(self.incarnations.iter().copied())
     }
 
     pub(crate) fn ids(&self) -> &[NodeId] {
@@ -39,20 +53,20 @@ impl Voters {
     pub(crate) fn quorum_value<T: Ord + Copy>(
         &self,
         scratch: &mut Vec<T>,
-        value_of: impl Fn(NodeId) -> T,
+        value_of: impl Fn(NodeId, Incarnation) -> T,
     ) -> T {
         scratch.clear();
-        scratch.extend(self.ids.iter().map(|&id| value_of(id)));
+        scratch.extend(self.each().map(|(id, inc)| value_of(id, inc)));
         scratch.sort_unstable_by(|a, b| b.cmp(a));
         scratch[self.quorum() - 1]
     }
 
     /// The election outcome given each voter's answer so far (`None`: no
     /// answer yet).
-    pub(crate) fn vote_result(&self, vote_of: impl Fn(NodeId) -> Option<bool>) -> VoteResult {
+    pub(crate) fn vote_result(&self, vote_of: impl Fn(NodeId, Incarnation) -> Option<bool>) -> VoteResult {
         let (mut granted, mut rejected) = (0, 0);
-        for &id in &self.ids {
-            match vote_of(id) {
+        for (id, inc) in self.each() {
+            match vote_of(id, inc) {
                 Some(true) => granted += 1,
                 Some(false) => rejected += 1,
                 None => {}
@@ -68,8 +82,8 @@ impl Voters {
     }
 
     /// Whether the voters for which `is_active` holds form a majority.
-    pub(crate) fn has_quorum(&self, is_active: impl Fn(NodeId) -> bool) -> bool {
-        self.ids.iter().filter(|&&id| is_active(id)).count() >= self.quorum()
+    pub(crate) fn has_quorum(&self, is_active: impl Fn(NodeId, Incarnation) -> bool) -> bool {
+        self.each().filter(|&(id, inc)| is_active(id, inc)).count() >= self.quorum()
     }
 }
 
@@ -91,7 +105,7 @@ pub(crate) struct JointVoters {
 }
 
 impl JointVoters {
-    pub(crate) fn new(incoming: &[NodeId], outgoing: &[NodeId]) -> JointVoters {
+    pub(crate) fn new(incoming: &[(NodeId, Incarnation)], outgoing: &[(NodeId, Incarnation)]) -> JointVoters {
         let incoming = Voters::new(incoming);
         let outgoing = Voters::new(outgoing);
         let mut all: Vec<NodeId> = incoming.ids().iter().chain(outgoing.ids()).copied().collect();
@@ -132,7 +146,7 @@ impl JointVoters {
     pub(crate) fn committed_index(
         &self,
         scratch: &mut Vec<LogIndex>,
-        index_of: impl Fn(NodeId) -> LogIndex,
+        index_of: impl Fn(NodeId, Incarnation) -> LogIndex,
     ) -> LogIndex {
         self.quorum_value(scratch, index_of)
     }
@@ -141,7 +155,7 @@ impl JointVoters {
     pub(crate) fn quorum_value<T: Ord + Copy + Default>(
         &self,
         scratch: &mut Vec<T>,
-        value_of: impl Fn(NodeId) -> T,
+        value_of: impl Fn(NodeId, Incarnation) -> T,
     ) -> T {
         if self.incoming.ids().is_empty() {
             return T::default();
@@ -150,7 +164,7 @@ impl JointVoters {
     }
 
     /// Won once both halves are won; lost once either is lost.
-    pub(crate) fn vote_result(&self, vote_of: impl Fn(NodeId) -> Option<bool>) -> VoteResult {
+    pub(crate) fn vote_result(&self, vote_of: impl Fn(NodeId, Incarnation) -> Option<bool>) -> VoteResult {
         if self.incoming.ids().is_empty() {
             return VoteResult::Lost;
         }
@@ -167,8 +181,13 @@ impl JointVoters {
 
     /// Whether the voters for which `is_active` holds form a majority of
     /// both halves.
-    pub(crate) fn has_quorum(&self, is_active: impl Fn(NodeId) -> bool) -> bool {
+    pub(crate) fn has_quorum(&self, is_active: impl Fn(NodeId, Incarnation) -> bool) -> bool {
         !self.incoming.ids().is_empty() && self.halves().all(|half| half.has_quorum(&is_active))
+    }
+
+    /// Whether `id` speaking from `incarnation` is a voter of some half.
+    pub(crate) fn counts(&self, id: NodeId, incarnation: Incarnation) -> bool {
+        self.halves().any(|half| half.each().any(|(v, inc)| v == id && inc.admits(incarnation)))
     }
 }
 
@@ -177,7 +196,7 @@ mod tests {
     use super::*;
 
     fn joint(incoming: &[u64], outgoing: &[u64]) -> JointVoters {
-        let ids = |l: &[u64]| l.iter().map(|&i| NodeId(i)).collect::<Vec<_>>();
+        let ids = |l: &[u64]| l.iter().map(|&i| (NodeId(i), Incarnation::UNKNOWN)).collect::<Vec<_>>();
         JointVoters::new(&ids(incoming), &ids(outgoing))
     }
 
@@ -188,27 +207,52 @@ mod tests {
         // C_old only.
         let j = joint(&[3, 4, 5], &[1, 2, 3]);
         let matches = [0, 9, 9, 1, 1, 1];
-        assert_eq!(j.committed_index(&mut scratch, |id| LogIndex(matches[id.0 as usize])), LogIndex(1));
+        assert_eq!(j.committed_index(&mut scratch, |id, _| LogIndex(matches[id.0 as usize])), LogIndex(1));
         let matches = [0, 9, 9, 5, 7, 1];
-        assert_eq!(j.committed_index(&mut scratch, |id| LogIndex(matches[id.0 as usize])), LogIndex(5));
-        assert_eq!(j.vote_result(|id| (id.0 <= 2).then_some(true)), VoteResult::Pending);
-        assert_eq!(j.vote_result(|id| (id.0 <= 4).then_some(true)), VoteResult::Won);
-        assert_eq!(j.vote_result(|id| (id.0 >= 4).then_some(false)), VoteResult::Lost);
-        assert!(!j.has_quorum(|id| id.0 <= 2));
-        assert!(j.has_quorum(|id| id.0 != 5 && id.0 != 1));
+        assert_eq!(j.committed_index(&mut scratch, |id, _| LogIndex(matches[id.0 as usize])), LogIndex(5));
+        assert_eq!(j.vote_result(|id, _| (id.0 <= 2).then_some(true)), VoteResult::Pending);
+        assert_eq!(j.vote_result(|id, _| (id.0 <= 4).then_some(true)), VoteResult::Won);
+        assert_eq!(j.vote_result(|id, _| (id.0 >= 4).then_some(false)), VoteResult::Lost);
+        assert!(!j.has_quorum(|id, _| id.0 <= 2));
+        assert!(j.has_quorum(|id, _| id.0 != 5 && id.0 != 1));
         assert_eq!(j.ids(), &[1, 2, 3, 4, 5].map(NodeId));
+    }
+
+    #[test]
+    fn a_readmitted_voter_counts_only_in_the_half_that_admits_its_incarnation() {
+        let (old, new) = (Incarnation(7), Incarnation(8));
+        let at =
+            |inc: Incarnation| [(NodeId(1), Incarnation(1)), (NodeId(2), inc), (NodeId(3), Incarnation(3))];
+        let j = JointVoters::new(&at(new), &at(old));
+        let mut scratch = Vec::new();
+        // Nodes 1 and 3 are silent; node 2 speaks from its new incarnation:
+        // C_new has 1 of 3, C_old none.
+        let speaks = |inc: Incarnation| {
+            move |id: NodeId, admitted: Incarnation| id == NodeId(2) && admitted.admits(inc)
+        };
+        assert!(!j.has_quorum(speaks(new)));
+        assert_eq!(
+            j.committed_index(&mut scratch, |id, adm| LogIndex(if speaks(new)(id, adm) { 9 } else { 0 })),
+            LogIndex(0)
+        );
+        // With node 1: a majority of C_new, but not of C_old, where node 2 is
+        // its old incarnation.
+        let with_one = |id: NodeId, adm: Incarnation| id == NodeId(1) || speaks(new)(id, adm);
+        assert!(!j.has_quorum(with_one));
+        assert!(j.has_quorum(|id, adm| id != NodeId(2) || speaks(new)(id, adm)));
+        assert!(j.counts(NodeId(2), new) && j.counts(NodeId(2), old) && !j.counts(NodeId(2), Incarnation(9)));
     }
 
     #[test]
     fn no_voters_decide_nothing() {
         let j = joint(&[], &[]);
-        assert_eq!(j.committed_index(&mut Vec::new(), |_| LogIndex(7)), LogIndex(0));
-        assert_eq!(j.vote_result(|_| Some(true)), VoteResult::Lost);
-        assert!(!j.has_quorum(|_| true));
+        assert_eq!(j.committed_index(&mut Vec::new(), |_, _| LogIndex(7)), LogIndex(0));
+        assert_eq!(j.vote_result(|_, _| Some(true)), VoteResult::Lost);
+        assert!(!j.has_quorum(|_, _| true));
     }
 
     fn voters(n: u64) -> Voters {
-        Voters::new(&(1..=n).map(NodeId).collect::<Vec<_>>())
+        Voters::new(&(1..=n).map(|i| (NodeId(i), Incarnation::UNKNOWN)).collect::<Vec<_>>())
     }
 
     #[test]
@@ -224,18 +268,18 @@ mod tests {
     fn committed_index_is_the_majority_minimum() {
         let mut scratch = Vec::new();
         let matches = [5, 3, 9, 1, 7];
-        let got = voters(5).quorum_value(&mut scratch, |id| LogIndex(matches[id.0 as usize - 1]));
+        let got = voters(5).quorum_value(&mut scratch, |id, _| LogIndex(matches[id.0 as usize - 1]));
         assert_eq!(got, LogIndex(5));
-        let got = voters(3).quorum_value(&mut scratch, |id| LogIndex(matches[id.0 as usize - 1]));
+        let got = voters(3).quorum_value(&mut scratch, |id, _| LogIndex(matches[id.0 as usize - 1]));
         assert_eq!(got, LogIndex(5));
     }
 
     #[test]
     fn vote_result_decides_as_soon_as_it_can() {
         let v = voters(5);
-        assert_eq!(v.vote_result(|id| (id.0 <= 2).then_some(true)), VoteResult::Pending);
-        assert_eq!(v.vote_result(|id| (id.0 <= 3).then_some(true)), VoteResult::Won);
-        assert_eq!(v.vote_result(|id| (id.0 <= 3).then_some(false)), VoteResult::Lost);
-        assert_eq!(v.vote_result(|id| (id.0 <= 2).then_some(false)), VoteResult::Pending);
+        assert_eq!(v.vote_result(|id, _| (id.0 <= 2).then_some(true)), VoteResult::Pending);
+        assert_eq!(v.vote_result(|id, _| (id.0 <= 3).then_some(true)), VoteResult::Won);
+        assert_eq!(v.vote_result(|id, _| (id.0 <= 3).then_some(false)), VoteResult::Lost);
+        assert_eq!(v.vote_result(|id, _| (id.0 <= 2).then_some(false)), VoteResult::Pending);
     }
 }

@@ -28,7 +28,7 @@ use ::log::debug;
 use super::api::{ReadError, ReadReady};
 use super::{Node, Role};
 use crate::message::{MessageBody, ReadIndex, ReadIndexResponse};
-use crate::types::{Instant, LogIndex, NodeId};
+use crate::types::{Incarnation, Instant, LogIndex, NodeId};
 
 /// The reads a node is working on, and its confirmation rounds as leader.
 #[derive(Debug, Default)]
@@ -198,15 +198,16 @@ impl Node {
 
     /// Confirms the rounds a quorum has answered and releases their reads.
     pub(super) fn check_read_quorum(&mut self, now: Instant) {
-        let me = self.id();
+        let (me, mine) = (self.id(), self.incarnation);
         let own_round = self.reads.round;
         let peers = &self.peers;
-        let quorum_round = self.voters.quorum_value(&mut self.scratch_rounds, |id| {
+        let ignore = self.ignores_incarnations();
+        let admits = |admitted: Incarnation, speaker: Incarnation| ignore || admitted.admits(speaker);
+        let quorum_round = self.voters.quorum_value(&mut self.scratch_rounds, |id, admitted| {
             if id == me {
-                own_round
-            } else {
-                peers.iter().find(|p| p.id == id).map_or(0, |p| p.acked_round)
+                return if admits(admitted, mine) { own_round } else { 0 };
             }
+            peers.iter().find(|p| p.id == id && admits(admitted, p.incarnation)).map_or(0, |p| p.acked_round)
         });
         if quorum_round <= self.reads.confirmed_round {
             return;

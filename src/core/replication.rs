@@ -7,7 +7,7 @@ use super::log::AppendError;
 use super::progress::ProgressState;
 use super::{Node, Role};
 use crate::message::{AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, MessageBody};
-use crate::types::{Entry, Instant, LogIndex, NodeId};
+use crate::types::{Entry, Instant, LogIndex, NodeId, Term};
 
 impl Node {
     /// Appends an entry this leader created and schedules its replication.
@@ -47,6 +47,7 @@ impl Node {
         match result {
             Ok(last_new) => {
                 self.track_appended(&req.entries);
+                self.matched_leader_to(last_new);
                 // Raft Figure 2: commit up to the last entry this message
                 // vouches for, never beyond.
                 if self.log.commit_to(req.leader_commit.min(last_new)) {
@@ -78,13 +79,20 @@ impl Node {
                 self.send(from, MessageBody::AppendEntriesResponse(body));
             }
             Err(AppendError::ConflictsWithCommitted(at)) => {
-                warn!(
-                    "{} {}: AppendEntries from {} would overwrite committed entry {}; dropped",
-                    self.id(),
-                    self.term,
-                    from,
-                    at
+                // The leader of this term lacks an entry this node knows is
+                // committed: acknowledged writes were lost (a majority lost
+                // their disks, or were counted when they should not have
+                // been), or this node's storage is not what it claims. No
+                // answer this node could give would mend that; going on
+                // would only hang its readers. Stop, and say why.
+                let reason = format!(
+                    "leader {from} of {} sent entries that contradict committed entry {at} of this node's \
+                     log: the cluster has lost acknowledged writes, or this data directory is not the \
+                     one this node acknowledged them from. Stopped to keep the committed history; \
+                     compare the logs before restarting anything (see README, \"Lost disks\")",
+                    self.term
                 );
+                self.halt(now, reason);
             }
         }
     }
@@ -100,20 +108,38 @@ impl Node {
             return;
         }
         self.heard_from_leader(now, from);
-        let last = self.log.last_index();
-        if hb.commit > last {
-            // The leader only sends what we acknowledged as durable; our log
-            // cannot be shorter. Keep what we can vouch for.
-            debug!(
-                "{} {}: heartbeat commit {} beyond our last index {}",
+        // The leader names an index this node acknowledged (in this term,
+        // from this incarnation) and the term of the entry there: if the log
+        // holds that entry, it matches the leader's up to it (Log Matching),
+        // so it may commit that far without an append's log check.
+        let held = self.log.term(hb.commit);
+        if held == Some(hb.commit_term) {
+            if self.log.commit_to(hb.commit) {
+                self.commit_changed();
+            }
+            self.matched_leader_to(hb.commit);
+        } else if hb.commit >= self.log.first_index() && hb.commit > self.repair_to {
+            // Not held, and not under a snapshot: the log lost entries this
+            // node acknowledged (a disk that lied about a sync, a log set
+            // back to an older copy). They may have been committed on the
+            // strength of that acknowledgement: vote for no one until the
+            // leader has given them back.
+            warn!(
+                "{} {}: leader {} knows this node acknowledged entry {} of term {}, but its log holds {}: \
+                 entries were lost (a disk that lied about a sync, or a log restored from an older copy); \
+                 not voting until they are restored",
                 self.id(),
                 self.term,
+                from,
                 hb.commit,
-                last
+                hb.commit_term.0,
+                match held {
+                    Some(t) => format!("term {} there", t.0),
+                    None => format!("nothing after {}", self.log.last_index()),
+                }
             );
-        }
-        if self.log.commit_to(hb.commit.min(last)) {
-            self.commit_changed();
+            self.repair_to = hb.commit;
+            self.repair_write = None;
         }
         self.send(from, MessageBody::HeartbeatResponse(HeartbeatResponse { round: hb.round }));
     }
@@ -173,10 +199,20 @@ impl Node {
                 // The follower's hint names the last place its log could
                 // match; find the last place ours could match it too.
                 let (probe_from, _) = self.log.find_conflict_by_term(hint_index, hint_term);
+                let (me, term) = (self.id(), self.term);
                 let Some(p) = self.peer_mut(from) else { return };
-                if p.on_rejected(rejected_index, probe_from.next()) {
-                    self.replication_pending = true;
+                let old_match = p.match_index;
+                let changed = p.on_rejected(rejected_index, probe_from.next());
+                if p.match_index < old_match {
+                    warn!(
+                        "{me} {term}: {from} no longer holds entry {rejected_index}, though it acknowledged \
+                         up to {old_match}: its log lost a tail (a disk that lied about a sync, or a log \
+                         restored from an older copy); no longer counting those acknowledgements, and \
+                         repairing its log from {}",
+                        p.next_index
+                    );
                 }
+                self.replication_pending |= changed;
             }
         }
     }
@@ -188,16 +224,18 @@ impl Node {
         if self.role != Role::Leader {
             return;
         }
-        let me = self.id();
+        let (me, mine) = (self.id(), self.incarnation);
         let persisted = self.log.persisted();
         let mut scratch = std::mem::take(&mut self.scratch_indexes);
         let peers = &self.peers;
-        let quorum_index = self.voters.committed_index(&mut scratch, |id| {
+        let quorum_index = self.voters.committed_index(&mut scratch, |id, admitted| {
             if id == me {
-                persisted
-            } else {
-                peers.iter().find(|p| p.id == id).map_or(LogIndex(0), |p| p.match_index)
+                return if self.admits(admitted, mine) { persisted } else { LogIndex(0) };
             }
+            peers
+                .iter()
+                .find(|p| p.id == id && self.admits(admitted, p.incarnation))
+                .map_or(LogIndex(0), |p| p.match_index)
         });
         self.scratch_indexes = scratch;
         let commit = self.log.commit();
@@ -300,7 +338,12 @@ impl Node {
         let commit = self.log.commit();
         for k in 0..self.peers.len() {
             let p = &self.peers[k];
-            let (to, hb) = (p.id, Heartbeat { commit: commit.min(p.match_index), round });
+            // Below our compacted prefix the term is gone: vouch for nothing
+            // (the follower is sent the snapshot anyway).
+            let vouched = commit.min(p.match_index);
+            let (commit, commit_term) =
+                self.log.term(vouched).map_or((LogIndex(0), Term(0)), |term| (vouched, term));
+            let (to, hb) = (p.id, Heartbeat { commit, commit_term, round });
             self.send(to, MessageBody::Heartbeat(hb));
         }
     }

@@ -212,6 +212,8 @@ impl Node {
         self.membership_changed();
         self.commit_changed();
         self.snapshot = Some(meta.clone());
+        // The snapshot is durable, and holds committed state only.
+        self.matched_leader_to(meta.index);
         self.applied_bytes_since_snapshot = 0;
         self.snapshot_to_persist = Some(meta.clone());
         self.snapshot_actions.push_back(SnapshotAction::Install { meta: meta.clone() });

@@ -46,7 +46,13 @@ impl Node {
     pub(super) fn maybe_send_timeout_now(&mut self) {
         let Some(t) = self.transfer else { return };
         let last = self.log.last_index();
-        let caught_up = self.peers.iter().any(|p| p.id == t.to && p.match_index == last);
+        // Only to a voter that counts: one speaking from another disk than
+        // the one admitted could not win, and should not.
+        let voters = &self.voters;
+        let caught_up = self
+            .peers
+            .iter()
+            .any(|p| p.id == t.to && p.match_index == last && voters.counts(p.id, p.incarnation));
         if caught_up {
             // From here the successor may win before our lease runs out.
             self.lease_given_up = true;
@@ -76,7 +82,7 @@ impl Node {
     /// The leader told us to take over: campaign now, without pre-vote and
     /// past the voters' leader lease.
     pub(super) fn on_timeout_now(&mut self, now: Instant, from: NodeId) {
-        if self.role != Role::Follower || self.leader != Some(from) {
+        if self.role != Role::Follower || self.leader != Some(from) || !self.may_campaign() {
             ::log::debug!("{} {}: TimeoutNow from {} ignored", self.id(), self.term, from);
             return;
         }

@@ -79,6 +79,8 @@ pub(crate) fn start<S: StateMachine>(
         snapshot: recovered.snapshot,
         entries: recovered.entries,
         applied: LogIndex(0),
+        incarnation: crate::types::Incarnation::UNKNOWN,
+        repair_to: LogIndex(0),
     };
     let node = Node::with_membership(config.raft.clone(), bootstrap.clone(), state, now)
         .map_err(StartError::Core)?;
@@ -384,7 +386,13 @@ impl EventLoop {
                 FromWriter::Durable(id) => self.node.handle_persisted(now, id),
                 FromWriter::Failed(e) => self.stop = Some(format!("the log failed: {e}")),
                 FromWriter::ChunkAck { to, term, ack } => {
-                    let msg = Message { from: self.node.id(), to, term, body: MessageBody::SnapshotAck(ack) };
+                    let msg = Message {
+                        from: self.node.id(),
+                        to,
+                        term,
+                        from_incarnation: self.node.incarnation(),
+                        body: MessageBody::SnapshotAck(ack),
+                    };
                     if !self.transport.send(&msg) {
                         debug!("{}: could not acknowledge a snapshot chunk to {to}", self.node.id());
                     }
@@ -393,7 +401,11 @@ impl EventLoop {
                     // The core takes it as the leader's word, in the
                     // leader's term (and ignores it if that term is over).
                     let body = MessageBody::InstallSnapshot(InstallSnapshot { meta });
-                    self.node.handle_message(now, Message { from, to: self.node.id(), term, body });
+                    let from_incarnation = crate::types::Incarnation::UNKNOWN;
+                    self.node.handle_message(
+                        now,
+                        Message { from, to: self.node.id(), term, from_incarnation, body },
+                    );
                 }
             }
         }
@@ -607,7 +619,13 @@ impl EventLoop {
                     total_bytes: t.total_bytes,
                     data,
                 };
-                let msg = Message { from: self.shared.id, to, term, body: MessageBody::SnapshotChunk(chunk) };
+                let msg = Message {
+                    from: self.shared.id,
+                    to,
+                    term,
+                    from_incarnation: self.node.incarnation(),
+                    body: MessageBody::SnapshotChunk(chunk),
+                };
                 if !self.transport.send(&msg) {
                     // Not connected, or the queue is full: wait for acks
                     // (or the stall timeout) rather than spin.

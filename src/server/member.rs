@@ -78,6 +78,9 @@ fn change_error(e: &MembershipChangeError) -> String {
         | MembershipChangeError::NotReady
         | MembershipChangeError::InProgress => format!("TRYAGAIN {e}"),
         MembershipChangeError::Invalid(e) => format!("ERR {e}"),
+        MembershipChangeError::NotHeard(_)
+        | MembershipChangeError::AlreadyAdmitted(_)
+        | MembershipChangeError::WouldLoseQuorum { .. } => format!("ERR {e}"),
     }
 }
 

@@ -356,8 +356,10 @@ impl Checker {
                 if half.is_empty() {
                     continue;
                 }
-                let holders =
-                    half.iter().filter(|id| disks.get(id).is_some_and(|d| d.holds(commit, term))).count();
+                let holders = half
+                    .iter()
+                    .filter(|id| disks.get(id).is_some_and(|d| d.holds_or_held(commit, term)))
+                    .count();
                 if holders < half.len() / 2 + 1 {
                     let id = node.id();
                     let detail = format!(
@@ -383,7 +385,8 @@ impl Checker {
         if voters.is_empty() {
             return;
         }
-        let holders = voters.iter().filter(|id| disks.get(id).is_some_and(|d| d.holds(commit, term))).count();
+        let holders =
+            voters.iter().filter(|id| disks.get(id).is_some_and(|d| d.holds_or_held(commit, term))).count();
         if holders < voters.len() / 2 + 1 {
             let detail = format!(
                 "{} knows {commit} committed while only {holders} of the voters {voters:?} hold it durably",

@@ -19,6 +19,12 @@ pub(crate) struct SimDisk {
     pub(crate) entries: Vec<Entry>,
     /// Written but not synced, oldest first.
     pending: Vec<Persist>,
+    /// What the disk held before a fault took it away (a wipe, a log set
+    /// back to an older copy), until it holds that much again: its node
+    /// acknowledged those entries before the fault, and a leader may still
+    /// count those acknowledgements, in flight or already received. The
+    /// fault broke the promise, not the leader; see `holds_or_held`.
+    ghost: Option<(LogIndex, Term, Vec<Entry>)>,
 }
 
 /// A log as the model holds it: the entries after `base`.
@@ -105,6 +111,13 @@ impl SimDisk {
             }
         }
         self.set(m);
+        // The disk made good what a fault took once it holds it all again.
+        if let Some((b, t, e)) = &self.ghost {
+            let ghost_last = b.plus(e.len() as u64);
+            if self.holds(ghost_last, term_in((*b, *t), e, ghost_last)) {
+                self.ghost = None;
+            }
+        }
         last
     }
 
@@ -164,6 +177,47 @@ impl SimDisk {
             }
         }
         false
+    }
+
+    /// The disk is replaced by an empty one.
+    pub(crate) fn lose_everything(&mut self) {
+        self.keep_ghost();
+        self.hard_state = HardState::default();
+        self.base = (LogIndex(0), Term(0));
+        self.entries.clear();
+        self.pending.clear();
+    }
+
+    /// The log is set back to an older copy, whose model is `older`.
+    pub(crate) fn set_back_to(&mut self, older: SimDisk) {
+        self.keep_ghost();
+        self.hard_state = older.hard_state;
+        self.base = older.base;
+        self.entries = older.entries;
+        self.pending.clear();
+    }
+
+    /// Remembers what the disk holds now as its ghost, unless the ghost
+    /// already reaches further.
+    fn keep_ghost(&mut self) {
+        let last = self.base.0.plus(self.entries.len() as u64);
+        let ghost_last = self.ghost.as_ref().map_or(LogIndex(0), |(b, _, e)| b.plus(e.len() as u64));
+        if last > ghost_last {
+            self.ghost = Some((self.base.0, self.base.1, self.entries.clone()));
+        }
+    }
+
+    /// Whether a disk fault took something the disk has not made good yet.
+    pub(crate) fn has_ghost(&self) -> bool {
+        self.ghost.is_some()
+    }
+
+    /// Whether the durable state holds `index` with `term`, or held it
+    /// before a disk fault that the disk has not yet made good: what a
+    /// leader's count of acknowledgements may rely on.
+    pub(crate) fn holds_or_held(&self, index: LogIndex, term: Option<Term>) -> bool {
+        self.holds(index, term)
+            || self.ghost.as_ref().is_some_and(|(b, t, e)| index < *b || term_in((*b, *t), e, index) == term)
     }
 
     /// After a restart, what the storage recovered is the durable state.

@@ -36,6 +36,7 @@ mod tests;
 mod workload;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use ::log::{debug, info};
@@ -45,8 +46,8 @@ use crate::core::{Node, Persist, RecoveredState, Role, SnapshotAction};
 use crate::membership::{Membership, SnapshotMeta};
 use crate::message::{InstallSnapshot, Message, MessageBody};
 use crate::rng::Rng;
-use crate::storage::{SimFs, Wal, WalOptions};
-use crate::types::{Instant, LogIndex, NodeId};
+use crate::storage::{read_identity, reconcile_floor, write_identity, Fs, Identity, SimFs, Wal, WalOptions};
+use crate::types::{Incarnation, Instant, LogIndex, NodeId, Term};
 
 pub use self::checker::Violation;
 use self::checker::{chain_step, digest, Checker, APP_DIGEST_START};
@@ -65,6 +66,9 @@ pub struct SimOptions {
     pub fault_time: Duration,
     /// How long after healing the cluster has to show progress.
     pub liveness_time: Duration,
+    /// Whether disks fail (wiped, or their log set back to an older copy);
+    /// `None`: in half the seeds, as the seed decides.
+    pub disk_faults: Option<bool>,
     /// Deliberate core bugs, to prove the checker catches them.
     #[cfg(test)]
     pub bugs: crate::config::InjectedBugs,
@@ -78,6 +82,7 @@ impl SimOptions {
             nodes,
             fault_time: Duration::from_secs(10),
             liveness_time: Duration::from_secs(10),
+            disk_faults: None,
             #[cfg(test)]
             bugs: Default::default(),
         }
@@ -109,6 +114,13 @@ pub struct SimReport {
     pub snapshots_taken: u64,
     /// Snapshots installed from a leader.
     pub snapshots_installed: u64,
+    /// Disks wiped: a node restarted empty under its old id.
+    pub disk_wipes: u64,
+    /// Logs that lost synced entries: a node restarted from an older copy
+    /// of its log (a disk that lied about a sync, a restored backup).
+    pub lost_tails: u64,
+    /// Voters re-admitted after losing their disk.
+    pub readmissions: u64,
     /// The first safety property broken, if any.
     pub violation: Option<Violation>,
     /// Why the cluster failed to make progress after healing, if it did.
@@ -124,7 +136,8 @@ pub fn run(opts: &SimOptions) -> SimReport {
 
 enum Event {
     Deliver(Message),
-    /// The disk of a node (in a given incarnation) finishes syncing.
+    /// The disk of a node (in a given life of its process) finishes
+    /// syncing.
     Sync(NodeId, u64),
     Restart(NodeId),
     Fault,
@@ -155,7 +168,8 @@ struct Snapshot {
 struct SimNode {
     node: Option<Node>,
     config: Config,
-    incarnation: u64,
+    /// Counts the node's process lives: events of an earlier life are void.
+    life: u64,
     /// The application's applied index and state digest; survive crashes
     /// if `app_durable`.
     app_applied: LogIndex,
@@ -172,9 +186,33 @@ struct SimNode {
     /// Its latest snapshot, durable (written and synced before the node
     /// hears of it, as the runtime does).
     snapshot: Option<Snapshot>,
-    /// The configuration it was started with: the first nodes are the
-    /// cluster's voters, nodes added later start with none and wait.
-    bootstrap: Membership,
+    /// The incarnation of its storage now.
+    incarnation: Incarnation,
+    /// Whether the node bootstraps the cluster when it starts empty: the
+    /// first nodes, in runs where they bootstrap together, or the first
+    /// node alone while the others are still empty (the runtime's rule).
+    /// Nodes added later, and nodes whose disk was wiped, never do.
+    bootstraps: bool,
+    /// What its next restart does to its disk first.
+    disk_fault: Option<DiskFault>,
+    /// An older copy of its log, and the model of what it held then.
+    backup: Option<Backup>,
+    next_backup: Instant,
+}
+
+/// A fault a node's disk suffers while the node is down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DiskFault {
+    /// The disk is replaced by an empty one.
+    Wipe,
+    /// The log is replaced by an older copy of itself.
+    RestoreOldLog,
+}
+
+/// A copy of a node's log files taken when all its writes were synced.
+struct Backup {
+    files: Vec<(std::path::PathBuf, Vec<u8>)>,
+    disk: SimDisk,
 }
 
 const STEP_BUDGET: u64 = 20_000_000;
@@ -204,6 +242,14 @@ struct World {
     next_read: u64,
     report: SimReport,
     fates: Vec<Duration>,
+    /// The configuration the first nodes bootstrap with.
+    bootstrap: Membership,
+    /// Whether this run's disks fail: wiped, or their log set back.
+    disk_faults: bool,
+    /// How many committed entries pass between raises of the commit floor.
+    floor_step: u64,
+    /// Whether every first node bootstraps, rather than the first alone.
+    bootstrap_all: bool,
 }
 
 impl World {
@@ -217,6 +263,13 @@ impl World {
             template.bugs = opts.bugs;
         }
         let app_durable = rng.chance(1, 2);
+        let disk_faults = opts.disk_faults.unwrap_or_else(|| rng.chance(1, 2));
+        let floor_step = [1, 1, 1][rng.below(3) as usize];
+        let bootstrap_all = rng.chance(1, 2);
+        let incarnations: Vec<Incarnation> =
+            voters.iter().map(|_| Incarnation(rng.next_u64().max(1))).collect();
+        let bootstrap =
+            Membership::with_identified_voters(voters.iter().copied().zip(incarnations.iter().copied()));
         let mut world = World {
             opts: opts.clone(),
             now: Instant::ZERO,
@@ -238,21 +291,27 @@ impl World {
             report: SimReport { seed: opts.seed, ..SimReport::default() },
             fates: Vec::new(),
             rng,
+            bootstrap,
+            disk_faults,
+            floor_step,
+            bootstrap_all,
         };
         info!(
             target: "oar::sim",
-            "seed {} nodes {} pre_vote {} check_quorum {} inflight {} msg_bytes {} app_durable {}",
+            "seed {} nodes {} pre_vote {} check_quorum {} inflight {} msg_bytes {} app_durable {} disk_faults {} floor_step {} bootstrap_all {}",
             opts.seed,
             opts.nodes,
             template.pre_vote,
             template.check_quorum,
             template.inflight_messages_max,
             template.message_bytes_max,
-            app_durable
+            app_durable,
+            disk_faults,
+            floor_step,
+            bootstrap_all
         );
-        let bootstrap = Membership::with_voters(voters.iter().copied());
-        for &id in &voters {
-            world.add_node(id, bootstrap.clone());
+        for (k, &id) in voters.iter().enumerate() {
+            world.add_node(id, incarnations[k], bootstrap_all || k == 0);
         }
         world.schedule(Duration::from_millis(50), Event::Fault);
         world.schedule(Duration::from_millis(5), Event::Propose);
@@ -260,24 +319,31 @@ impl World {
         world
     }
 
-    /// Creates node `id` with an empty disk and starts it.
-    fn add_node(&mut self, id: NodeId, bootstrap: Membership) {
+    /// Creates node `id` with an empty disk of incarnation `incarnation`
+    /// and starts it.
+    fn add_node(&mut self, id: NodeId, incarnation: Incarnation, bootstraps: bool) {
         let mut config = self.template.clone();
         config.id = id;
+        let fs = SimFs::new();
+        new_disk(&fs, id, incarnation);
         let sim_node = SimNode {
             node: None,
             config,
-            incarnation: 0,
+            life: 0,
             app_applied: LogIndex(0),
             app_digest: APP_DIGEST_START,
             sync_scheduled: false,
             disk_slow_until: Instant::ZERO,
-            fs: SimFs::new(),
+            fs,
             wal: None,
             lost_writes: Vec::new(),
             probe_applied: false,
             snapshot: None,
-            bootstrap,
+            bootstraps,
+            disk_fault: None,
+            backup: None,
+            next_backup: self.now,
+            incarnation,
         };
         self.ids.push(id);
         self.disks.insert(id, SimDisk::default());
@@ -288,8 +354,13 @@ impl World {
     /// The nodes the cluster counts on: the members of the configuration of
     /// the node that knows the most committed entries.
     fn members(&self) -> Vec<NodeId> {
-        let best =
-            self.nodes.values().filter_map(|n| n.node.as_ref()).max_by_key(|n| (n.commit_index(), n.term()));
+        // Nodes still waiting to learn the configuration know no members.
+        let best = self
+            .nodes
+            .values()
+            .filter_map(|n| n.node.as_ref())
+            .filter(|n| n.membership().members().next().is_some())
+            .max_by_key(|n| (n.commit_index(), n.term()));
         match best {
             Some(n) => n.membership().members().collect(),
             None => self.ids.clone(),
@@ -369,7 +440,7 @@ impl World {
         self.now = self.now.max(t);
         match event {
             Event::Deliver(msg) => self.deliver(msg),
-            Event::Sync(id, incarnation) => self.sync(id, incarnation),
+            Event::Sync(id, life) => self.sync(id, life),
             Event::Restart(id) => {
                 if self.nodes[&id].node.is_none() {
                     self.restart(id);
@@ -437,7 +508,13 @@ impl World {
             sim.snapshot = Some(snapshot);
         }
         let meta = sim.snapshot.as_ref().expect("stored above").meta.clone();
-        let msg = Message { from, to, term, body: MessageBody::InstallSnapshot(InstallSnapshot { meta }) };
+        let msg = Message {
+            from,
+            to,
+            term,
+            from_incarnation: Incarnation::UNKNOWN,
+            body: MessageBody::InstallSnapshot(InstallSnapshot { meta }),
+        };
         sim.node.as_mut().expect("alive").handle_message(now, msg);
         self.drain(to);
         if let Some(node) = self.nodes.get_mut(&from).and_then(|n| n.node.as_mut()) {
@@ -490,10 +567,10 @@ impl World {
         self.drain(to);
     }
 
-    fn sync(&mut self, id: NodeId, incarnation: u64) {
+    fn sync(&mut self, id: NodeId, life: u64) {
         let now = self.now;
         let sim = self.nodes.get_mut(&id).expect("known node");
-        if sim.incarnation != incarnation || sim.node.is_none() {
+        if sim.life != life || sim.node.is_none() {
             return;
         }
         sim.sync_scheduled = false;
@@ -501,8 +578,22 @@ impl World {
             self.checker.fail("storage", format!("{id}: sync failed: {e}"));
             return;
         }
-        if let Some(last) = self.disks.get_mut(&id).expect("disk").sync() {
+        let disk = self.disks.get_mut(&id).expect("disk");
+        if let Some(last) = disk.sync() {
             sim.node.as_mut().expect("alive").handle_persisted(now, last);
+        }
+        // Everything is synced: a consistent copy of the log can be taken,
+        // for a later fault to restore.
+        if self.disk_faults && now >= sim.next_backup {
+            sim.next_backup = now + Duration::from_millis(self.rng.range(100, 3000));
+            let files = sim
+                .fs
+                .durable_paths()
+                .into_iter()
+                .filter(|p| is_log_file(p))
+                .filter_map(|p| Some((p.clone(), sim.fs.durable_contents(&p)?)))
+                .collect();
+            sim.backup = Some(Backup { files, disk: disk.clone() });
         }
         self.drain(id);
     }
@@ -550,7 +641,7 @@ impl World {
                 } else {
                     Duration::from_micros(rng.range(50, 2000))
                 };
-                schedule(latency, Event::Sync(id, sim.incarnation));
+                schedule(latency, Event::Sync(id, sim.life));
             }
             while let Some(msg) = node.poll_send() {
                 progressed = true;
@@ -635,13 +726,22 @@ impl World {
     }
 
     /// Starts a node from what its storage recovers, checking that recovery
-    /// kept every synced write and invented nothing.
+    /// kept every synced write and invented nothing. A disk fault decided
+    /// while the node was down strikes first.
     fn restart(&mut self, id: NodeId) {
         let now = self.now;
+        self.strike_disk(id);
         let sim = self.nodes.get_mut(&id).expect("known node");
-        sim.incarnation += 1;
+        sim.life += 1;
         sim.sync_scheduled = false;
-        sim.config.seed = self.opts.seed ^ (id.0 << 48) ^ (sim.incarnation << 32);
+        sim.config.seed = self.opts.seed ^ (id.0 << 48) ^ (sim.life << 32);
+        let identity = match read_identity(&sim.fs, std::path::Path::new(DATA_DIR)) {
+            Ok(Some(identity)) => identity,
+            other => {
+                self.checker.fail("recovery", format!("{id}: no identity: {other:?}"));
+                return;
+            }
+        };
         let (mut wal, mut recovered) = match Wal::open_with(sim.fs.clone(), DATA_DIR, self.wal_options) {
             Ok(opened) => opened,
             Err(e) => {
@@ -649,6 +749,7 @@ impl World {
                 return;
             }
         };
+        wal.set_commit_floor_step(self.floor_step);
         // Continue the durable snapshot, as the runtime's start does.
         let snapshot = sim.snapshot.as_ref().map(|s| s.meta.clone());
         if let Some(s) = &snapshot {
@@ -683,24 +784,96 @@ impl World {
             return;
         }
         disk.reset(recovered.hard_state, base.unwrap_or_default(), recovered.entries.clone());
+        // As the runtime's start does: hold the log to the floor kept beside
+        // it.
+        let repair_to = reconcile_floor(
+            Path::new(DATA_DIR),
+            recovered.floor,
+            &mut recovered.hard_state,
+            wal.last_index(),
+        );
         sim.wal = Some(wal);
         let state = RecoveredState {
             snapshot,
             hard_state: recovered.hard_state,
             entries: recovered.entries,
             applied: sim.app_applied,
+            incarnation: identity.incarnation,
+            repair_to,
         };
-        match Node::with_membership(sim.config.clone(), sim.bootstrap.clone(), state, now) {
-            Ok(node) => sim.node = Some(node),
+        let mut node = match Node::with_membership(sim.config.clone(), Membership::default(), state, now) {
+            Ok(node) => node,
             Err(e) => {
                 self.checker.violation =
                     Some(Violation { property: "recovery", detail: format!("{id}: {e}") });
                 return;
             }
+        };
+        // A node bootstraps when it starts empty: in runs where the first
+        // nodes bootstrap together, always (they all write the same
+        // configuration); otherwise only the first node, and only while
+        // every other node is still empty (the runtime's rule).
+        let empty = node.last_index() == LogIndex(0) && node.term() == Term(0);
+        let alone = self.bootstrap_all || self.ids.iter().all(|&o| o == id || self.is_empty_node(o));
+        let sim = self.nodes.get_mut(&id).expect("known node");
+        if sim.bootstraps && empty && alone {
+            if let Err(e) = node.bootstrap(now, self.bootstrap.clone()) {
+                self.checker.fail("bootstrap", format!("{id} could not bootstrap: {e}"));
+            }
         }
-        info!(target: "oar::sim", "{now} {id} starts (incarnation {})", sim.incarnation);
-        self.checker.on_restart(id, sim.incarnation);
+        sim.node = Some(node);
+        info!(target: "oar::sim", "{now} {id} starts (life {}, incarnation {})", sim.life, identity.incarnation);
+        self.checker.on_restart(id, sim.life);
         self.drain(id);
+    }
+
+    /// Whether node `id` has nothing yet: no term, no entry, durably or not.
+    fn is_empty_node(&self, id: NodeId) -> bool {
+        let disk = &self.disks[&id];
+        let running_empty = self.nodes[&id]
+            .node
+            .as_ref()
+            .is_none_or(|n| n.term() == Term(0) && n.last_index() == LogIndex(0));
+        running_empty && disk.entries.is_empty() && disk.hard_state.term == Term(0) && !disk.has_pending()
+    }
+
+    /// Applies the disk fault decided for `id` while it was down, if any.
+    fn strike_disk(&mut self, id: NodeId) {
+        let sim = self.nodes.get_mut(&id).expect("known node");
+        let Some(fault) = sim.disk_fault.take() else { return };
+        let disk = self.disks.get_mut(&id).expect("disk");
+        let now = self.now;
+        match fault {
+            DiskFault::Wipe => {
+                let incarnation = Incarnation(self.rng.next_u64().max(1));
+                info!(target: "oar::sim", "{now} {id}'s disk is replaced by an empty one (incarnation {incarnation})");
+                sim.fs = SimFs::new();
+                new_disk(&sim.fs, id, incarnation);
+                sim.incarnation = incarnation;
+                disk.lose_everything();
+                sim.snapshot = None;
+                sim.bootstraps = false;
+                sim.backup = None;
+                self.report.disk_wipes += 1;
+            }
+            DiskFault::RestoreOldLog => {
+                let Some(backup) = sim.backup.take() else { return };
+                info!(target: "oar::sim", "{now} {id}'s log is set back to an older copy ({} entries)", backup.disk.entries.len());
+                for path in sim.fs.durable_paths().into_iter().filter(|p| is_log_file(p)) {
+                    sim.fs.remove_durable(&path);
+                }
+                for (path, bytes) in &backup.files {
+                    sim.fs.write_durable(path, bytes);
+                }
+                disk.set_back_to(backup.disk);
+                self.report.lost_tails += 1;
+            }
+        }
+        // The application's state went with the disk, or is ahead of the
+        // log now: it starts over from the snapshot.
+        sim.app_applied = LogIndex(0);
+        sim.app_digest = APP_DIGEST_START;
+        sim.lost_writes.clear();
     }
 
     fn crash(&mut self, id: NodeId) {
@@ -708,7 +881,7 @@ impl World {
         if sim.node.take().is_none() {
             return;
         }
-        sim.incarnation += 1;
+        sim.life += 1;
         sim.sync_scheduled = false;
         if !self.app_durable {
             sim.app_applied = LogIndex(0);
@@ -748,4 +921,20 @@ fn continue_snapshot(wal: &mut Wal<SimFs>, s: &SnapshotMeta) -> Result<(), crate
     } else {
         wal.reset(s.index, s.term)
     }
+}
+
+/// Gives a new data directory on `fs` its identity: node `id`,
+/// `incarnation`.
+fn new_disk(fs: &SimFs, id: NodeId, incarnation: Incarnation) {
+    let dir = std::path::Path::new(DATA_DIR);
+    fs.create_dir_all(dir).expect("the simulated disk has room");
+    let identity = Identity { node_id: id, incarnation, cluster_id: "sim".to_string() };
+    write_identity(fs, dir, &identity).expect("the simulated disk has room");
+}
+
+/// Whether `path` is part of the log (a segment, or one being made), as
+/// opposed to the identity, the commit floor or the lock.
+fn is_log_file(path: &std::path::Path) -> bool {
+    path.parent() == Some(std::path::Path::new(DATA_DIR))
+        && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(".wal"))
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use ::log::{debug, info};
 
-use super::{Event, World, MAX_ADDED_NODES, PROBE};
+use super::{DiskFault, Event, World, MAX_ADDED_NODES, PROBE};
 use crate::config::Config;
 use crate::core::{ProposeError, Role};
-use crate::membership::{Membership, MembershipChange};
+use crate::membership::MembershipChange;
 use crate::rng::Rng;
 use crate::sim::network::Network;
 use crate::types::{Bytes, NodeId};
@@ -39,7 +39,10 @@ impl World {
 
     pub(super) fn inject_fault(&mut self) {
         let now = self.now;
-        match self.rng.below(14) {
+        let kinds = if self.disk_faults { 16 } else { 14 };
+        match self.rng.below(kinds) {
+            14 => self.disk_fault(DiskFault::Wipe),
+            15 => self.disk_fault(DiskFault::RestoreOldLog),
             10 => self.transfer_random(),
             11 | 12 => self.change_membership_random(),
             13 => {
@@ -107,6 +110,41 @@ impl World {
                 self.nodes.get_mut(&id).expect("known").disk_slow_until = until;
             }
         }
+    }
+
+    /// Crashes a random voter and has its disk fail while it is down, if
+    /// the cluster can afford it: Raft survives a minority of voters
+    /// without their storage, no more. A voter counts as without it from
+    /// the fault until it is re-admitted (a wiped disk) or its log is
+    /// repaired (a log set back).
+    fn disk_fault(&mut self, fault: DiskFault) {
+        let now = self.now;
+        let Some(leader) = self.newest_leader() else { return };
+        let m = self.nodes[&leader].node.as_ref().expect("a leader is alive").membership().clone();
+        if m.is_joint() {
+            return;
+        }
+        // Without its storage: from the fault until the disk holds again
+        // what it lost, and the configuration admits its new incarnation.
+        let faulted = m
+            .voters
+            .iter()
+            .filter(|id| {
+                let n = &self.nodes[id];
+                n.disk_fault.is_some() || self.disks[id].has_ghost() || m.incarnation(**id) != n.incarnation
+            })
+            .count();
+        if faulted + 1 > (m.voters.len() - 1) / 2 {
+            return;
+        }
+        let voters: Vec<NodeId> = m.voters.iter().copied().collect();
+        let id = voters[self.rng.below(voters.len() as u64) as usize];
+        if fault == DiskFault::RestoreOldLog && self.nodes[&id].backup.is_none() {
+            return;
+        }
+        info!(target: "oar::sim", "{now} {id} will lose its disk: {fault:?}");
+        self.crash(id);
+        self.nodes.get_mut(&id).expect("known").disk_fault = Some(fault);
     }
 
     pub(super) fn heal(&mut self) {
@@ -183,13 +221,37 @@ impl World {
             let v: Vec<NodeId> = set.iter().copied().collect();
             (!v.is_empty()).then(|| v[rng.below(v.len() as u64) as usize])
         };
+        // A voter that lost its disk and answers from its new one comes
+        // back in through a joint configuration, once it has caught up.
+        let status = self.nodes[&leader].node.as_ref().expect("a leader is alive").status();
+        let refused = status.peers.iter().find(|p| {
+            m.voters.contains(&p.id)
+                && !p.counted
+                && p.incarnation != crate::types::Incarnation::UNKNOWN
+                && p.match_index >= status.commit
+        });
+        if let Some(p) = refused.filter(|_| self.rng.chance(2, 3)) {
+            let change = MembershipChange::Readmit { id: p.id };
+            let node = self.nodes.get_mut(&leader).and_then(|n| n.node.as_mut()).expect("a leader is alive");
+            match node.change_membership(now, change.clone()) {
+                Ok(index) => {
+                    info!(target: "oar::sim", "{now} {leader} re-admits {} at {index}", p.id);
+                    self.report.membership_changes += 1;
+                    self.report.readmissions += 1;
+                    self.drain(leader);
+                }
+                Err(e) => debug!(target: "oar::sim", "{now} {leader} refused {change:?}: {e}"),
+            }
+            return;
+        }
         let change = match self.rng.below(4) {
             0 => {
                 if self.ids.len() >= self.opts.nodes + MAX_ADDED_NODES {
                     return;
                 }
                 let id = NodeId(self.ids.iter().map(|id| id.0).max().unwrap_or(0) + 1);
-                self.add_node(id, Membership::default());
+                let incarnation = crate::types::Incarnation(self.rng.next_u64().max(1));
+                self.add_node(id, incarnation, false);
                 MembershipChange::AddLearner { id, address: format!("sim-{id}") }
             }
             1 => match pick(&mut self.rng, &m.learners) {

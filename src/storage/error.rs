@@ -146,6 +146,15 @@ pub enum StorageError {
     },
     /// The snapshot store holds no snapshot to read.
     NoSnapshot,
+    /// The data directory's identity file is damaged, or names another node
+    /// or cluster than the one being started. Nothing was changed: point the
+    /// node at its own directory.
+    Identity {
+        /// The identity file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl StorageError {
@@ -240,6 +249,7 @@ impl fmt::Display for StorageError {
                 write!(f, "snapshot chunk at byte {offset} does not fit; expected byte {expected}")
             }
             StorageError::NoSnapshot => write!(f, "no snapshot is stored"),
+            StorageError::Identity { path, reason } => write!(f, "{}: {reason}", path.display()),
         }
     }
 }

@@ -253,6 +253,7 @@
 mod error;
 mod format;
 mod fs;
+mod identity;
 mod node;
 mod recovery;
 mod sim_fs;
@@ -264,7 +265,10 @@ pub use self::format::{
     FORMAT_VERSION, MAX_ENTRY_DATA_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
 };
 pub use self::fs::{Fs, FsFile, RealFs};
-pub use self::node::{open_node, open_node_with, NodeState};
+pub use self::identity::{
+    new_incarnation, read_floor, read_identity, write_identity, Floor, Identity, FLOOR_FILE, IDENTITY_FILE,
+};
+pub use self::node::{open_node, open_node_with, reconcile_floor, NodeState};
 pub use self::recovery::{RecoveredLog, TornTail};
 pub use self::sim_fs::{SimFile, SimFs, SimLock, SIM_SECTOR_BYTES};
 pub(crate) use self::snapshot::{
@@ -276,7 +280,8 @@ pub use self::snapshot::{
     SNAPSHOT_DIR, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_TRAILER_BYTES,
 };
 pub use self::wal::{
-    Wal, WalOptions, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES, MIN_SEGMENT_SIZE_BYTES,
+    Wal, WalOptions, DEFAULT_COMMIT_FLOOR_STEP, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES,
+    MIN_SEGMENT_SIZE_BYTES,
 };
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use log::{info, warn};
 
 use super::error::StorageError;
 use super::fs::{Fs, RealFs};
+use super::identity::Floor;
 use super::recovery::{RecoveredLog, TornTail};
 use super::snapshot::{SnapshotOptions, SnapshotStore, SNAPSHOT_DIR};
 use super::wal::{Wal, WalOptions};
@@ -32,6 +33,10 @@ pub struct NodeState {
     /// What recovery cut from the end of the log, if anything; see
     /// [`RecoveredLog::torn_tail`].
     pub torn_tail: Option<TornTail>,
+    /// Nonzero if the log (with the snapshot) ends below its commit floor:
+    /// committed entries up to here, which this node held, are lost. See
+    /// `RecoveredState::repair_to`.
+    pub repair_to: LogIndex,
 }
 
 /// Opens a node's storage in `dir` on the real disk: the log in `dir`, the
@@ -61,7 +66,7 @@ pub fn open_node_with<F: Fs + Clone>(
     // The log first: it locks the node's directory.
     let (mut wal, recovered) = Wal::open_with(fs.clone(), dir, wal_options)?;
     let (store, snapshot) = SnapshotStore::open_with(fs, dir.join(SNAPSHOT_DIR), snapshot_options)?;
-    let RecoveredLog { mut hard_state, first_index, mut entries, torn_tail, .. } = recovered;
+    let RecoveredLog { mut hard_state, first_index, mut entries, torn_tail, floor, .. } = recovered;
     let (after, after_term) = snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
 
     if wal.term(after) == Some(after_term) {
@@ -102,5 +107,39 @@ pub fn open_node_with<F: Fs + Clone>(
         after.next(),
         wal.last_index()
     );
-    Ok((wal, store, NodeState { snapshot, hard_state, entries, torn_tail }))
+    let repair_to = reconcile_floor(dir, floor, &mut hard_state, wal.last_index());
+    Ok((wal, store, NodeState { snapshot, hard_state, entries, torn_tail, repair_to }))
+}
+
+/// Holds a recovered log (ending at `last`, with `hard_state`) to the floor
+/// kept beside it: a hard state whose term is below the term floor lost a
+/// term, and maybe the vote cast in it, so the node starts in the term
+/// after the floor's, having voted in none (it can never vote twice in a
+/// term); a log that ends below the commit floor lost committed entries,
+/// whose index is returned for `RecoveredState::repair_to` (0 if nothing
+/// was lost). Both can only come from a disk that lied about a sync, or a
+/// log restored from an older copy; both are logged.
+pub fn reconcile_floor(dir: &Path, floor: Floor, hard_state: &mut HardState, last: LogIndex) -> LogIndex {
+    if hard_state.term < floor.term {
+        warn!(
+            "{}: the log's hard state is at term {} but the log reached term {} before: it lost \
+             synced writes; starting in term {} without a vote",
+            dir.display(),
+            hard_state.term.0,
+            floor.term.0,
+            floor.term.0 + 1
+        );
+        *hard_state = HardState { term: floor.term.next(), vote: None, commit: hard_state.commit };
+    }
+    if floor.commit > last {
+        warn!(
+            "{}: the log ends at {last} but held committed entries up to {} before: they were lost; \
+             the node will not vote until a leader restores them",
+            dir.display(),
+            floor.commit
+        );
+        floor.commit
+    } else {
+        LogIndex(0)
+    }
 }

@@ -172,6 +172,11 @@ pub struct RecoveredLog {
     /// records that were being written when the power went. Logged at
     /// `warn`; reported here so that nothing disappears unsaid.
     pub torn_tail: Option<TornTail>,
+    /// The floor kept beside the log: an index it once held durably and
+    /// knew committed, and the latest term its hard state held. A log that
+    /// ends below the first (once reconciled with the newest snapshot) lost
+    /// committed entries; a hard state below the second lost a term.
+    pub floor: super::Floor,
 }
 
 /// The log's state after replay, handed to the [`Wal`](super::Wal).
@@ -363,6 +368,7 @@ pub(crate) fn replay<F: Fs>(
     info!("{}: recovered entries [{first_index}, {last}] in {} segment(s)", dir.display(), segments.len());
     Ok(Replayed {
         recovered: RecoveredLog {
+            floor: super::Floor::default(),
             hard_state: hard_state.unwrap_or_default(),
             first_index,
             prev_term,

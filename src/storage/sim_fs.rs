@@ -238,6 +238,29 @@ impl SimFs {
         state.inodes.get(inode).map(|i| i.current.clone())
     }
 
+    /// The bytes of `path` that survive a crash, if its name does.
+    pub fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let state = self.lock();
+        let inode = state.durable_names.get(path)?;
+        state.inodes.get(inode).map(|i| i.durable.clone())
+    }
+
+    /// The paths whose names survive a crash, sorted.
+    pub fn durable_paths(&self) -> Vec<std::path::PathBuf> {
+        let state = self.lock();
+        let mut paths: Vec<_> = state.durable_names.keys().cloned().collect();
+        paths.sort();
+        paths
+    }
+
+    /// Removes `path`, durably. For tests and the simulator, which replace
+    /// files behind a node's back (a restored backup).
+    pub fn remove_durable(&self, path: &Path) {
+        let mut state = self.lock();
+        state.names.remove(path);
+        state.durable_names.remove(path);
+    }
+
     /// Creates or replaces `path` with `bytes`, durably (as if written,
     /// synced, and its directory synced). For tests and fuzzing that craft
     /// files by hand.

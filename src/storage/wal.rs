@@ -12,10 +12,15 @@ use super::format::{
     HARD_STATE_RECORD_BYTES, MAX_ENTRY_DATA_BYTES, MAX_FIRST_INDEX, SEGMENT_HEADER_BYTES,
 };
 use super::fs::{Fs, FsFile, RealFs};
+use super::identity::{Floor, FloorFile, FLOOR_FILE};
 use super::recovery::{
     finish_reset, replay, scan_dir, segment_name, RecoveredLog, RESET_EXTENSION, TEMP_EXTENSION,
 };
 use crate::types::{Entry, HardState, LogIndex, Term};
+
+/// How many committed entries the log lets pass between two raises of its
+/// commit floor (see [`Wal::set_commit_floor_step`]).
+pub const DEFAULT_COMMIT_FLOOR_STEP: u64 = 1024;
 
 /// The default size segments are preallocated to: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
@@ -172,6 +177,11 @@ pub struct Wal<F: Fs = RealFs> {
     buf: Vec<u8>,
     /// Why the log stopped, after a fatal error.
     poisoned: Option<String>,
+    /// The floor under the commit index, kept apart from the log (see the
+    /// `identity` module), and how far the synced commit index must pass it
+    /// before it is raised.
+    floor: FloorFile<F::File>,
+    floor_step: u64,
 }
 
 impl Wal<RealFs> {
@@ -225,6 +235,9 @@ impl<F: Fs> Wal<F> {
             (r.segments, r.active, r.terms, r.last_term, r.recovered)
         };
         buf.clear();
+        let floor = FloorFile::open(&fs, &dir)?;
+        let mut recovered = recovered;
+        recovered.floor = floor.floor;
         let last_index = recovered.first_index.plus(recovered.entries.len() as u64).prev();
         let wal = Wal {
             fs,
@@ -240,6 +253,8 @@ impl<F: Fs> Wal<F> {
             dirty: false,
             buf,
             poisoned: None,
+            floor,
+            floor_step: DEFAULT_COMMIT_FLOOR_STEP,
         };
         wal.check_invariants();
         Ok((wal, recovered))
@@ -323,7 +338,35 @@ impl<F: Fs> Wal<F> {
         if !self.dirty {
             return Ok(());
         }
-        self.sync_active().map_err(|e| self.poison(e))
+        self.sync_active().map_err(|e| self.poison(e))?;
+        // Everything up to the synced commit index is durable now, and
+        // committed entries never leave a log: a floor under it that the log
+        // later ends below proves a loss. Likewise a term never goes back.
+        let commit = self.hard_state.commit.min(self.last_index);
+        let old = self.floor.floor;
+        let commit_due = commit >= old.commit.plus(self.floor_step);
+        if commit_due || self.hard_state.term > old.term {
+            let floor = Floor {
+                commit: if commit_due { commit } else { old.commit },
+                term: self.hard_state.term.max(old.term),
+            };
+            let path = self.dir.join(FLOOR_FILE);
+            self.floor.raise(floor, &path).map_err(|e| self.poison(e))?;
+        }
+        Ok(())
+    }
+
+    /// Raises the commit floor once the synced commit index has passed it
+    /// by `entries` (1 keeps it exact, at the cost of a small fsync per
+    /// commit; [`DEFAULT_COMMIT_FLOOR_STEP`] by default). Smaller steps
+    /// catch smaller losses of committed entries at recovery.
+    pub fn set_commit_floor_step(&mut self, entries: u64) {
+        self.floor_step = entries.max(1);
+    }
+
+    /// The floor last made durable.
+    pub fn floor(&self) -> Floor {
+        self.floor.floor
     }
 
     /// Deletes whole segments all of whose entries lie below `below`, once

@@ -206,13 +206,22 @@ fn follower_commits_up_to_the_last_new_entry_and_no_further() {
 }
 
 #[test]
-fn follower_heartbeat_commit_is_capped_by_its_last_index() {
+fn a_heartbeat_commits_only_an_entry_the_follower_holds_with_the_term_named() {
+    // Node 1 holds entries 1 and 2 of term 1, and an uncommitted 3 of term 2.
     let mut c =
-        Cluster::from_states(vec![recovered(1, &[1, 1]), recovered(1, &[]), recovered(1, &[])], |_| {});
-    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(5), round: 0 })));
+        Cluster::from_states(vec![recovered(2, &[1, 1, 2]), recovered(2, &[]), recovered(2, &[])], |_| {});
+    let hb = |commit: u64, term: u64| {
+        MessageBody::Heartbeat(Heartbeat { commit: LogIndex(commit), commit_term: Term(term), round: 0 })
+    };
+    // The leader's entry 3 is of term 1: node 1's is not that one, and its
+    // log is not known to match the leader's there.
+    c.inject(msg(2, 1, 2, hb(3, 1)));
+    assert_eq!(c.commit_of(1), LogIndex(0), "no commit on the strength of another entry");
+    c.inject(msg(2, 1, 2, hb(2, 1)));
     assert_eq!(c.commit_of(1), LogIndex(2));
-    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(1), round: 0 })));
+    c.inject(msg(2, 1, 2, hb(1, 1)));
     assert_eq!(c.commit_of(1), LogIndex(2), "a lower heartbeat commit does not lower it");
+    assert_eq!(c.node(1).status().repair_to, LogIndex(3), "it acknowledged an entry 3 it no longer holds");
 }
 
 #[test]

@@ -73,7 +73,12 @@ fn nothing_is_sent_in_a_new_term_before_it_is_durable() {
     c.stall(f);
     let mark = c.sent.len();
     // A heartbeat from a (hypothetical) leader of term 5.
-    c.inject(msg(leader, f, 5, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(1), round: 0 })));
+    c.inject(msg(
+        leader,
+        f,
+        5,
+        MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round: 0 }),
+    ));
     assert_eq!(c.node(f).term(), Term(5));
     assert!(c.sent_since(mark, |m| m.from == NodeId(f)).is_empty());
     c.unstall(f);

@@ -139,7 +139,12 @@ fn candidate_in_term_1() -> Cluster {
 #[test]
 fn candidate_steps_down_on_heartbeat_from_leader_of_its_term() {
     let mut c = candidate_in_term_1();
-    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 0 })));
+    c.inject(msg(
+        2,
+        1,
+        1,
+        MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round: 0 }),
+    ));
     assert_eq!(c.node(1).role(), Role::Follower);
     assert_eq!(c.node(1).term(), Term(1));
     assert_eq!(c.node(1).leader(), Some(NodeId(2)));
@@ -179,7 +184,12 @@ fn candidate_falls_back_to_follower_on_a_higher_term() {
 
     // A heartbeat from the leader of a higher term.
     let mut c = candidate_in_term_1();
-    c.inject(msg(2, 1, 3, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 0 })));
+    c.inject(msg(
+        2,
+        1,
+        3,
+        MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round: 0 }),
+    ));
     assert_eq!((c.node(1).role(), c.node(1).term()), (Role::Follower, Term(3)));
     assert_eq!(c.node(1).leader(), Some(NodeId(2)));
 }

@@ -21,7 +21,7 @@ fn a_term_beyond_the_limit_is_dropped_and_changes_nothing() {
     let f = follower_of(leader, 3);
     let term = c.node(f).term();
     for huge in [u64::MAX, TERM_LIMIT.0 + 1] {
-        let hb = MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 0 });
+        let hb = MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round: 0 });
         let mark = c.sent.len();
         c.inject(msg(leader, f, huge, hb));
         assert_eq!(c.node(f).term(), term, "term {huge} was adopted");
@@ -90,7 +90,7 @@ fn campaign_does_nothing_inside_a_lease_when_lease_reads_are_on() {
     let (mut c, leader) = established(3, |cfg| cfg.lease_reads = true);
     let f = follower_of(leader, 3);
     // Fresh contact with the leader.
-    let hb = MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 0 });
+    let hb = MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round: 0 });
     let term = c.node(f).term();
     c.inject(msg(leader, f, term.0, hb));
     let now = c.now;
@@ -114,7 +114,7 @@ fn a_transfer_cut_short_by_stepping_down_is_reported_abandoned() {
     c.inject(msg(other, leader, term, MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0 })));
     assert_eq!(c.node(leader).role(), Role::Follower);
     // The outcome shows when the next leader is known: not the target.
-    let hb = MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 0 });
+    let hb = MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round: 0 });
     c.inject(msg(other, leader, term, hb));
     assert!(
         c.events_of(leader).contains(&Event::TransferAbandoned { to: NodeId(target) }),

@@ -43,7 +43,7 @@ use crate::core::{
 };
 use crate::membership::{Membership, MembershipChange, SnapshotMeta};
 use crate::message::{AppendEntriesResponse, InstallSnapshot, Message, MessageBody};
-use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};
+use crate::types::{Bytes, Entry, EntryKind, HardState, Incarnation, Instant, LogIndex, NodeId, Term};
 
 pub use super::disk::Disk;
 
@@ -102,9 +102,26 @@ pub fn config(id: NodeId) -> Config {
     c
 }
 
-/// A message from `from` to `to` in `term`.
+/// The incarnation of node `id`'s first disk in a test cluster.
+pub fn incarnation_of(id: NodeId) -> Incarnation {
+    Incarnation(1000 + id.0)
+}
+
+/// The configuration a test cluster of `n` starts with: voters 1 to `n`,
+/// each admitted with its first disk's incarnation.
+pub fn voters_of(n: u64) -> Membership {
+    Membership::with_identified_voters(ids(n).into_iter().map(|id| (id, incarnation_of(id))))
+}
+
+/// A message from `from` (speaking from its first disk) to `to` in `term`.
 pub fn msg(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
-    Message { from: NodeId(from), to: NodeId(to), term: Term(term), body }
+    Message {
+        from: NodeId(from),
+        to: NodeId(to),
+        term: Term(term),
+        from_incarnation: incarnation_of(NodeId(from)),
+        body,
+    }
 }
 
 /// The entry a test log holds at `index` in `term`: its payload names both,
@@ -131,6 +148,7 @@ pub fn recovered(term: u64, terms: &[u64]) -> RecoveredState {
         snapshot: None,
         entries: log_of(terms),
         applied: LogIndex(0),
+        ..RecoveredState::default()
     }
 }
 
@@ -228,11 +246,30 @@ impl Cluster {
     /// A cluster whose node `k + 1` starts from `states[k]`, as if restarted
     /// from its storage at time zero.
     pub fn from_states(states: Vec<RecoveredState>, tweak: impl Fn(&mut Config)) -> Cluster {
+        let bootstrap = voters_of(states.len() as u64);
+        Cluster::from_states_with(states, bootstrap, tweak)
+    }
+
+    /// `n` brand-new nodes that know no configuration: none of them can do
+    /// anything until one is bootstrapped ([`Node::bootstrap`]).
+    pub fn unbootstrapped(n: u64, tweak: impl Fn(&mut Config)) -> Cluster {
+        let states = (1..=n).map(|_| RecoveredState::default()).collect();
+        Cluster::from_states_with(states, Membership::default(), tweak)
+    }
+
+    fn from_states_with(
+        states: Vec<RecoveredState>,
+        bootstrap: Membership,
+        tweak: impl Fn(&mut Config),
+    ) -> Cluster {
         let voters = ids(states.len() as u64);
         let mut nodes = BTreeMap::new();
         let mut disks = BTreeMap::new();
         let mut app_applied = BTreeMap::new();
-        for (&id, state) in voters.iter().zip(states) {
+        for (&id, mut state) in voters.iter().zip(states) {
+            if state.incarnation == Incarnation::UNKNOWN {
+                state.incarnation = incarnation_of(id);
+            }
             let mut c = config(id);
             tweak(&mut c);
             let base = state.snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
@@ -244,9 +281,9 @@ impl Cluster {
             };
             disks.insert(id, disk);
             app_applied.insert(id, state.applied);
-            nodes.insert(id, Node::new(c, &voters, state, Instant::ZERO).expect("valid test node"));
+            let node = Node::with_membership(c, bootstrap.clone(), state, Instant::ZERO);
+            nodes.insert(id, node.expect("valid test node"));
         }
-        let bootstrap = Membership::with_voters(voters.iter().copied());
         Cluster {
             now: Instant::ZERO,
             applied: voters.iter().map(|&id| (id, Vec::new())).collect(),
@@ -280,8 +317,8 @@ impl Cluster {
         c.id = id;
         c.seed = config(id).seed;
         let bootstrap = Membership::default();
-        let node = Node::with_membership(c, bootstrap.clone(), RecoveredState::default(), self.now)
-            .expect("valid test node");
+        let state = RecoveredState { incarnation: incarnation_of(id), ..RecoveredState::default() };
+        let node = Node::with_membership(c, bootstrap.clone(), state, self.now).expect("valid test node");
         self.nodes.insert(id, node);
         self.disks.insert(id, Disk::default());
         self.bootstrap.insert(id, bootstrap);
@@ -345,7 +382,8 @@ impl Cluster {
                     }
                     SnapshotAction::Send { to, meta } => {
                         let body = MessageBody::InstallSnapshot(InstallSnapshot { meta });
-                        let m = Message { from: id, to, term: node.term(), body };
+                        let from_incarnation = node.incarnation();
+                        let m = Message { from: id, to, term: node.term(), from_incarnation, body };
                         self.sent.push(m.clone());
                         if self.cut.contains(&(id, to)) {
                             node.handle_snapshot_failed(to);
@@ -693,6 +731,16 @@ impl Cluster {
     /// Like the runtime's start, the stored log is first made to continue the
     /// newest stored snapshot.
     pub fn restart(&mut self, id: u64, applied: LogIndex) {
+        self.restart_with(id, applied, LogIndex(0));
+    }
+
+    /// [`Cluster::restart`] with the application at 0, as storage restarts
+    /// a node whose log ends below its commit floor, `repair_to`.
+    pub fn restart_repairing(&mut self, id: u64, repair_to: LogIndex) {
+        self.restart_with(id, LogIndex(0), repair_to);
+    }
+
+    fn restart_with(&mut self, id: u64, applied: LogIndex, repair_to: LogIndex) {
         let id = NodeId(id);
         self.stalled.remove(&id);
         let config = self.nodes[&id].config().clone();
@@ -708,6 +756,8 @@ impl Cluster {
             snapshot: disk.snapshot.clone(),
             entries: disk.entries.clone(),
             applied,
+            incarnation: self.nodes[&id].incarnation(),
+            repair_to,
         };
         let node = Node::with_membership(config, self.bootstrap[&id].clone(), state, self.now)
             .expect("restart from a valid disk");
@@ -715,6 +765,28 @@ impl Cluster {
         self.applied.insert(id, Vec::new());
         self.installs.insert(id, Vec::new());
         self.app_applied.insert(id, applied);
+        self.drain(id);
+    }
+
+    /// Replaces node `id`'s disk by an empty one and starts it again, as an
+    /// operator would who lost the disk and kept the command line: the
+    /// same id, a new incarnation (`incarnation`), nothing stored, and no
+    /// configuration to bootstrap with (it waits to be fed by a leader).
+    pub fn wipe(&mut self, id: u64, incarnation: Incarnation) {
+        let id = NodeId(id);
+        let config = self.nodes[&id].config().clone();
+        self.stalled.remove(&id);
+        self.pending_writes.remove(&id);
+        self.pending_installs.remove(&id);
+        self.disks.insert(id, Disk::default());
+        self.bootstrap.insert(id, Membership::default());
+        let state = RecoveredState { incarnation, ..RecoveredState::default() };
+        let node =
+            Node::with_membership(config, Membership::default(), state, self.now).expect("a fresh node");
+        self.nodes.insert(id, node);
+        self.applied.insert(id, Vec::new());
+        self.installs.insert(id, Vec::new());
+        self.app_applied.insert(id, LogIndex(0));
         self.drain(id);
     }
 

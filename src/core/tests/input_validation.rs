@@ -72,7 +72,7 @@ fn append(prev: (u64, u64), entries: Vec<Entry>) -> MessageBody {
 }
 
 fn heartbeat() -> MessageBody {
-    MessageBody::Heartbeat(Heartbeat { commit: LogIndex(3), round: 0 })
+    MessageBody::Heartbeat(Heartbeat { commit: LogIndex(3), commit_term: Term(1), round: 0 })
 }
 
 #[test]

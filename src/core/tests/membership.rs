@@ -312,7 +312,7 @@ fn membership_changes_are_refused_by_followers_and_when_they_make_no_sense() {
         assert_eq!(c.change_membership(leader, change), Err(MembershipChangeError::Invalid(error)));
     }
     assert_eq!(c.node(leader).last_index(), LogIndex(1), "nothing appended");
-    assert_eq!(c.node(leader).membership(), &Membership::with_voters([1, 2, 3].map(NodeId)));
+    assert_eq!(c.node(leader).membership(), &super::harness::voters_of(3));
 
     // Nor while leadership is being handed over.
     c.cut_both(leader, a);
@@ -433,7 +433,7 @@ fn a_follower_falls_back_to_the_previous_configuration_when_its_uncommitted_chan
     // Node 1 led term 2: it committed its blank entry at index 2 with node 2
     // and appended a change adding learner 4 at index 3, which reached no
     // one before it stopped.
-    let bootstrap = Membership::with_voters([1, 2, 3].map(NodeId));
+    let bootstrap = super::harness::voters_of(3);
     let with_learner = bootstrap.apply(&add_learner(4)).unwrap();
     let blank = Entry { term: Term(2), index: LogIndex(2), kind: EntryKind::Blank, data: Bytes::new() };
     let state = |entries: Vec<Entry>| RecoveredState {
@@ -441,6 +441,7 @@ fn a_follower_falls_back_to_the_previous_configuration_when_its_uncommitted_chan
         snapshot: None,
         entries,
         applied: LogIndex(0),
+        ..RecoveredState::default()
     };
     let first = super::harness::entry(1, 1);
     let states = vec![

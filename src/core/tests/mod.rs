@@ -11,6 +11,7 @@ mod flow_control;
 mod forwarding;
 mod hardening;
 mod harness;
+mod identity;
 mod input_validation;
 mod log_matching;
 mod membership;

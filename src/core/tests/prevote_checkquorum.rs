@@ -145,7 +145,12 @@ fn follower_that_heard_from_the_leader_recently_ignores_vote_requests() {
     let mut c = Cluster::new(3);
     c.now = c.now + Duration::from_secs(1);
     let heard_at = c.now;
-    c.inject(msg(2, 1, 1, MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round: 0 })));
+    c.inject(msg(
+        2,
+        1,
+        1,
+        MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round: 0 }),
+    ));
     assert_eq!(c.node(1).leader(), Some(NodeId(2)));
     let min = c.node(1).config().election_timeout_min;
     let pre_vote = RequestVote {

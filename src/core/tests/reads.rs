@@ -149,7 +149,7 @@ fn read_fails_when_leadership_is_lost() {
     let f = other_than(leader, 3)[0];
     c.cut_both(leader, f);
     c.read(leader, 10).unwrap();
-    let hb = Heartbeat { commit: LogIndex(1), round: 1 };
+    let hb = Heartbeat { commit: LogIndex(0), commit_term: Term(0), round: 1 };
     c.inject(msg(f, leader, term.0 + 1, MessageBody::Heartbeat(hb)));
     assert_eq!(c.node(leader).role(), Role::Follower);
     assert_eq!(c.reads_of(leader), &[ReadReady { ctx: 10, result: Err(ReadError::LeadershipLost) }]);
@@ -260,7 +260,7 @@ fn forwarded_read_times_out_when_the_leader_never_answers() {
 #[test]
 fn forwarded_read_fails_when_the_follower_learns_of_a_new_leader() {
     let mut c = Cluster::new(3);
-    let hb = |round| MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round });
+    let hb = |round| MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round });
     c.inject(msg(2, 1, 1, hb(1)));
     assert_eq!(c.node(1).leader(), Some(NodeId(2)));
     c.read(1, 5).unwrap();
@@ -279,7 +279,7 @@ fn forwarded_read_fails_when_the_follower_learns_of_a_new_leader() {
 #[test]
 fn forwarded_read_fails_when_its_leader_moves_to_a_new_term() {
     let mut c = Cluster::new(3);
-    let hb = |round| MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), round });
+    let hb = |round| MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round });
     c.inject(msg(2, 1, 1, hb(1)));
     c.read(1, 5).unwrap();
     c.take_network();

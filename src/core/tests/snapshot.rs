@@ -36,7 +36,7 @@ fn propose_n(c: &mut Cluster, leader: u64, n: usize) -> LogIndex {
 }
 
 fn voters() -> Membership {
-    Membership::with_voters([1, 2, 3].map(NodeId))
+    super::harness::voters_of(3)
 }
 
 fn install(from: u64, to: u64, term: u64, meta: SnapshotMeta) -> Message {
@@ -259,6 +259,7 @@ fn follower_with(entries: Vec<Entry>) -> (Cluster, SnapshotMeta) {
         snapshot: None,
         entries,
         applied: LogIndex(0),
+        ..RecoveredState::default()
     };
     let c = Cluster::from_states(vec![state(entries), state(log_of(&[1, 1, 1])), state(Vec::new())], |_| {});
     (c, SnapshotMeta { index: LogIndex(3), term: Term(1), membership: voters() })
@@ -417,6 +418,7 @@ fn a_node_restarted_from_a_snapshot_it_has_not_restored_asks_for_it_before_any_e
         snapshot: disk.snapshot.clone(),
         entries: disk.entries.clone(),
         applied: LogIndex(5),
+        ..RecoveredState::default()
     };
     let config = c.node(f).config().clone();
     let ids = [1, 2, 3].map(NodeId);

@@ -257,10 +257,22 @@ fn timeout_now_from_a_node_that_is_not_the_leader_is_ignored() {
     let [a, b] = other_than(leader, 3)[..] else { unreachable!() };
     let term = c.node(a).term();
     let mark = c.sent.len();
-    c.inject(Message { from: NodeId(b), to: NodeId(a), term, body: MessageBody::TimeoutNow });
+    c.inject(Message {
+        from: NodeId(b),
+        to: NodeId(a),
+        term,
+        from_incarnation: super::harness::incarnation_of(NodeId(b)),
+        body: MessageBody::TimeoutNow,
+    });
     assert_eq!((c.node(a).role(), c.node(a).term()), (Role::Follower, term));
     assert!(c.sent_since(mark, |m| m.from == NodeId(a)).is_empty());
     // From the leader it starts an election at once.
-    c.inject(Message { from: NodeId(leader), to: NodeId(a), term, body: MessageBody::TimeoutNow });
+    c.inject(Message {
+        from: NodeId(leader),
+        to: NodeId(a),
+        term,
+        from_incarnation: super::harness::incarnation_of(NodeId(leader)),
+        body: MessageBody::TimeoutNow,
+    });
     assert_eq!((c.node(a).role(), c.node(a).term()), (Role::Candidate, term.next()));
 }
