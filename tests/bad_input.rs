@@ -30,7 +30,14 @@ fn connect(addr: SocketAddr) -> TcpStream {
 fn handshake(cluster_id: &str, from: u64, to: u64) -> Vec<u8> {
     let mut out = Vec::new();
     encode_handshake(
-        &Handshake { cluster_id: cluster_id.into(), from: NodeId(from), to: NodeId(to), addr: String::new() },
+        &Handshake {
+            cluster_id: cluster_id.into(),
+            from: NodeId(from),
+            to: NodeId(to),
+            addr: String::new(),
+            incarnation: oar::Incarnation(from),
+            state: oar::codec::PeerState::Member,
+        },
         &mut out,
     );
     out

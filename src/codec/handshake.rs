@@ -10,24 +10,29 @@
 //! | 13 + n | 8    | `to`         | the node it means to reach                     |
 //! | 21 + n | 1    | `addr_len`   | length of the dialer's address, 0 to [`ADDRESS_BYTES_MAX`] |
 //! | 22 + n | m    | `addr`       | where the dialer listens for peers, UTF-8 (empty: not said) |
+//! | 22 + n + m | 8 | `incarnation` | the dialer's storage [`Incarnation`]      |
+//! | 30 + n + m | 1 | `state`      | 0 new, 1 bootstrapping, 2 member (see [`PeerState`]) |
+//! | 31 + n + m | 8 | `voters_hash`| while bootstrapping, which voters it bootstraps with; else 0 |
 //!
 //! The address lets a node answer a peer its configuration does not list
 //! yet: a node waiting to be added hears first from a leader it knows
-//! nothing of.
+//! nothing of. The incarnation and state let the node that bootstraps a
+//! new cluster check that every initial voter is new too, and learn the
+//! incarnation to admit each with.
 //!
 //! Frames follow, from the dialer only: a connection carries messages one
 //! way, from the node that dialed it.
 
 use std::fmt;
 
-use crate::types::NodeId;
+use crate::types::{Incarnation, NodeId};
 
 /// The magic and protocol version that open a peer connection.
-pub const HANDSHAKE_MAGIC: [u8; 4] = *b"oar\x02";
+pub const HANDSHAKE_MAGIC: [u8; 4] = *b"oar\x03";
 /// The longest cluster id, in bytes.
 pub const CLUSTER_ID_BYTES_MAX: usize = 255;
 /// The longest handshake, in bytes.
-pub const HANDSHAKE_BYTES_MAX: usize = 4 + 1 + CLUSTER_ID_BYTES_MAX + 8 + 8 + 1 + ADDRESS_BYTES_MAX;
+pub const HANDSHAKE_BYTES_MAX: usize = 4 + 1 + CLUSTER_ID_BYTES_MAX + 8 + 8 + 1 + ADDRESS_BYTES_MAX + 8 + 1 + 8;
 /// The longest address a handshake carries, in bytes.
 pub const ADDRESS_BYTES_MAX: usize = 255;
 
@@ -42,6 +47,42 @@ pub struct Handshake {
     pub to: NodeId,
     /// Where the dialer listens for peer connections; empty if not said.
     pub addr: String,
+    /// The dialer's storage incarnation.
+    pub incarnation: Incarnation,
+    /// Whether the dialer belongs to a cluster yet.
+    pub state: PeerState,
+}
+
+/// Whether a node belongs to a cluster, as its handshake says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerState {
+    /// It has no log and no term, and waits to be added.
+    New,
+    /// It has no log and no term, and was started to bootstrap a new
+    /// cluster with the voters whose ids hash to `voters_hash` (see
+    /// [`voters_hash`]).
+    Bootstrapping {
+        /// The hash of the initial voters' ids.
+        voters_hash: u64,
+    },
+    /// It has a log or a term: it belongs to a cluster.
+    Member,
+}
+
+/// A stable hash (FNV-1a) of a set of node ids, sorted: what nodes
+/// bootstrapping one cluster must agree on.
+pub fn voters_hash(ids: impl IntoIterator<Item = NodeId>) -> u64 {
+    let mut ids: Vec<u64> = ids.into_iter().map(|id| id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for id in ids {
+        for b in id.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// Why the first bytes of a connection are not a handshake.
@@ -57,6 +98,8 @@ pub enum HandshakeError {
     BadClusterId,
     /// The address is not UTF-8.
     BadAddress,
+    /// The state byte is unknown, or a hash comes with a state that has none.
+    BadState,
 }
 
 impl fmt::Display for HandshakeError {
@@ -67,6 +110,7 @@ impl fmt::Display for HandshakeError {
             }
             HandshakeError::BadClusterId => write!(f, "the cluster id is empty or not UTF-8"),
             HandshakeError::BadAddress => write!(f, "the dialer's address is not UTF-8"),
+            HandshakeError::BadState => write!(f, "the dialer's state is not one this version knows"),
         }
     }
 }
@@ -95,6 +139,14 @@ pub fn encode_handshake(handshake: &Handshake, out: &mut Vec<u8>) {
     assert!(addr.len() <= ADDRESS_BYTES_MAX, "address of {} bytes; at most {ADDRESS_BYTES_MAX}", addr.len());
     out.push(addr.len() as u8);
     out.extend_from_slice(addr);
+    out.extend_from_slice(&handshake.incarnation.0.to_le_bytes());
+    let (state, hash) = match handshake.state {
+        PeerState::New => (0, 0),
+        PeerState::Bootstrapping { voters_hash } => (1, voters_hash),
+        PeerState::Member => (2, 0),
+    };
+    out.push(state);
+    out.extend_from_slice(&hash.to_le_bytes());
 }
 
 /// Decodes a handshake from the start of `buf`: `Ok(None)` while more bytes
@@ -122,13 +174,25 @@ pub fn decode_handshake(buf: &[u8]) -> Result<Option<(Handshake, usize)>, Handsh
     let Some((to, rest)) = rest.split_first_chunk::<8>() else { return Ok(None) };
     let Some((&addr_len, rest)) = rest.split_first() else { return Ok(None) };
     let addr_len = usize::from(addr_len);
-    let Some((addr, _)) = rest.split_at_checked(addr_len) else { return Ok(None) };
+    let Some((addr, rest)) = rest.split_at_checked(addr_len) else { return Ok(None) };
     let addr = std::str::from_utf8(addr).map_err(|_| HandshakeError::BadAddress)?;
+    let Some((incarnation, rest)) = rest.split_first_chunk::<8>() else { return Ok(None) };
+    let Some((&state, rest)) = rest.split_first() else { return Ok(None) };
+    let Some((hash, _)) = rest.split_first_chunk::<8>() else { return Ok(None) };
+    let hash = u64::from_le_bytes(*hash);
+    let state = match (state, hash) {
+        (0, 0) => PeerState::New,
+        (1, voters_hash) => PeerState::Bootstrapping { voters_hash },
+        (2, 0) => PeerState::Member,
+        _ => return Err(HandshakeError::BadState),
+    };
     let handshake = Handshake {
         cluster_id: cluster_id.to_string(),
         from: NodeId(u64::from_le_bytes(*from)),
         to: NodeId(u64::from_le_bytes(*to)),
         addr: addr.to_string(),
+        incarnation: Incarnation(u64::from_le_bytes(*incarnation)),
+        state,
     };
-    Ok(Some((handshake, 4 + 1 + cluster_len + 16 + 1 + addr_len)))
+    Ok(Some((handshake, 4 + 1 + cluster_len + 16 + 1 + addr_len + 17)))
 }

@@ -89,8 +89,8 @@ pub use self::decode::{decode_frame, decode_message};
 pub use self::encode::{encode_message, encoded_len};
 pub use self::error::DecodeError;
 pub use self::handshake::{
-    decode_handshake, encode_handshake, Handshake, HandshakeError, ADDRESS_BYTES_MAX, CLUSTER_ID_BYTES_MAX,
-    HANDSHAKE_BYTES_MAX, HANDSHAKE_MAGIC,
+    decode_handshake, encode_handshake, voters_hash, Handshake, HandshakeError, PeerState, ADDRESS_BYTES_MAX,
+    CLUSTER_ID_BYTES_MAX, HANDSHAKE_BYTES_MAX, HANDSHAKE_MAGIC,
 };
 pub(crate) use self::stream::read_appending;
 pub use self::stream::FrameDecoder;

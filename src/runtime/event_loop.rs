@@ -100,6 +100,8 @@ pub(crate) fn start<S: StateMachine>(
         delay_max: config.reconnect_delay_max,
         connect_timeout: config.connect_timeout,
         advertise: listen.to_string(),
+        incarnation: node.incarnation(),
+        state: crate::codec::PeerState::Member,
     };
     let transport = Transport::new(poll.registry(), transport_config, listen, listener, &others, now)
         .map_err(|error| StartError::Listen { addr: listen, error })?;

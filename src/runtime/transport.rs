@@ -22,9 +22,9 @@ use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-use crate::codec::{self, FrameDecoder, Handshake, HANDSHAKE_BYTES_MAX};
+use crate::codec::{self, FrameDecoder, Handshake, PeerState, HANDSHAKE_BYTES_MAX};
 use crate::message::Message;
-use crate::types::{Instant, NodeId};
+use crate::types::{Incarnation, Instant, NodeId};
 
 /// The listener's token.
 pub(crate) const LISTENER: Token = Token(0);
@@ -56,6 +56,11 @@ pub(crate) struct TransportConfig {
     pub(crate) connect_timeout: Duration,
     /// This node's own peer address, told to the nodes it dials.
     pub(crate) advertise: String,
+    /// This node's storage incarnation, told to the nodes it dials.
+    pub(crate) incarnation: Incarnation,
+    /// Whether this node belongs to a cluster yet, told to the nodes it
+    /// dials (see [`Transport::set_state`]).
+    pub(crate) state: PeerState,
 }
 
 enum LinkState {
@@ -118,6 +123,9 @@ pub(crate) struct Transport {
     /// Peers whose queued messages were lost since the last
     /// [`take_unreachable`](Transport::take_unreachable).
     unreachable: Vec<NodeId>,
+    /// What each peer's latest handshake said of it: its incarnation and
+    /// whether it belongs to a cluster.
+    greetings: HashMap<NodeId, (Incarnation, PeerState)>,
     scratch: Vec<u8>,
 }
 
@@ -150,6 +158,7 @@ impl Transport {
             inbound: HashMap::new(),
             next_inbound: FIRST_INBOUND,
             unreachable: Vec::new(),
+            greetings: HashMap::new(),
             scratch: vec![0; SCRATCH_BYTES],
         };
         transport.set_peers(registry, peers, now);
@@ -170,6 +179,17 @@ impl Transport {
         self.configured = peers;
         self.learned.retain(|(id, _)| !self.configured.iter().any(|(c, _)| c == id));
         self.relink(registry, now);
+    }
+
+    /// Says from now on, in the handshakes of new connections, whether this
+    /// node belongs to a cluster.
+    pub(crate) fn set_state(&mut self, state: PeerState) {
+        self.config.state = state;
+    }
+
+    /// What `peer`'s latest handshake said of it, if it has dialed.
+    pub(crate) fn greeting(&self, peer: NodeId) -> Option<(Incarnation, PeerState)> {
+        self.greetings.get(&peer).copied()
     }
 
     /// Brings the links in line with the configured and learned peers.
@@ -370,7 +390,8 @@ impl Transport {
         let Some(conn) = self.inbound.get_mut(&token) else { return };
         match conn.receive(&self.config, &mut self.scratch, peer_closed, deliver) {
             Ok(None) => {}
-            Ok(Some((peer, addr))) => {
+            Ok(Some((peer, addr, greeting))) => {
+                self.greetings.insert(peer, greeting);
                 if !self.links.iter().any(|l| l.peer == peer) {
                     self.learn(registry, peer, &addr, now);
                 }
@@ -428,7 +449,7 @@ impl Inbound {
         scratch: &mut [u8],
         peer_closed: bool,
         deliver: &mut dyn FnMut(Message),
-    ) -> Result<Option<(NodeId, String)>, Close> {
+    ) -> Result<Option<(NodeId, String, (Incarnation, PeerState))>, Close> {
         let mut greeted = None;
         loop {
             // A short read of frames emptied the socket, so new bytes raise a
@@ -449,7 +470,7 @@ impl Inbound {
                         decoder.extend(&buf[len..]);
                         debug!("{}: {} connected from {}", config.id, peer, self.addr);
                         self.state = InboundState::Receiving { peer, decoder };
-                        greeted = Some((peer, handshake.addr));
+                        greeted = Some((peer, handshake.addr, (handshake.incarnation, handshake.state)));
                     }
                     n
                 }
@@ -542,6 +563,8 @@ impl Link {
                         from: config.id,
                         to: self.peer,
                         addr: config.advertise.clone(),
+                        incarnation: config.incarnation,
+                        state: config.state,
                     },
                     &mut self.out,
                 );
