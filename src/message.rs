@@ -165,15 +165,18 @@ pub struct HeartbeatResponse {
 /// A follower's request for a read index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadIndex {
-    /// Identifies the read on the follower; echoed back.
-    pub ctx: u64,
+    /// The follower's number for this request, echoed back: issued by its
+    /// core, a new one per request (never the caller's `ctx`, which a caller
+    /// may reuse), so that an answer arriving after its request expired
+    /// cannot serve a later read.
+    pub request_id: u64,
 }
 
 /// The leader's answer to a [`ReadIndex`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadIndexResponse {
-    /// The follower's identifier for the read.
-    pub ctx: u64,
+    /// The `request_id` of the [`ReadIndex`] answered.
+    pub request_id: u64,
     /// The index the follower must apply before serving the read; `None` if
     /// the receiver could not serve it (not the leader, or overloaded).
     pub index: Option<LogIndex>,

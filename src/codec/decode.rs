@@ -87,7 +87,7 @@ pub fn decode_message(frame_body: &Bytes) -> Result<Message, DecodeError> {
             MessageBody::HeartbeatResponse(HeartbeatResponse { round: r.u64("heartbeat_response.round")? })
         }
         Kind::TimeoutNow => MessageBody::TimeoutNow,
-        Kind::ReadIndex => MessageBody::ReadIndex(ReadIndex { ctx: r.u64("read_index.ctx")? }),
+        Kind::ReadIndex => MessageBody::ReadIndex(ReadIndex { request_id: r.u64("read_index.request_id")? }),
         Kind::ReadIndexResponse => MessageBody::ReadIndexResponse(read_read_index_response(&mut r)?),
         Kind::Propose => MessageBody::Propose(read_propose(&mut r)?),
         Kind::InstallSnapshot => {
@@ -208,13 +208,13 @@ fn read_append_entries_response(r: &mut Reader<'_>) -> Result<AppendEntriesRespo
 }
 
 fn read_read_index_response(r: &mut Reader<'_>) -> Result<ReadIndexResponse, DecodeError> {
-    let ctx = r.u64("read_index_response.ctx")?;
+    let request_id = r.u64("read_index_response.request_id")?;
     let index = match r.u8("read_index_response.tag")? {
         READ_INDEX_NONE => None,
         READ_INDEX_SOME => Some(LogIndex(r.u64("read_index_response.index")?)),
         value => return Err(DecodeError::BadTag { field: "read_index_response.tag", value }),
     };
-    Ok(ReadIndexResponse { ctx, index })
+    Ok(ReadIndexResponse { request_id, index })
 }
 
 fn read_propose(r: &mut Reader<'_>) -> Result<Propose, DecodeError> {

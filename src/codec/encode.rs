@@ -91,9 +91,9 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
         }
         MessageBody::HeartbeatResponse(response) => w.u64(response.round),
         MessageBody::TimeoutNow => {}
-        MessageBody::ReadIndex(request) => w.u64(request.ctx),
+        MessageBody::ReadIndex(request) => w.u64(request.request_id),
         MessageBody::ReadIndexResponse(response) => {
-            w.u64(response.ctx);
+            w.u64(response.request_id);
             match response.index {
                 None => w.u8(READ_INDEX_NONE),
                 Some(index) => {

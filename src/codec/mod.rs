@@ -48,8 +48,8 @@
 //! | 5    | `Heartbeat`             | `commit u64`, `round u64`                                       | 16 |
 //! | 6    | `HeartbeatResponse`     | `round u64`                                                     | 8 |
 //! | 7    | `TimeoutNow`            | nothing                                                         | 0 |
-//! | 8    | `ReadIndex`             | `ctx u64`                                                       | 8 |
-//! | 9    | `ReadIndexResponse`     | `ctx u64`, `tag u8`; tag 0: no index; tag 1: `index u64`        | 9 or 17 |
+//! | 8    | `ReadIndex`             | `request_id u64`                                                | 8 |
+//! | 9    | `ReadIndexResponse`     | `request_id u64`, `tag u8`; tag 0: no index; tag 1: `index u64` | 9 or 17 |
 //! | 10   | `Propose`               | `command_count u32`, then per command `len u32`, `data`         | 4 + commands |
 //! | 11   | `InstallSnapshot`       | `index u64`, `term u64`, `membership_len u32`, membership        | 20 + membership |
 //! | 12   | `SnapshotChunk`         | `index u64`, `snapshot_term u64`, `offset u64`, `total_bytes u64`, `len u32`, `data` | 36 + data |

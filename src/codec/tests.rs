@@ -94,9 +94,12 @@ fn sample_messages() -> Vec<Message> {
         message(MessageBody::Heartbeat(Heartbeat { commit: LogIndex(4), round: 9 })),
         message(MessageBody::HeartbeatResponse(HeartbeatResponse { round: 9 })),
         message(MessageBody::TimeoutNow),
-        message(MessageBody::ReadIndex(ReadIndex { ctx: 77 })),
-        message(MessageBody::ReadIndexResponse(ReadIndexResponse { ctx: 77, index: Some(LogIndex(12)) })),
-        message(MessageBody::ReadIndexResponse(ReadIndexResponse { ctx: 78, index: None })),
+        message(MessageBody::ReadIndex(ReadIndex { request_id: 77 })),
+        message(MessageBody::ReadIndexResponse(ReadIndexResponse {
+            request_id: 77,
+            index: Some(LogIndex(12)),
+        })),
+        message(MessageBody::ReadIndexResponse(ReadIndexResponse { request_id: 78, index: None })),
         message(MessageBody::Propose(Propose {
             commands: vec![Bytes::from_static(b"set x 1"), Bytes::new(), Bytes::from_static(b"del y")],
         })),
@@ -216,12 +219,12 @@ fn arb_heartbeat_response() -> impl Strategy<Value = MessageBody> {
 }
 
 fn arb_read_index() -> impl Strategy<Value = MessageBody> {
-    arb_u64().prop_map(|ctx| MessageBody::ReadIndex(ReadIndex { ctx }))
+    arb_u64().prop_map(|request_id| MessageBody::ReadIndex(ReadIndex { request_id }))
 }
 
 fn arb_read_index_response() -> impl Strategy<Value = MessageBody> {
-    (arb_u64(), proptest::option::of(arb_u64())).prop_map(|(ctx, index)| {
-        MessageBody::ReadIndexResponse(ReadIndexResponse { ctx, index: index.map(LogIndex) })
+    (arb_u64(), proptest::option::of(arb_u64())).prop_map(|(request_id, index)| {
+        MessageBody::ReadIndexResponse(ReadIndexResponse { request_id, index: index.map(LogIndex) })
     })
 }
 
@@ -709,7 +712,7 @@ fn forwarded_commands_are_bounded_like_entries() {
 #[test]
 fn read_index_response_tags_are_canonical() {
     let mut frame =
-        encode(&message(MessageBody::ReadIndexResponse(ReadIndexResponse { ctx: 1, index: None })));
+        encode(&message(MessageBody::ReadIndexResponse(ReadIndexResponse { request_id: 1, index: None })));
     let tag_at = frame.len() - 1;
     frame[tag_at] = 2;
     assert_eq!(
