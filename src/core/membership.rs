@@ -89,7 +89,7 @@ impl Node {
     /// unseen: the single-server-change bug of the thesis' errata).
     pub fn change_membership(
         &mut self,
-        _now: Instant,
+        now: Instant,
         change: MembershipChange,
     ) -> Result<LogIndex, MembershipChangeError> {
         if self.role != Role::Leader {
@@ -106,23 +106,23 @@ impl Node {
         }
         let next = self.membership().apply(&change).map_err(MembershipChangeError::Invalid)?;
         info!("{} {}: membership change {:?}: {}", self.id(), self.term, change, next);
-        Ok(self.append_membership(next))
+        Ok(self.append_membership(now, next))
     }
 
     /// Appends a configuration as leader and puts it in force.
-    fn append_membership(&mut self, membership: Membership) -> LogIndex {
+    fn append_membership(&mut self, now: Instant, membership: Membership) -> LogIndex {
         let index = self.log.last_index().next();
         let data = Bytes::from(membership.to_bytes());
         let entry = Entry { term: self.term, index, kind: EntryKind::Membership, data };
         self.append_as_leader(entry);
         self.configs.entries.push((index, self.term, membership));
-        self.membership_changed();
+        self.membership_changed(now);
         index
     }
 
     /// Records the membership entries among `entries`, just appended to the
     /// log, after dropping those a truncation removed.
-    pub(super) fn track_appended(&mut self, entries: &[Entry]) {
+    pub(super) fn track_appended(&mut self, now: Instant, entries: &[Entry]) {
         let before = self.configs.current_index();
         let log = &self.log;
         self.configs.entries.retain(|&(i, t, _)| log.term(i) == Some(t));
@@ -141,24 +141,24 @@ impl Node {
             }
         }
         if changed {
-            self.membership_changed();
+            self.membership_changed(now);
         }
     }
 
-    /// Rebuilds what depends on the configuration: the voters counted and,
-    /// the followers replicated to (voters and learners, kept where they
-    /// continue).
-    pub(super) fn membership_changed(&mut self) {
+    /// Rebuilds what depends on the configuration, which changed at `now`:
+    /// the voters counted and the followers replicated to (voters and
+    /// learners, kept where they continue).
+    pub(super) fn membership_changed(&mut self, now: Instant) {
         let m = self.configs.current();
         let incoming: Vec<NodeId> = m.voters.iter().copied().collect();
         let outgoing: Vec<NodeId> = m.outgoing.iter().copied().collect();
-        self.voters = JointVoters::new(&incoming, &outgoing);
+        let me = self.id();
+        let members: Vec<NodeId> = m.members().filter(|&id| id != me).collect();
+        let voters_before = std::mem::replace(&mut self.voters, JointVoters::new(&incoming, &outgoing));
         #[cfg(test)]
         {
             self.voters.outgoing_ignored = self.config.bugs.joint_counts_only_incoming;
         }
-        let me = self.id();
-        let members: Vec<NodeId> = m.members().filter(|&id| id != me).collect();
         let mut old = std::mem::take(&mut self.peers).into_iter().peekable();
         let next = self.log.last_index().next();
         let limits = (self.config.inflight_messages_max, self.config.inflight_bytes_max);
@@ -169,6 +169,15 @@ impl Node {
             match old.peek() {
                 Some(p) if p.id == id => self.peers.push(old.next().expect("peeked")),
                 _ => self.peers.push(Progress::new(id, next, limits)),
+            }
+            // CheckQuorum gives a voter that joins mid-term what every voter
+            // gets when a leader takes office: an election timeout to answer
+            // before it counts as absent. Counted absent at once (never
+            // heard, or a learner that was silent while it did not count), a
+            // new voter that some quorum needs deposes a healthy leader.
+            if self.role == Role::Leader && self.voters.contains(id) && !voters_before.contains(id) {
+                let p = self.peers.last_mut().expect("pushed just above");
+                p.last_heard = Some(p.last_heard.map_or(now, |t| t.max(now)));
             }
         }
         self.replication_pending = true;
@@ -184,7 +193,7 @@ impl Node {
         if self.membership().is_joint() {
             let next = self.membership().leave_joint();
             info!("{} {}: joint configuration committed; moving to {}", self.id(), self.term, next);
-            self.append_membership(next);
+            self.append_membership(now, next);
         } else if !self.membership().voters.contains(&self.id()) {
             info!("{} {}: no longer a voter; stepping down", self.id(), self.term);
             self.become_follower(now, self.term, None);

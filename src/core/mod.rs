@@ -270,7 +270,7 @@ impl Node {
             scratch_rounds: Vec::new(),
             config,
         };
-        node.membership_changed();
+        node.membership_changed(now);
         node.replication_pending = false;
         node.reset_election_deadline(now);
         info!(

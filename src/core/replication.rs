@@ -46,7 +46,7 @@ impl Node {
         let result = self.log.try_append(req.prev_log_index, req.prev_log_term, &req.entries);
         match result {
             Ok(last_new) => {
-                self.track_appended(&req.entries);
+                self.track_appended(now, &req.entries);
                 // Raft Figure 2: commit up to the last entry this message
                 // vouches for, never beyond.
                 if self.log.commit_to(req.leader_commit.min(last_new)) {

@@ -209,7 +209,7 @@ impl Node {
         self.configs.entries.retain(|&(i, t, _)| i > meta.index && log.term(i) == Some(t));
         self.configs.base = (meta.index, meta.membership.clone());
         debug!("{} {}: log after the snapshot kept: {}", self.id(), self.term, kept);
-        self.membership_changed();
+        self.membership_changed(now);
         self.commit_changed();
         self.snapshot = Some(meta.clone());
         self.applied_bytes_since_snapshot = 0;
