@@ -1,7 +1,6 @@
 //! The messages Raft nodes exchange, as plain data. The wire layout lives in
 //! [`crate::codec`]; the rules for handling each message live in the core.
 
-use crate::membership::SnapshotMeta;
 use crate::types::{Entry, LogIndex, NodeId, Term};
 
 /// A message from one node to another.
@@ -45,13 +44,12 @@ pub enum MessageBody {
     ReadIndexResponse(ReadIndexResponse),
     /// A follower forwards its clients' proposals to the leader.
     Propose(Propose),
-    /// A leader's snapshot has arrived whole and is stored: the follower
-    /// installs it in place of the log it covers. The runtime that received
-    /// the snapshot's chunks hands this to its core on the leader's behalf,
-    /// with the leader's id and term.
-    InstallSnapshot(InstallSnapshot),
     /// A piece of a snapshot file on its way to a follower. Moved by the
-    /// runtime, never by the core (which drops it).
+    /// runtime, never by the core (which drops it). Once the last piece is
+    /// stored, the follower's runtime tells its core with
+    /// [`Node::handle_snapshot_received`](crate::Node::handle_snapshot_received):
+    /// that a snapshot arrived whole is the receiver's own knowledge, never
+    /// a peer's word, so it is not a message.
     SnapshotChunk(SnapshotChunk),
     /// How much of a snapshot a follower holds. Moved by the runtime, never
     /// by the core (which drops it).
@@ -74,7 +72,6 @@ impl MessageBody {
             MessageBody::ReadIndex(_) => "ReadIndex",
             MessageBody::ReadIndexResponse(_) => "ReadIndexResponse",
             MessageBody::Propose(_) => "Propose",
-            MessageBody::InstallSnapshot(_) => "InstallSnapshot",
             MessageBody::SnapshotChunk(_) => "SnapshotChunk",
             MessageBody::SnapshotAck(_) => "SnapshotAck",
         }
@@ -193,13 +190,6 @@ pub struct Propose {
 /// carry on the wire. Decoders reject more before allocating; a
 /// [`crate::Config`] cannot ask for more.
 pub const ENTRIES_BYTES_LIMIT: u64 = 64 << 20;
-
-/// See [`MessageBody::InstallSnapshot`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InstallSnapshot {
-    /// What the snapshot covers.
-    pub meta: SnapshotMeta,
-}
 
 /// See [`MessageBody::SnapshotChunk`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -113,15 +113,6 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
                 w.0.extend_from_slice(command);
             }
         }
-        MessageBody::InstallSnapshot(install) => {
-            w.u64(install.meta.index.0);
-            w.u64(install.meta.term.0);
-            let at = w.0.len();
-            w.u32(0);
-            install.meta.membership.encode(w.0);
-            let len = (w.0.len() - at - 4) as u32;
-            w.0[at..at + 4].copy_from_slice(&len.to_le_bytes());
-        }
         MessageBody::SnapshotChunk(chunk) => {
             w.u64(chunk.index.0);
             w.u64(chunk.snapshot_term.0);
@@ -160,7 +151,6 @@ fn frame_body_len(msg: &Message) -> usize {
         MessageBody::Propose(propose) => propose.commands.iter().fold(PROPOSE_FIXED_BYTES, |sum, command| {
             sum.saturating_add(COMMAND_HEADER_BYTES.saturating_add(command.len()))
         }),
-        MessageBody::InstallSnapshot(install) => 8 + 8 + 4 + install.meta.membership.to_bytes().len(),
         MessageBody::SnapshotChunk(chunk) => 8 + 8 + 8 + 8 + 4 + chunk.data.len(),
         MessageBody::SnapshotAck(_) => 8 + 8 + 8 + 1,
     };

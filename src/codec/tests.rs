@@ -574,6 +574,34 @@ fn unknown_tags_and_non_canonical_booleans_are_rejected() {
     }
 }
 
+/// Kind 11 once carried `InstallSnapshot`: the receiver's core took it as
+/// a snapshot received whole and stored, reset its log to it and
+/// acknowledged entries it did not hold. Only the receiver's own runtime can
+/// know a snapshot arrived, so the kind is reserved: refused with its own
+/// error, whatever follows it, by every decoder.
+#[test]
+fn kind_11_formerly_install_snapshot_is_refused_as_reserved() {
+    // The layout kind 11 had: `index u64`, `term u64`, `membership_len u32`,
+    // membership.
+    let membership = crate::membership::Membership::with_voters([1, 2, 3].map(NodeId)).to_bytes();
+    let mut frame = encode(&message(MessageBody::TimeoutNow));
+    frame[FRAME_LEN_BYTES] = 11;
+    frame.extend_from_slice(&7u64.to_le_bytes());
+    frame.extend_from_slice(&3u64.to_le_bytes());
+    frame.extend_from_slice(&(membership.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&membership);
+    fix_prefix(&mut frame);
+    let refused = DecodeError::ReservedKind { value: 11 };
+    assert_eq!(decode_frame(&Bytes::from(frame.clone())).map(|(m, _)| m), Err(refused));
+    assert_eq!(decode_message(&frame_body(&frame)), Err(refused));
+    // The kind is judged before anything else.
+    assert_eq!(decode_message(&Bytes::from_static(&[11])), Err(refused));
+    let mut stream = FrameDecoder::new();
+    stream.extend(&frame);
+    assert_eq!(stream.next_message(), Err(refused));
+    assert!(refused.to_string().contains("kind 11 is reserved"), "{refused}");
+}
+
 #[test]
 fn impossible_entries_are_invalid() {
     // The last entry's index would be u64::MAX + 1.

@@ -58,7 +58,14 @@ use self::transfer::Transfer;
 ///   [`handle_timeout`](Node::handle_timeout),
 ///   [`handle_persisted`](Node::handle_persisted),
 ///   [`handle_applied`](Node::handle_applied),
-///   [`handle_unreachable`](Node::handle_unreachable);
+///   [`handle_unreachable`](Node::handle_unreachable), and for snapshots
+///   [`handle_snapshot_taken`](Node::handle_snapshot_taken),
+///   [`handle_snapshot_sent`](Node::handle_snapshot_sent),
+///   [`handle_snapshot_failed`](Node::handle_snapshot_failed) and
+///   [`handle_snapshot_received`](Node::handle_snapshot_received) (a
+///   leader's snapshot arrived whole and is stored: the runtime that
+///   assembled it says so, on the leader's behalf; no message from a peer
+///   can);
 /// - **commands**: [`propose`](Node::propose), [`read_index`](Node::read_index),
 ///   [`transfer_leadership`](Node::transfer_leadership),
 ///   [`campaign`](Node::campaign); each returns a `Result` with a typed error;
@@ -71,14 +78,17 @@ use self::transfer::Transfer;
 ///      Anything that promises durability (a vote, an acknowledgement) is
 ///      held back inside the node until the writes it depends on are
 ///      reported durable, so sending in parallel with persisting is safe.
-///   3. [`poll_apply`](Node::poll_apply) until `None`: committed entries, in
+///   3. [`poll_snapshot`](Node::poll_snapshot) until `None`: snapshots to
+///      take, send or restore ([`SnapshotAction`]); a restore must reach the
+///      application before the entries that follow it.
+///   4. [`poll_apply`](Node::poll_apply) until `None`: committed entries, in
 ///      index order, for the state machine; report progress with
 ///      [`handle_applied`](Node::handle_applied).
-///   4. [`poll_read_ready`](Node::poll_read_ready) until `None`: reads that
+///   5. [`poll_read_ready`](Node::poll_read_ready) until `None`: reads that
 ///      may now be served (or failed).
-///   5. [`poll_event`](Node::poll_event) until `None`: role, leader and term
+///   6. [`poll_event`](Node::poll_event) until `None`: role, leader and term
 ///      changes, transfers.
-///   6. [`poll_timeout`](Node::poll_timeout): the next deadline. Call
+///   7. [`poll_timeout`](Node::poll_timeout): the next deadline. Call
 ///      [`handle_timeout`](Node::handle_timeout) when it passes (early or late
 ///      calls are harmless).
 ///
@@ -427,17 +437,6 @@ impl Node {
                     return;
                 }
             }
-            MessageBody::InstallSnapshot(req)
-                if req.meta.term > msg.term || req.meta.index == LogIndex(0) =>
-            {
-                debug!(
-                    "{} {}: dropped an impossible InstallSnapshot from {}",
-                    self.id(),
-                    self.term,
-                    msg.from
-                );
-                return;
-            }
             MessageBody::SnapshotChunk(_) | MessageBody::SnapshotAck(_) => {
                 debug!("{} {}: dropped {}: the runtime moves those", self.id(), self.term, msg.body.name());
                 return;
@@ -467,7 +466,6 @@ impl Node {
             MessageBody::ReadIndex(req) => self.on_read_index(now, from, req),
             MessageBody::ReadIndexResponse(resp) => self.on_read_index_response(from, resp),
             MessageBody::Propose(p) => self.on_propose(now, from, p),
-            MessageBody::InstallSnapshot(req) => self.on_install_snapshot(now, from, req),
             MessageBody::SnapshotChunk(_) | MessageBody::SnapshotAck(_) => {}
         }
     }

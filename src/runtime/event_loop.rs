@@ -27,7 +27,7 @@ use crate::core::{
     MembershipChangeError, Node, ProposeError, ReadError, RecoveredState, Role, SnapshotAction,
 };
 use crate::membership::{Membership, SnapshotMeta};
-use crate::message::{InstallSnapshot, Message, MessageBody, SnapshotAck, SnapshotChunk};
+use crate::message::{Message, MessageBody, SnapshotAck, SnapshotChunk};
 use crate::storage::open_node;
 use crate::types::{Entry, Instant, LogIndex, NodeId, Term};
 
@@ -390,10 +390,9 @@ impl EventLoop {
                     }
                 }
                 FromWriter::SnapshotReceived { from, term, meta } => {
-                    // The core takes it as the leader's word, in the
-                    // leader's term (and ignores it if that term is over).
-                    let body = MessageBody::InstallSnapshot(InstallSnapshot { meta });
-                    self.node.handle_message(now, Message { from, to: self.node.id(), term, body });
+                    // In the term the leader sent the chunks in: the core
+                    // ignores the snapshot if that term is over.
+                    self.node.handle_snapshot_received(now, from, term, meta);
                 }
             }
         }

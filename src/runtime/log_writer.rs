@@ -73,7 +73,8 @@ pub(crate) enum FromWriter {
     Failed(StorageError),
     /// How much of a snapshot this node holds, for the leader `to`.
     ChunkAck { to: NodeId, term: Term, ack: SnapshotAck },
-    /// A snapshot from `from` arrived whole and is stored durably.
+    /// A snapshot from `from` arrived whole and is stored durably, for the
+    /// event loop to tell the core (`Node::handle_snapshot_received`).
     SnapshotReceived { from: NodeId, term: Term, meta: SnapshotMeta },
 }
 

@@ -43,7 +43,7 @@ use ::log::{debug, info};
 use crate::config::Config;
 use crate::core::{Node, Persist, RecoveredState, Role, SnapshotAction};
 use crate::membership::{Membership, SnapshotMeta};
-use crate::message::{InstallSnapshot, Message, MessageBody};
+use crate::message::Message;
 use crate::rng::Rng;
 use crate::storage::{SimFs, Wal, WalOptions};
 use crate::types::{Instant, LogIndex, NodeId};
@@ -414,9 +414,9 @@ impl World {
         }
     }
 
-    /// A snapshot reaches `to` whole: its runtime stores it durably, hands
-    /// the core an `InstallSnapshot` on the leader's behalf, and tells the
-    /// leader it arrived.
+    /// A snapshot reaches `to` whole: its runtime stores it durably, tells
+    /// the core it was received from the leader `from` of `term`, and tells
+    /// the leader it arrived.
     fn snapshot_arrives(&mut self, from: NodeId, to: NodeId, term: crate::types::Term, snapshot: Snapshot) {
         let now = self.now;
         let down = self.nodes.get(&to).is_none_or(|n| n.node.is_none());
@@ -437,8 +437,7 @@ impl World {
             sim.snapshot = Some(snapshot);
         }
         let meta = sim.snapshot.as_ref().expect("stored above").meta.clone();
-        let msg = Message { from, to, term, body: MessageBody::InstallSnapshot(InstallSnapshot { meta }) };
-        sim.node.as_mut().expect("alive").handle_message(now, msg);
+        sim.node.as_mut().expect("alive").handle_snapshot_received(now, from, term, meta);
         self.drain(to);
         if let Some(node) = self.nodes.get_mut(&from).and_then(|n| n.node.as_mut()) {
             node.handle_snapshot_sent(to);
