@@ -42,7 +42,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let nodes = peers
         .iter()
         .map(|p| {
-            Runtime::start(RuntimeConfig::new(p.id), dir.join(p.id.to_string()), &peers, Counter::default())
+            // A new cluster is bootstrapped explicitly; on later starts the
+            // flag is harmless (a node with data just resumes).
+            let mut config = RuntimeConfig::new(p.id);
+            config.bootstrap = true;
+            Runtime::start(config, dir.join(p.id.to_string()), &peers, Counter::default())
         })
         .collect::<Result<Vec<_>, _>>()?;
     for amount in 1..=10u64 {

@@ -26,6 +26,9 @@ enum Command {
     Sim(cli::sim::SimArgs),
     /// List or change a running cluster's members through a node's RESP port.
     Member(cli::member::MemberArgs),
+    /// Recover from a lost quorum: make one stopped node the only voter of
+    /// its cluster, keeping its whole log. Read README "Lost quorum" first.
+    ForceNewCluster(cli::force::ForceArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::Member(args) => cli::member::run(args),
+        Command::ForceNewCluster(args) => cli::force::run(args),
         Command::Sim(args) => return cli::sim::run(args),
     };
     match result {

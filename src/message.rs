@@ -1,7 +1,6 @@
 //! The messages Raft nodes exchange, as plain data. The wire layout lives in
 //! [`crate::codec`]; the rules for handling each message live in the core.
 
-use crate::membership::SnapshotMeta;
 use crate::types::{Entry, Incarnation, LogIndex, NodeId, Term};
 
 /// A message from one node to another.
@@ -49,13 +48,12 @@ pub enum MessageBody {
     ReadIndexResponse(ReadIndexResponse),
     /// A follower forwards its clients' proposals to the leader.
     Propose(Propose),
-    /// A leader's snapshot has arrived whole and is stored: the follower
-    /// installs it in place of the log it covers. The runtime that received
-    /// the snapshot's chunks hands this to its core on the leader's behalf,
-    /// with the leader's id and term.
-    InstallSnapshot(InstallSnapshot),
     /// A piece of a snapshot file on its way to a follower. Moved by the
-    /// runtime, never by the core (which drops it).
+    /// runtime, never by the core (which drops it). Once the last piece is
+    /// stored, the follower's runtime tells its core with
+    /// [`Node::handle_snapshot_received`](crate::Node::handle_snapshot_received):
+    /// that a snapshot arrived whole is the receiver's own knowledge, never
+    /// a peer's word, so it is not a message.
     SnapshotChunk(SnapshotChunk),
     /// How much of a snapshot a follower holds. Moved by the runtime, never
     /// by the core (which drops it).
@@ -78,7 +76,6 @@ impl MessageBody {
             MessageBody::ReadIndex(_) => "ReadIndex",
             MessageBody::ReadIndexResponse(_) => "ReadIndexResponse",
             MessageBody::Propose(_) => "Propose",
-            MessageBody::InstallSnapshot(_) => "InstallSnapshot",
             MessageBody::SnapshotChunk(_) => "SnapshotChunk",
             MessageBody::SnapshotAck(_) => "SnapshotAck",
         }
@@ -168,20 +165,27 @@ pub struct Heartbeat {
 pub struct HeartbeatResponse {
     /// The round of the heartbeat answered.
     pub round: u64,
+    /// The index of the follower's last log entry when it answered. A
+    /// leader that recorded a higher match index before this round began
+    /// learns that the follower lost entries it had acknowledged.
+    pub last_index: LogIndex,
 }
 
 /// A follower's request for a read index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadIndex {
-    /// Identifies the read on the follower; echoed back.
-    pub ctx: u64,
+    /// The follower's number for this request, echoed back: issued by its
+    /// core, a new one per request (never the caller's `ctx`, which a caller
+    /// may reuse), so that an answer arriving after its request expired
+    /// cannot serve a later read.
+    pub request_id: u64,
 }
 
 /// The leader's answer to a [`ReadIndex`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadIndexResponse {
-    /// The follower's identifier for the read.
-    pub ctx: u64,
+    /// The `request_id` of the [`ReadIndex`] answered.
+    pub request_id: u64,
     /// The index the follower must apply before serving the read; `None` if
     /// the receiver could not serve it (not the leader, or overloaded).
     pub index: Option<LogIndex>,
@@ -198,13 +202,6 @@ pub struct Propose {
 /// carry on the wire. Decoders reject more before allocating; a
 /// [`crate::Config`] cannot ask for more.
 pub const ENTRIES_BYTES_LIMIT: u64 = 64 << 20;
-
-/// See [`MessageBody::InstallSnapshot`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InstallSnapshot {
-    /// What the snapshot covers.
-    pub meta: SnapshotMeta,
-}
 
 /// See [`MessageBody::SnapshotChunk`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -112,6 +112,9 @@ fn execute(requests: &[Vec<Bytes>]) {
         commit_index: LogIndex(1),
         applied_index: LogIndex(1),
         keys: Some(0),
+        incarnation: oar::Incarnation(1),
+        admission: oar::core::Admission::Voter,
+        repair_to: LogIndex(0),
     };
     let mut out = Vec::new();
     for request in requests {

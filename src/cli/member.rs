@@ -42,12 +42,15 @@ enum Action {
         id: u64,
     },
     /// Promote a learner and remove a voter in one joint change: how a
-    /// machine is replaced without shrinking the cluster meanwhile.
+    /// machine is replaced without shrinking the cluster meanwhile. With one
+    /// id (or the same id twice), re-admit that voter as the disk it now
+    /// answers from: how a node that lost its disk, restarted on an empty
+    /// one and caught up, counts again.
     Replace {
-        /// The learner that becomes a voter.
+        /// The learner that becomes a voter (or the voter to re-admit).
         learner: u64,
-        /// The voter that leaves.
-        voter: u64,
+        /// The voter that leaves (the same id, or nothing, to re-admit).
+        voter: Option<u64>,
     },
     /// Print the members: id, role, raft address.
     List,
@@ -58,7 +61,9 @@ pub fn run(args: MemberArgs) -> Result<(), String> {
         Action::Add { id, raft_addr } => vec!["ADD".into(), id.to_string(), raft_addr.to_string()],
         Action::Promote { id } => vec!["PROMOTE".into(), id.to_string()],
         Action::Remove { id } => vec!["REMOVE".into(), id.to_string()],
-        Action::Replace { learner, voter } => vec!["REPLACE".into(), learner.to_string(), voter.to_string()],
+        Action::Replace { learner, voter } => {
+            vec!["REPLACE".into(), learner.to_string(), voter.unwrap_or(*learner).to_string()]
+        }
         Action::List => vec!["LIST".into()],
     };
     let give_up = Instant::now() + Duration::from_secs(args.retry_secs);

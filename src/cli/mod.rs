@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod force;
 pub mod member;
 pub mod serve;
 pub mod sim;
@@ -64,6 +65,9 @@ pub fn start_node(
 ) -> Result<LocalNode, String> {
     let mut config = RuntimeConfig::new(id);
     config.cluster_id = cluster_id.to_string();
+    // A local cluster of brand-new nodes bootstraps itself; restarted on
+    // the same directories, its nodes simply resume.
+    config.bootstrap = true;
     start_node_with(config, dir, peers, resp_addr)
 }
 

@@ -33,9 +33,15 @@ pub struct ServeArgs {
     /// The cluster's name; nodes refuse peers with another.
     #[arg(long, default_value = "oar")]
     cluster_id: String,
+    /// Bootstrap a new cluster whose voters are this node and its peers, if
+    /// the data directory is empty (ignored once it holds anything). Give it
+    /// to every initial node with the same peers; they wait for one another.
+    /// A node started on an empty directory without it waits to be added.
+    #[arg(long, conflicts_with = "join")]
+    bootstrap: bool,
     /// Join a running cluster: wait for its leader to add this node
-    /// (`oar member add`) instead of forming a cluster with the peers, which
-    /// then only say where nodes listen.
+    /// (`oar member add`); the peers only say where nodes listen. (What a
+    /// node with an empty directory does anyway without --bootstrap.)
     #[arg(long)]
     join: bool,
     /// Take a snapshot (and compact the log) after this many entries.
@@ -58,6 +64,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let mut config = RuntimeConfig::new(id);
     config.cluster_id = args.cluster_id.clone();
     config.join = args.join;
+    config.bootstrap = args.bootstrap;
     if let Some(entries) = args.snapshot_entries {
         if entries == 0 {
             return Err("--snapshot-entries 0 would never snapshot; give a positive count".into());

@@ -10,13 +10,12 @@ use super::reader::Reader;
 use super::{
     Kind, APPEND_RESPONSE_ACCEPTED, APPEND_RESPONSE_REJECTED, COMMAND_HEADER_BYTES, ENTRY_HEADER_BYTES,
     ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, ENTRY_KIND_MEMBERSHIP, FRAME_LEN_BYTES, MAX_ENTRY_COUNT,
-    MAX_FRAME_BYTES, READ_INDEX_NONE, READ_INDEX_SOME,
+    MAX_FRAME_BYTES, READ_INDEX_NONE, READ_INDEX_SOME, RESERVED_KINDS,
 };
-use crate::membership::{Membership, SnapshotMeta};
 use crate::message::{
-    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot, Message,
-    MessageBody, Propose, ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, SnapshotAck,
-    SnapshotChunk, ENTRIES_BYTES_LIMIT,
+    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
+    ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, SnapshotAck, SnapshotChunk,
+    ENTRIES_BYTES_LIMIT,
 };
 use crate::types::{Entry, EntryKind, Incarnation, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
@@ -67,6 +66,9 @@ pub(crate) fn peek_frame_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
 pub fn decode_message(frame_body: &Bytes) -> Result<Message, DecodeError> {
     let mut r = Reader::new(frame_body);
     let tag = r.u8("message.kind")?;
+    if RESERVED_KINDS.contains(&tag) {
+        return Err(DecodeError::ReservedKind { value: tag });
+    }
     let kind = Kind::from_tag(tag).ok_or(DecodeError::BadTag { field: "message.kind", value: tag })?;
     let from = NodeId(r.u64("message.from")?);
     let to = NodeId(r.u64("message.to")?);
@@ -86,21 +88,14 @@ pub fn decode_message(frame_body: &Bytes) -> Result<Message, DecodeError> {
             MessageBody::Heartbeat(Heartbeat { commit, commit_term, round })
         }
         Kind::HeartbeatResponse => {
-            MessageBody::HeartbeatResponse(HeartbeatResponse { round: r.u64("heartbeat_response.round")? })
+            let round = r.u64("heartbeat_response.round")?;
+            let last_index = LogIndex(r.u64("heartbeat_response.last_index")?);
+            MessageBody::HeartbeatResponse(HeartbeatResponse { round, last_index })
         }
         Kind::TimeoutNow => MessageBody::TimeoutNow,
-        Kind::ReadIndex => MessageBody::ReadIndex(ReadIndex { ctx: r.u64("read_index.ctx")? }),
+        Kind::ReadIndex => MessageBody::ReadIndex(ReadIndex { request_id: r.u64("read_index.request_id")? }),
         Kind::ReadIndexResponse => MessageBody::ReadIndexResponse(read_read_index_response(&mut r)?),
         Kind::Propose => MessageBody::Propose(read_propose(&mut r)?),
-        Kind::InstallSnapshot => {
-            let index = LogIndex(r.u64("install_snapshot.index")?);
-            let term = Term(r.u64("install_snapshot.term")?);
-            let len = r.u32("install_snapshot.membership_len")? as usize;
-            let raw = r.bytes(len, "install_snapshot.membership")?;
-            let membership = Membership::decode(&raw)
-                .map_err(|e| DecodeError::Invalid { field: "install_snapshot.membership", reason: e.0 })?;
-            MessageBody::InstallSnapshot(InstallSnapshot { meta: SnapshotMeta { index, term, membership } })
-        }
         Kind::SnapshotChunk => {
             let index = LogIndex(r.u64("snapshot_chunk.index")?);
             let snapshot_term = Term(r.u64("snapshot_chunk.snapshot_term")?);
@@ -210,13 +205,13 @@ fn read_append_entries_response(r: &mut Reader<'_>) -> Result<AppendEntriesRespo
 }
 
 fn read_read_index_response(r: &mut Reader<'_>) -> Result<ReadIndexResponse, DecodeError> {
-    let ctx = r.u64("read_index_response.ctx")?;
+    let request_id = r.u64("read_index_response.request_id")?;
     let index = match r.u8("read_index_response.tag")? {
         READ_INDEX_NONE => None,
         READ_INDEX_SOME => Some(LogIndex(r.u64("read_index_response.index")?)),
         value => return Err(DecodeError::BadTag { field: "read_index_response.tag", value }),
     };
-    Ok(ReadIndexResponse { ctx, index })
+    Ok(ReadIndexResponse { request_id, index })
 }
 
 fn read_propose(r: &mut Reader<'_>) -> Result<Propose, DecodeError> {

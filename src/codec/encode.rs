@@ -91,11 +91,14 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
             w.u64(heartbeat.commit_term.0);
             w.u64(heartbeat.round);
         }
-        MessageBody::HeartbeatResponse(response) => w.u64(response.round),
+        MessageBody::HeartbeatResponse(response) => {
+            w.u64(response.round);
+            w.u64(response.last_index.0);
+        }
         MessageBody::TimeoutNow => {}
-        MessageBody::ReadIndex(request) => w.u64(request.ctx),
+        MessageBody::ReadIndex(request) => w.u64(request.request_id),
         MessageBody::ReadIndexResponse(response) => {
-            w.u64(response.ctx);
+            w.u64(response.request_id);
             match response.index {
                 None => w.u8(READ_INDEX_NONE),
                 Some(index) => {
@@ -114,15 +117,6 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
                 w.u32(len);
                 w.0.extend_from_slice(command);
             }
-        }
-        MessageBody::InstallSnapshot(install) => {
-            w.u64(install.meta.index.0);
-            w.u64(install.meta.term.0);
-            let at = w.0.len();
-            w.u32(0);
-            install.meta.membership.encode(w.0);
-            let len = (w.0.len() - at - 4) as u32;
-            w.0[at..at + 4].copy_from_slice(&len.to_le_bytes());
         }
         MessageBody::SnapshotChunk(chunk) => {
             w.u64(chunk.index.0);
@@ -155,14 +149,13 @@ fn frame_body_len(msg: &Message) -> usize {
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Accepted { .. }) => 1 + 8,
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Rejected { .. }) => 1 + 8 + 8 + 8,
         MessageBody::Heartbeat(_) => 8 + 8 + 8,
-        MessageBody::HeartbeatResponse(_) => 8,
+        MessageBody::HeartbeatResponse(_) => 8 + 8,
         MessageBody::TimeoutNow => 0,
         MessageBody::ReadIndex(_) => 8,
         MessageBody::ReadIndexResponse(r) => 8 + 1 + if r.index.is_some() { 8 } else { 0 },
         MessageBody::Propose(propose) => propose.commands.iter().fold(PROPOSE_FIXED_BYTES, |sum, command| {
             sum.saturating_add(COMMAND_HEADER_BYTES.saturating_add(command.len()))
         }),
-        MessageBody::InstallSnapshot(install) => 8 + 8 + 4 + install.meta.membership.to_bytes().len(),
         MessageBody::SnapshotChunk(chunk) => 8 + 8 + 8 + 8 + 4 + chunk.data.len(),
         MessageBody::SnapshotAck(_) => 8 + 8 + 8 + 1,
     };

@@ -48,6 +48,16 @@ pub enum DecodeError {
         /// The value found.
         value: u8,
     },
+    /// The message kind in `value` is reserved: no encoder of this version
+    /// produces it, and a receiver must never act on it. Kind 11 once carried
+    /// `InstallSnapshot`, which told the receiver a snapshot had arrived and
+    /// was stored; only the receiver's own runtime can know that, so it is no
+    /// longer a message. A peer sending it runs an older, incompatible
+    /// version.
+    ReservedKind {
+        /// The kind found.
+        value: u8,
+    },
     /// A frame carried `count` bytes after the end of its message.
     TrailingBytes {
         /// How many bytes were left over.
@@ -81,6 +91,11 @@ impl fmt::Display for DecodeError {
                 f,
                 "`{field}` has unknown value {value}: \
                  the peer speaks another protocol or version"
+            ),
+            DecodeError::ReservedKind { value } => write!(
+                f,
+                "message kind {value} is reserved and never accepted: \
+                 the peer runs an older, incompatible version"
             ),
             DecodeError::TrailingBytes { count } => {
                 write!(f, "{count} unexpected bytes after the end of the message")

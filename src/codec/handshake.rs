@@ -32,7 +32,8 @@ pub const HANDSHAKE_MAGIC: [u8; 4] = *b"oar\x03";
 /// The longest cluster id, in bytes.
 pub const CLUSTER_ID_BYTES_MAX: usize = 255;
 /// The longest handshake, in bytes.
-pub const HANDSHAKE_BYTES_MAX: usize = 4 + 1 + CLUSTER_ID_BYTES_MAX + 8 + 8 + 1 + ADDRESS_BYTES_MAX + 8 + 1 + 8;
+pub const HANDSHAKE_BYTES_MAX: usize =
+    4 + 1 + CLUSTER_ID_BYTES_MAX + 8 + 8 + 1 + ADDRESS_BYTES_MAX + 8 + 1 + 8;
 /// The longest address a handshake carries, in bytes.
 pub const ADDRESS_BYTES_MAX: usize = 255;
 

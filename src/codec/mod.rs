@@ -47,16 +47,21 @@
 //! | 3    | `AppendEntries`         | `prev_log_index u64`, `prev_log_term u64`, `leader_commit u64`, `entry_count u32`, then `entry_count` entries | 28 + entries |
 //! | 4    | `AppendEntriesResponse` | `tag u8`; tag 0 `Accepted`: `match_index u64`; tag 1 `Rejected`: `rejected_index u64`, `hint_index u64`, `hint_term u64` | 9 or 25 |
 //! | 5    | `Heartbeat`             | `commit u64`, `commit_term u64`, `round u64`                    | 24 |
-//! | 6    | `HeartbeatResponse`     | `round u64`                                                     | 8 |
+//! | 6    | `HeartbeatResponse`     | `round u64`, `last_index u64`                                   | 16 |
 //! | 7    | `TimeoutNow`            | nothing                                                         | 0 |
-//! | 8    | `ReadIndex`             | `ctx u64`                                                       | 8 |
-//! | 9    | `ReadIndexResponse`     | `ctx u64`, `tag u8`; tag 0: no index; tag 1: `index u64`        | 9 or 17 |
+//! | 8    | `ReadIndex`             | `request_id u64`                                                | 8 |
+//! | 9    | `ReadIndexResponse`     | `request_id u64`, `tag u8`; tag 0: no index; tag 1: `index u64` | 9 or 17 |
 //! | 10   | `Propose`               | `command_count u32`, then per command `len u32`, `data`         | 4 + commands |
-//! | 11   | `InstallSnapshot`       | `index u64`, `term u64`, `membership_len u32`, membership        | 20 + membership |
+//! | 11   | reserved                | none: refused with [`DecodeError::ReservedKind`], see below     | – |
 //! | 12   | `SnapshotChunk`         | `index u64`, `snapshot_term u64`, `offset u64`, `total_bytes u64`, `len u32`, `data` | 36 + data |
 //! | 13   | `SnapshotAck`           | `index u64`, `snapshot_term u64`, `received u64`, `failed u8`   | 25 |
 //!
 //! Kind `0` is unused so that a zero-filled buffer never parses as a message.
+//! Kind `11` is reserved and never reused: it carried `InstallSnapshot`,
+//! the word that a snapshot had arrived whole, which a receiver acted on by
+//! dropping its log. Only the receiver's own runtime can know that (it tells
+//! its core with [`Node::handle_snapshot_received`](crate::Node::handle_snapshot_received)),
+//! so no peer may say it; a frame of kind 11 is refused whatever its body.
 //!
 //! Each **entry** inside `AppendEntries`:
 //!
@@ -162,7 +167,6 @@ enum Kind {
     ReadIndex,
     ReadIndexResponse,
     Propose,
-    InstallSnapshot,
     SnapshotChunk,
     SnapshotAck,
 }
@@ -181,7 +185,6 @@ impl Kind {
             MessageBody::ReadIndex(_) => Kind::ReadIndex,
             MessageBody::ReadIndexResponse(_) => Kind::ReadIndexResponse,
             MessageBody::Propose(_) => Kind::Propose,
-            MessageBody::InstallSnapshot(_) => Kind::InstallSnapshot,
             MessageBody::SnapshotChunk(_) => Kind::SnapshotChunk,
             MessageBody::SnapshotAck(_) => Kind::SnapshotAck,
         }
@@ -200,7 +203,6 @@ impl Kind {
             Kind::ReadIndex => 8,
             Kind::ReadIndexResponse => 9,
             Kind::Propose => 10,
-            Kind::InstallSnapshot => 11,
             Kind::SnapshotChunk => 12,
             Kind::SnapshotAck => 13,
         }
@@ -219,13 +221,18 @@ impl Kind {
             8 => Some(Kind::ReadIndex),
             9 => Some(Kind::ReadIndexResponse),
             10 => Some(Kind::Propose),
-            11 => Some(Kind::InstallSnapshot),
             12 => Some(Kind::SnapshotChunk),
             13 => Some(Kind::SnapshotAck),
             _ => None,
         }
     }
 }
+
+/// Message kinds no encoder produces and every decoder refuses with
+/// [`DecodeError::ReservedKind`]: 11 was `InstallSnapshot` (see the layout
+/// above). Never give a new message one of these numbers: a peer of an older
+/// version would take it for the old one.
+const RESERVED_KINDS: [u8; 1] = [11];
 
 /// `AppendEntriesResponse` tags.
 const APPEND_RESPONSE_ACCEPTED: u8 = 0;

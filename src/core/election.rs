@@ -16,6 +16,9 @@ impl Node {
     /// that it catches up, refuse to be disrupted while a leader is alive.
     /// Returns whether the message should be handled further.
     pub(super) fn admit_term(&mut self, now: Instant, msg: &Message) -> bool {
+        if matches!(msg.body, MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_)) {
+            return self.admit_leader_term(now, msg.from, msg.term, msg.body.name());
+        }
         if msg.term > self.term {
             match &msg.body {
                 MessageBody::RequestVote(req) => {
@@ -38,32 +41,14 @@ impl Node {
                 }
                 // A granted pre-vote carries the prospective term.
                 MessageBody::RequestVoteResponse(resp) if resp.pre_vote && resp.granted => {}
-                MessageBody::AppendEntries(_)
-                | MessageBody::Heartbeat(_)
-                | MessageBody::InstallSnapshot(_) => {
-                    self.become_follower(now, msg.term, Some(msg.from));
-                }
                 _ => self.become_follower(now, msg.term, None),
             }
             return true;
         }
         if msg.term < self.term {
-            match &msg.body {
-                // A deposed leader, or one cut off for a while: our term in
-                // the answer makes it step down. With CheckQuorum this is also
-                // what frees a node stuck at a higher term (it answers the
-                // leader's heartbeats with its term, forcing a new election).
-                MessageBody::AppendEntries(_)
-                | MessageBody::Heartbeat(_)
-                | MessageBody::InstallSnapshot(_) => {
-                    let body = HeartbeatResponse { round: 0 };
-                    self.send(msg.from, MessageBody::HeartbeatResponse(body));
-                }
-                MessageBody::RequestVote(req) => {
-                    let body = RequestVoteResponse { pre_vote: req.pre_vote, granted: false };
-                    self.send(msg.from, MessageBody::RequestVoteResponse(body));
-                }
-                _ => {}
+            if let MessageBody::RequestVote(req) = &msg.body {
+                let body = RequestVoteResponse { pre_vote: req.pre_vote, granted: false };
+                self.send(msg.from, MessageBody::RequestVoteResponse(body));
             }
             debug!(
                 "{} {}: stale {} from {} at {}",
@@ -73,6 +58,29 @@ impl Node {
                 msg.from,
                 msg.term
             );
+            return false;
+        }
+        true
+    }
+
+    /// The term rules for what only a leader sends (AppendEntries, a
+    /// heartbeat, a snapshot): a newer term makes this node follow the
+    /// sender; a stale one is answered with our term, so that the deposed
+    /// leader steps down, and goes no further. `what` names the input for
+    /// the log. Returns whether it should be handled further.
+    pub(super) fn admit_leader_term(&mut self, now: Instant, from: NodeId, term: Term, what: &str) -> bool {
+        if term > self.term {
+            self.become_follower(now, term, Some(from));
+            return true;
+        }
+        if term < self.term {
+            // A deposed leader, or one cut off for a while: our term in the
+            // answer makes it step down. With CheckQuorum this is also what
+            // frees a node stuck at a higher term (it answers the leader's
+            // heartbeats with its term, forcing a new election).
+            let body = HeartbeatResponse { round: 0, last_index: self.log.last_index() };
+            self.send(from, MessageBody::HeartbeatResponse(body));
+            debug!("{} {}: stale {} from {} at {}", self.id(), self.term, what, from, term);
             return false;
         }
         true

@@ -89,7 +89,7 @@ impl Node {
         let data = Bytes::from(membership.to_bytes());
         self.log.append(Entry { term: self.term, index, kind: EntryKind::Membership, data });
         self.configs.entries.push((index, self.term, membership));
-        self.membership_changed();
+        self.membership_changed(now);
         self.replication_pending = false;
         self.reset_election_deadline(now);
         info!("{} {}: bootstrapped a new cluster: {}", me, self.term, self.membership());
@@ -134,11 +134,15 @@ impl Node {
     }
 
     /// A leader's log check showed this node's log to match the leader's up
-    /// to `index`: once that is durable, entries up to there are what they
-    /// were when this node acknowledged them, and a repair that needs no
-    /// more is over.
+    /// to `index` (and the commit index was moved accordingly): once that is
+    /// durable, the repair is over if it reaches what was lost, or if this
+    /// node now knows committed an entry of the current leader's term (then
+    /// it holds every entry ever committed, and what else it lost was never
+    /// committed).
     pub(super) fn matched_leader_to(&mut self, index: LogIndex) {
-        if self.repairing() && index >= self.repair_to {
+        let commit = self.log.commit();
+        let holds_every_commit = commit <= index && self.log.term(commit) == Some(self.term);
+        if self.repairing() && (index >= self.repair_to || holds_every_commit) {
             self.repair_write = Some(self.write_covering(index));
             self.check_repaired();
         }
@@ -147,7 +151,12 @@ impl Node {
     /// After writes became durable: ends a repair whose entries are.
     pub(super) fn check_repaired(&mut self) {
         if self.repair_write.is_some_and(|w| w <= self.durable_id) {
-            info!("{} {}: log restored up to {}; voting again", self.id(), self.term, self.repair_to);
+            info!(
+                "{} {}: log repaired (it lost entries up to {}); voting again",
+                self.id(),
+                self.term,
+                self.repair_to
+            );
             self.repair_to = LogIndex(0);
             self.repair_write = None;
         }

@@ -84,9 +84,10 @@ impl Node {
     /// removed in one step. Returns the index of the entry appended.
     ///
     /// Only one change at a time: refused while the last one is uncommitted
-    /// or joint, and until this leader has committed an entry of its own
-    /// term (so that no uncommitted change of an earlier leader is pending
-    /// unseen: the single-server-change bug of the thesis' errata).
+    /// or joint (but for re-admitting an incoming voter, see below), and
+    /// until this leader has committed an entry of its own term (so that no
+    /// uncommitted change of an earlier leader is pending unseen: the
+    /// single-server-change bug of the thesis' errata).
     pub fn change_membership(
         &mut self,
         now: Instant,
@@ -101,10 +102,21 @@ impl Node {
         if self.log.term(self.log.commit()) != Some(self.term) {
             return Err(MembershipChangeError::NotReady);
         }
-        if !self.membership_committed() || self.membership().is_joint() {
+        // Re-admitting an incoming voter is the one change a joint
+        // configuration takes: C_old stays a half of every configuration in
+        // play, so it decides as before, and a voter of C_new that lost its
+        // disk mid-change would otherwise leave the cluster in a
+        // configuration it can never commit.
+        let joint = self.membership().is_joint();
+        let rebinds_incoming = matches!(change, MembershipChange::Readmit { id } if joint && self.membership().voters.contains(&id));
+        if !rebinds_incoming && (!self.membership_committed() || joint) {
             return Err(MembershipChangeError::InProgress);
         }
-        let mut next = self.membership().apply(&change).map_err(MembershipChangeError::Invalid)?;
+        let mut next = if rebinds_incoming {
+            self.membership().clone()
+        } else {
+            self.membership().apply(&change).map_err(MembershipChangeError::Invalid)?
+        };
         // A node becomes a voter as the incarnation this leader hears it
         // speak from: the disk that caught up is the one admitted.
         let admit = match change {
@@ -127,7 +139,7 @@ impl Node {
         }
         self.check_available(now, &next)?;
         info!("{} {}: membership change {:?}: {}", self.id(), self.term, change, next);
-        Ok(self.append_membership(next))
+        Ok(self.append_membership(now, next))
     }
 
     /// Refuses a configuration whose voters (C_new) could not commit: fewer
@@ -160,19 +172,19 @@ impl Node {
     }
 
     /// Appends a configuration as leader and puts it in force.
-    fn append_membership(&mut self, membership: Membership) -> LogIndex {
+    fn append_membership(&mut self, now: Instant, membership: Membership) -> LogIndex {
         let index = self.log.last_index().next();
         let data = Bytes::from(membership.to_bytes());
         let entry = Entry { term: self.term, index, kind: EntryKind::Membership, data };
         self.append_as_leader(entry);
         self.configs.entries.push((index, self.term, membership));
-        self.membership_changed();
+        self.membership_changed(now);
         index
     }
 
     /// Records the membership entries among `entries`, just appended to the
     /// log, after dropping those a truncation removed.
-    pub(super) fn track_appended(&mut self, entries: &[Entry]) {
+    pub(super) fn track_appended(&mut self, now: Instant, entries: &[Entry]) {
         let before = self.configs.current_index();
         let log = &self.log;
         self.configs.entries.retain(|&(i, t, _)| log.term(i) == Some(t));
@@ -191,24 +203,24 @@ impl Node {
             }
         }
         if changed {
-            self.membership_changed();
+            self.membership_changed(now);
         }
     }
 
-    /// Rebuilds what depends on the configuration: the voters counted and,
-    /// the followers replicated to (voters and learners, kept where they
-    /// continue).
-    pub(super) fn membership_changed(&mut self) {
+    /// Rebuilds what depends on the configuration, which changed at `now`:
+    /// the voters counted and the followers replicated to (voters and
+    /// learners, kept where they continue).
+    pub(super) fn membership_changed(&mut self, now: Instant) {
         let m = self.configs.current();
         let incoming: Vec<_> = m.voters.iter().map(|&id| (id, m.incarnation(id))).collect();
         let outgoing: Vec<_> = m.outgoing.iter().map(|&id| (id, m.outgoing_incarnation(id))).collect();
-        self.voters = JointVoters::new(&incoming, &outgoing);
+        let me = self.id();
+        let members: Vec<NodeId> = m.members().filter(|&id| id != me).collect();
+        let voters_before = std::mem::replace(&mut self.voters, JointVoters::new(&incoming, &outgoing));
         #[cfg(test)]
         {
             self.voters.outgoing_ignored = self.config.bugs.joint_counts_only_incoming;
         }
-        let me = self.id();
-        let members: Vec<NodeId> = m.members().filter(|&id| id != me).collect();
         let mut old = std::mem::take(&mut self.peers).into_iter().peekable();
         let next = self.log.last_index().next();
         let limits = (self.config.inflight_messages_max, self.config.inflight_bytes_max);
@@ -219,6 +231,15 @@ impl Node {
             match old.peek() {
                 Some(p) if p.id == id => self.peers.push(old.next().expect("peeked")),
                 _ => self.peers.push(Progress::new(id, next, limits)),
+            }
+            // CheckQuorum gives a voter that joins mid-term what every voter
+            // gets when a leader takes office: an election timeout to answer
+            // before it counts as absent. Counted absent at once (never
+            // heard, or a learner that was silent while it did not count), a
+            // new voter that some quorum needs deposes a healthy leader.
+            if self.role == Role::Leader && self.voters.contains(id) && !voters_before.contains(id) {
+                let p = self.peers.last_mut().expect("pushed just above");
+                p.last_heard = Some(p.last_heard.map_or(now, |t| t.max(now)));
             }
         }
         self.replication_pending = true;
@@ -235,7 +256,7 @@ impl Node {
         if self.membership().is_joint() {
             let next = self.membership().leave_joint();
             info!("{} {}: joint configuration committed; moving to {}", self.id(), self.term, next);
-            self.append_membership(next);
+            self.append_membership(now, next);
         } else if !self.membership().voters.contains(&self.id()) {
             info!("{} {}: no longer a voter; stepping down", self.id(), self.term);
             self.become_follower(now, self.term, None);

@@ -59,7 +59,14 @@ use self::transfer::Transfer;
 ///   [`handle_timeout`](Node::handle_timeout),
 ///   [`handle_persisted`](Node::handle_persisted),
 ///   [`handle_applied`](Node::handle_applied),
-///   [`handle_unreachable`](Node::handle_unreachable);
+///   [`handle_unreachable`](Node::handle_unreachable), and for snapshots
+///   [`handle_snapshot_taken`](Node::handle_snapshot_taken),
+///   [`handle_snapshot_sent`](Node::handle_snapshot_sent),
+///   [`handle_snapshot_failed`](Node::handle_snapshot_failed) and
+///   [`handle_snapshot_received`](Node::handle_snapshot_received) (a
+///   leader's snapshot arrived whole and is stored: the runtime that
+///   assembled it says so, on the leader's behalf; no message from a peer
+///   can);
 /// - **commands**: [`propose`](Node::propose), [`read_index`](Node::read_index),
 ///   [`transfer_leadership`](Node::transfer_leadership),
 ///   [`campaign`](Node::campaign); each returns a `Result` with a typed error;
@@ -72,14 +79,17 @@ use self::transfer::Transfer;
 ///      Anything that promises durability (a vote, an acknowledgement) is
 ///      held back inside the node until the writes it depends on are
 ///      reported durable, so sending in parallel with persisting is safe.
-///   3. [`poll_apply`](Node::poll_apply) until `None`: committed entries, in
+///   3. [`poll_snapshot`](Node::poll_snapshot) until `None`: snapshots to
+///      take, send or restore ([`SnapshotAction`]); a restore must reach the
+///      application before the entries that follow it.
+///   4. [`poll_apply`](Node::poll_apply) until `None`: committed entries, in
 ///      index order, for the state machine; report progress with
 ///      [`handle_applied`](Node::handle_applied).
-///   4. [`poll_read_ready`](Node::poll_read_ready) until `None`: reads that
+///   5. [`poll_read_ready`](Node::poll_read_ready) until `None`: reads that
 ///      may now be served (or failed).
-///   5. [`poll_event`](Node::poll_event) until `None`: role, leader and term
+///   6. [`poll_event`](Node::poll_event) until `None`: role, leader and term
 ///      changes, transfers.
-///   6. [`poll_timeout`](Node::poll_timeout): the next deadline. Call
+///   7. [`poll_timeout`](Node::poll_timeout): the next deadline. Call
 ///      [`handle_timeout`](Node::handle_timeout) when it passes (early or late
 ///      calls are harmless).
 ///
@@ -291,7 +301,12 @@ impl Node {
             scratch_rounds: Vec::new(),
             config,
         };
-        node.membership_changed();
+        // Forwarded reads are numbered from a point drawn anew at every
+        // start, so that a leader's late answer to a read of this node's
+        // previous life cannot match a read of this one.
+        // (From a generator of its own: the main one's draws decide timing.)
+        node.reads.last_request_id = Rng::new(node.config.seed ^ 0x5eed_f04e).next_u64() >> 1;
+        node.membership_changed(now);
         node.replication_pending = false;
         node.reset_election_deadline(now);
         info!(
@@ -469,17 +484,6 @@ impl Node {
                     return;
                 }
             }
-            MessageBody::InstallSnapshot(req)
-                if req.meta.term > msg.term || req.meta.index == LogIndex(0) =>
-            {
-                debug!(
-                    "{} {}: dropped an impossible InstallSnapshot from {}",
-                    self.id(),
-                    self.term,
-                    msg.from
-                );
-                return;
-            }
             MessageBody::SnapshotChunk(_) | MessageBody::SnapshotAck(_) => {
                 debug!("{} {}: dropped {}: the runtime moves those", self.id(), self.term, msg.body.name());
                 return;
@@ -504,12 +508,11 @@ impl Node {
             MessageBody::AppendEntries(req) => self.on_append_entries(now, from, req),
             MessageBody::AppendEntriesResponse(resp) => self.on_append_response(now, from, resp),
             MessageBody::Heartbeat(hb) => self.on_heartbeat(now, from, hb),
-            MessageBody::HeartbeatResponse(resp) => self.on_heartbeat_response(now, from, resp.round),
+            MessageBody::HeartbeatResponse(resp) => self.on_heartbeat_response(now, from, resp),
             MessageBody::TimeoutNow => self.on_timeout_now(now, from),
             MessageBody::ReadIndex(req) => self.on_read_index(now, from, req),
             MessageBody::ReadIndexResponse(resp) => self.on_read_index_response(from, resp),
             MessageBody::Propose(p) => self.on_propose(now, from, p),
-            MessageBody::InstallSnapshot(req) => self.on_install_snapshot(now, from, req),
             MessageBody::SnapshotChunk(_) | MessageBody::SnapshotAck(_) => {}
         }
     }

@@ -63,6 +63,10 @@ pub(crate) struct Progress {
     /// above describes that incarnation's log: a message from another one
     /// (the follower lost its disk) starts this record over.
     pub(crate) incarnation: Incarnation,
+    /// The leader's confirmation round when `match_index` last advanced:
+    /// the follower's answer to any later heartbeat reflects a log that
+    /// holds `match_index`, unless it lost entries.
+    pub(crate) match_round: u64,
 }
 
 impl Progress {
@@ -80,6 +84,7 @@ impl Progress {
             acked_round: 0,
             pending_snapshot: LogIndex(0),
             incarnation: Incarnation::UNKNOWN,
+            match_round: 0,
         }
     }
 
@@ -151,12 +156,14 @@ impl Progress {
         }
     }
 
-    /// Records an acknowledgement that the follower matches up to `index`.
-    /// Returns whether `match_index` advanced.
-    pub(crate) fn on_accepted(&mut self, index: LogIndex) -> bool {
+    /// Records an acknowledgement that the follower matches up to `index`,
+    /// received in the leader's confirmation round `round`. Returns whether
+    /// `match_index` advanced.
+    pub(crate) fn on_accepted(&mut self, index: LogIndex, round: u64) -> bool {
         let advanced = index > self.match_index;
         if advanced {
             self.match_index = index;
+            self.match_round = round;
             self.next_index = self.next_index.max(index.next());
             self.inflight.free_to(index);
         }
@@ -176,18 +183,15 @@ impl Progress {
     /// `rejected`; `probe_next` is the next index the leader computed from the
     /// follower's hint. Returns false if the rejection was stale.
     ///
-    /// A follower's log never loses entries it acknowledged to this leader,
-    /// unless its disk lost them: a fresh rejection at or below
-    /// `match_index` proves that loss. Then `match_index` is forgotten (so
-    /// that no commit decision relies on entries the follower no longer
-    /// holds) and probing goes on below it, where the hint points.
+    /// A rejection at or below `match_index` answers an append sent before
+    /// the follower acknowledged that far, overtaken on the way: probing
+    /// there again would get the same answer, in a loop with no time
+    /// passing. (A follower that did lose acknowledged entries shows it in
+    /// its next heartbeat answer: see [`Progress::lost_entries`].)
     pub(crate) fn on_rejected(&mut self, rejected: LogIndex, probe_next: LogIndex) -> bool {
         match self.state {
             ProgressState::Replicate => {
-                // Below `match_index`: an answer to an append sent before the
-                // follower acknowledged more, overtaken on the way. At it: the
-                // same, or a follower that lost its tail; a probe tells which.
-                if rejected < self.match_index {
+                if rejected <= self.match_index {
                     return false;
                 }
                 self.become_probe();
@@ -195,11 +199,8 @@ impl Progress {
             }
             ProgressState::Probe => {
                 // Only the answer to the outstanding probe counts.
-                if rejected != self.next_index.prev() {
+                if rejected != self.next_index.prev() || rejected <= self.match_index {
                     return false;
-                }
-                if rejected <= self.match_index {
-                    self.match_index = LogIndex(0);
                 }
                 self.next_index = probe_next.min(rejected).max(self.match_index.next());
                 self.probe_sent = false;
@@ -208,6 +209,16 @@ impl Progress {
             // Answers to appends sent before the transfer began.
             ProgressState::Snapshot => false,
         }
+    }
+
+    /// The follower's log ends at `last`, below the `match_index` it
+    /// acknowledged (its disk lost entries): forget `match_index`, so that
+    /// no commit decision relies on entries it no longer holds, and probe
+    /// from where its log ends.
+    pub(crate) fn lost_entries(&mut self, last: LogIndex) {
+        self.match_index = LogIndex(0);
+        self.become_probe();
+        self.next_index = last.next();
     }
 
     /// A heartbeat response proves the follower is alive while it lags

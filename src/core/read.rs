@@ -13,7 +13,10 @@
 //!
 //! **Follower reads.** A follower asks the leader for a read index (the
 //! leader confirms it as above) and serves the read once it has applied that
-//! far itself.
+//! far itself. Requests carry a number the follower's core issues, not the
+//! caller's `ctx`: a caller may reuse a `ctx` once its read failed, and an
+//! answer to the failed request, arriving late, must not serve the new read
+//! with an index from before it began.
 //!
 //! **Leases.** With `lease_reads`, a leader whose last quorum-confirmed round
 //! started less than `election_timeout_min - lease_clock_drift` ago serves
@@ -52,6 +55,10 @@ pub(super) struct Reads {
     awaiting_commit: VecDeque<(u64, Option<NodeId>)>,
     /// Follower: reads sent to the leader, oldest first.
     forwarded: VecDeque<Forwarded>,
+    /// Follower: the `request_id` of the latest read sent to the leader.
+    /// Ids increase for the node's lifetime (across terms and leaders), so
+    /// an answer matches only the request it was made for.
+    pub(super) last_request_id: u64,
     /// Confirmed local reads waiting for the state machine to apply `index`.
     confirmed: Vec<(u64, LogIndex)>,
     /// Reads to hand out through `poll_read_ready`.
@@ -60,6 +67,8 @@ pub(super) struct Reads {
 
 #[derive(Debug)]
 struct PendingRead {
+    /// The caller's `ctx` for a read of this node's own client; the
+    /// follower's `request_id` for a follower's read.
     ctx: u64,
     /// `None` for a read of this node's own client.
     requester: Option<NodeId>,
@@ -69,7 +78,10 @@ struct PendingRead {
 
 #[derive(Debug)]
 struct Forwarded {
+    /// The caller's identifier, handed back in its `ReadReady`.
     ctx: u64,
+    /// The identifier the request carries to the leader and back.
+    request_id: u64,
     leader: NodeId,
     expires: Instant,
 }
@@ -94,6 +106,12 @@ impl Reads {
     pub(super) fn pop_ready(&mut self) -> Option<ReadReady> {
         self.ready.pop_front()
     }
+
+    /// A new identifier for a request to the leader.
+    fn next_request_id(&mut self) -> u64 {
+        self.last_request_id += 1;
+        self.last_request_id
+    }
 }
 
 impl Node {
@@ -101,7 +119,9 @@ impl Node {
     /// [`poll_read_ready`](Node::poll_read_ready) with the same `ctx`: a read
     /// index this node has applied, after which a query on the local state
     /// machine is linearizable; or an error if leadership changed first (a
-    /// deposed leader never answers a read).
+    /// deposed leader never answers a read). `ctx` is the caller's own: it is
+    /// handed back, never sent to another node, and may be reused once its
+    /// read was answered.
     pub fn read_index(&mut self, now: Instant, ctx: u64) -> Result<(), ReadError> {
         if self.reads.len() >= self.config.pending_reads_max {
             return Err(ReadError::Backpressure);
@@ -113,8 +133,9 @@ impl Node {
             }
             (Role::Follower, Some(leader)) => {
                 let expires = now + self.config.election_timeout_max * 2;
-                self.reads.forwarded.push_back(Forwarded { ctx, leader, expires });
-                self.send(leader, MessageBody::ReadIndex(ReadIndex { ctx }));
+                let request_id = self.reads.next_request_id();
+                self.reads.forwarded.push_back(Forwarded { ctx, request_id, leader, expires });
+                self.send(leader, MessageBody::ReadIndex(ReadIndex { request_id }));
                 Ok(())
             }
             _ => Err(ReadError::NotLeader { leader_hint: self.leader }),
@@ -236,7 +257,7 @@ impl Node {
     fn read_confirmed(&mut self, ctx: u64, requester: Option<NodeId>, index: LogIndex) {
         match requester {
             Some(follower) => {
-                let body = ReadIndexResponse { ctx, index: Some(index) };
+                let body = ReadIndexResponse { request_id: ctx, index: Some(index) };
                 self.send(follower, MessageBody::ReadIndexResponse(body));
             }
             None if index <= self.log.applied() => {
@@ -275,24 +296,32 @@ impl Node {
         let refuse = self.role != Role::Leader || self.reads.len() >= self.config.pending_reads_max;
         if refuse {
             debug!("{} {}: refused a read for {}", self.id(), self.term, from);
-            let body = ReadIndexResponse { ctx: req.ctx, index: None };
+            let body = ReadIndexResponse { request_id: req.request_id, index: None };
             self.send(from, MessageBody::ReadIndexResponse(body));
             return;
         }
-        self.leader_read(now, req.ctx, Some(from));
+        self.leader_read(now, req.request_id, Some(from));
     }
 
     pub(super) fn on_read_index_response(&mut self, from: NodeId, resp: ReadIndexResponse) {
-        let Some(k) = self.reads.forwarded.iter().position(|f| f.ctx == resp.ctx && f.leader == from) else {
-            debug!("{} {}: unsolicited ReadIndexResponse from {}", self.id(), self.term, from);
+        let matches = |f: &Forwarded| f.request_id == resp.request_id && f.leader == from;
+        let Some(k) = self.reads.forwarded.iter().position(matches) else {
+            // Most often the answer to a request that expired or failed.
+            debug!(
+                "{} {}: ReadIndexResponse {} from {} answers no pending read",
+                self.id(),
+                self.term,
+                resp.request_id,
+                from
+            );
             return;
         };
-        self.reads.forwarded.remove(k);
+        let f = self.reads.forwarded.remove(k).expect("k is in range");
         match resp.index {
-            Some(index) => self.read_confirmed(resp.ctx, None, index),
+            Some(index) => self.read_confirmed(f.ctx, None, index),
             None => {
                 let result = Err(ReadError::LeadershipLost);
-                self.reads.ready.push_back(ReadReady { ctx: resp.ctx, result });
+                self.reads.ready.push_back(ReadReady { ctx: f.ctx, result });
             }
         }
     }

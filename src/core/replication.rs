@@ -46,13 +46,13 @@ impl Node {
         let result = self.log.try_append(req.prev_log_index, req.prev_log_term, &req.entries);
         match result {
             Ok(last_new) => {
-                self.track_appended(&req.entries);
-                self.matched_leader_to(last_new);
+                self.track_appended(now, &req.entries);
                 // Raft Figure 2: commit up to the last entry this message
                 // vouches for, never beyond.
                 if self.log.commit_to(req.leader_commit.min(last_new)) {
                     self.commit_changed();
                 }
+                self.matched_leader_to(last_new);
                 let needed = self.write_covering(last_new);
                 #[cfg(test)]
                 let needed = if self.config.bugs.ack_before_persist { super::PersistId(0) } else { needed };
@@ -141,19 +141,36 @@ impl Node {
             self.repair_to = hb.commit;
             self.repair_write = None;
         }
-        self.send(from, MessageBody::HeartbeatResponse(HeartbeatResponse { round: hb.round }));
+        let body = HeartbeatResponse { round: hb.round, last_index: self.log.last_index() };
+        self.send(from, MessageBody::HeartbeatResponse(body));
     }
 
-    pub(super) fn on_heartbeat_response(&mut self, now: Instant, from: NodeId, round: u64) {
+    pub(super) fn on_heartbeat_response(&mut self, now: Instant, from: NodeId, resp: HeartbeatResponse) {
         if self.role != Role::Leader {
             return;
         }
+        let round = resp.round;
         if round > self.reads.round {
             debug!("{} {}: {} answered round {} not yet started; dropped", self.id(), self.term, from, round);
             return;
         }
         let last = self.log.last_index();
+        let (me, term) = (self.id(), self.term);
         let Some(p) = self.peer_mut(from) else { return };
+        // The follower answered a heartbeat sent after it acknowledged
+        // `match_index`: a log that ends below it now lost what it
+        // acknowledged (a disk that lied about a sync, a log restored from
+        // an older copy). Stale answers cannot fool this, unlike a rejection
+        // (an old one, overtaken on the way, looks the same).
+        if round > p.match_round && resp.last_index < p.match_index {
+            warn!(
+                "{me} {term}: {from}'s log ends at {}, though it acknowledged up to {}: it lost entries (a \
+                 disk that lied about a sync, or a log restored from an older copy); no longer counting \
+                 those acknowledgements, and repairing its log",
+                resp.last_index, p.match_index
+            );
+            p.lost_entries(resp.last_index);
+        }
         let lagging = p.match_index < last;
         p.on_heartbeat_response(lagging);
         p.acked_round = p.acked_round.max(round);
@@ -182,8 +199,9 @@ impl Node {
                     );
                     return;
                 }
+                let round = self.reads.round;
                 let Some(p) = self.peer_mut(from) else { return };
-                if p.on_accepted(match_index) {
+                if p.on_accepted(match_index, round) {
                     self.maybe_commit(now);
                     if self.transfer.is_some_and(|t| t.to == from) {
                         self.maybe_send_timeout_now();
@@ -199,20 +217,10 @@ impl Node {
                 // The follower's hint names the last place its log could
                 // match; find the last place ours could match it too.
                 let (probe_from, _) = self.log.find_conflict_by_term(hint_index, hint_term);
-                let (me, term) = (self.id(), self.term);
                 let Some(p) = self.peer_mut(from) else { return };
-                let old_match = p.match_index;
-                let changed = p.on_rejected(rejected_index, probe_from.next());
-                if p.match_index < old_match {
-                    warn!(
-                        "{me} {term}: {from} no longer holds entry {rejected_index}, though it acknowledged \
-                         up to {old_match}: its log lost a tail (a disk that lied about a sync, or a log \
-                         restored from an older copy); no longer counting those acknowledgements, and \
-                         repairing its log from {}",
-                        p.next_index
-                    );
+                if p.on_rejected(rejected_index, probe_from.next()) {
+                    self.replication_pending = true;
                 }
-                self.replication_pending |= changed;
             }
         }
     }

@@ -13,17 +13,21 @@
 //!   Snapshot state, sending nothing else, until the runtime reports the
 //!   transfer [sent](Node::handle_snapshot_sent) or
 //!   [failed](Node::handle_snapshot_failed);
-//! - a follower whose runtime received a snapshot whole gets an
-//!   `InstallSnapshot` message: the log restarts after the snapshot (keeping
-//!   the entries after it if the log holds the snapshot's last entry), and
-//!   the application restores its state ([`SnapshotAction::Install`]).
+//! - a follower whose runtime received a snapshot whole and stored it hears
+//!   so through [`handle_snapshot_received`](Node::handle_snapshot_received):
+//!   the log restarts after the snapshot (keeping the entries after it if
+//!   the log holds the snapshot's last entry), and the application restores
+//!   its state ([`SnapshotAction::Install`]). This is an input of its own,
+//!   not a message: only the receiver's runtime knows that the snapshot's
+//!   bytes are on its disk, and a peer that could say so would make the
+//!   node drop its log and acknowledge entries it does not hold.
 
 use ::log::{debug, info, warn};
 
-use super::{Node, Role};
+use super::{Node, Role, TERM_LIMIT};
 use crate::membership::SnapshotMeta;
-use crate::message::{AppendEntriesResponse, InstallSnapshot, MessageBody};
-use crate::types::{Instant, LogIndex, NodeId};
+use crate::message::{AppendEntriesResponse, MessageBody};
+use crate::types::{Instant, LogIndex, NodeId, Term};
 
 /// Snapshot work for the runtime, from [`Node::poll_snapshot`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,13 +192,55 @@ impl Node {
         self.snapshot_actions.push_back(SnapshotAction::Send { to, meta });
     }
 
-    pub(super) fn on_install_snapshot(&mut self, now: Instant, from: NodeId, req: InstallSnapshot) {
+    /// Reports that this node's runtime received the snapshot `meta` whole
+    /// from `from`, which sent its pieces as leader of `term`, and stored it
+    /// durably. The node installs it as Raft's InstallSnapshot (thesis
+    /// §5.3): the log restarts after the snapshot, keeping the entries after
+    /// it if the log holds the snapshot's last entry with its term; the
+    /// application is asked to restore it ([`SnapshotAction::Install`]); and
+    /// the leader hears an acknowledgement once the log continues the
+    /// snapshot durably.
+    ///
+    /// The term rules are those of the leader's messages: a newer `term`
+    /// makes this node follow `from`; a stale one is answered with this
+    /// node's term (the old leader steps down) and the snapshot is ignored.
+    /// A snapshot no newer than the commit index changes nothing (it is
+    /// acknowledged with the commit index). `from` and `term` come from the
+    /// network, so impossible values (from this node, `meta.term` above
+    /// `term`, `meta.index` 0) are dropped with a `debug!` line, not
+    /// asserted.
+    pub fn handle_snapshot_received(&mut self, now: Instant, from: NodeId, term: Term, meta: SnapshotMeta) {
+        if from == self.id() || from == NodeId(0) || term > TERM_LIMIT {
+            debug!(
+                "{} {}: dropped snapshot {} from {} at {}: not a leader's",
+                self.id(),
+                self.term,
+                meta.index,
+                from,
+                term
+            );
+            return;
+        }
+        if meta.term > term || meta.index == LogIndex(0) {
+            debug!(
+                "{} {}: dropped an impossible snapshot from {} at {}: index {} of term {}",
+                self.id(),
+                self.term,
+                from,
+                term,
+                meta.index,
+                meta.term
+            );
+            return;
+        }
+        if !self.admit_leader_term(now, from, term, "snapshot") {
+            return;
+        }
         if self.role == Role::Leader {
-            debug!("{} {}: InstallSnapshot from {} in our own term: dropped", self.id(), self.term, from);
+            debug!("{} {}: snapshot from {} in our own term: dropped", self.id(), self.term, from);
             return;
         }
         self.heard_from_leader(now, from);
-        let meta = req.meta;
         let commit = self.log.commit();
         if meta.index <= commit {
             // Nothing new: our log holds all of it, committed.
@@ -209,7 +255,7 @@ impl Node {
         self.configs.entries.retain(|&(i, t, _)| i > meta.index && log.term(i) == Some(t));
         self.configs.base = (meta.index, meta.membership.clone());
         debug!("{} {}: log after the snapshot kept: {}", self.id(), self.term, kept);
-        self.membership_changed();
+        self.membership_changed(now);
         self.commit_changed();
         self.snapshot = Some(meta.clone());
         // The snapshot is durable, and holds committed state only.

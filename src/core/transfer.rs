@@ -2,7 +2,7 @@
 //! brings the successor's log up to date, and tells it to campaign at once
 //! with `TimeoutNow`. Abandoned after an election timeout.
 
-use ::log::info;
+use ::log::{debug, info};
 
 use super::api::{Event, TransferError};
 use super::{Node, Role};
@@ -82,8 +82,24 @@ impl Node {
     /// The leader told us to take over: campaign now, without pre-vote and
     /// past the voters' leader lease.
     pub(super) fn on_timeout_now(&mut self, now: Instant, from: NodeId) {
-        if self.role != Role::Follower || self.leader != Some(from) || !self.may_campaign() {
-            ::log::debug!("{} {}: TimeoutNow from {} ignored", self.id(), self.term, from);
+        if self.role != Role::Follower || self.leader != Some(from) {
+            debug!("{} {}: TimeoutNow from {} ignored", self.id(), self.term, from);
+            return;
+        }
+        // The same rule as for the election timeout and `campaign()`: a
+        // learner or a removed node never stands for election. A leader
+        // sends TimeoutNow only to a voter, but its configuration may differ
+        // from ours (it removed us, or the message is stale), and a
+        // non-voter's campaign in a new term would depose the leader for
+        // nothing.
+        if !self.may_campaign() {
+            debug!(
+                "{} {}: TimeoutNow from {} ignored: not a voter of {}",
+                self.id(),
+                self.term,
+                from,
+                self.membership()
+            );
             return;
         }
         info!("{} {}: leadership handed over by {}", self.id(), self.term, from);

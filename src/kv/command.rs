@@ -55,7 +55,9 @@ pub enum MemberOp {
         id: u64,
     },
     /// `OAR.MEMBER REPLACE <learner-id> <voter-id>`: promote a learner and
-    /// remove a voter in one joint change.
+    /// remove a voter in one joint change. `REPLACE <id> <id>` (or
+    /// `REPLACE <id>`) re-admits voter `id` as the storage incarnation it
+    /// now answers from: a node that lost its disk and caught up again.
     Replace {
         /// The learner that becomes a voter.
         promote: u64,
@@ -467,6 +469,10 @@ fn parse_member(args: Vec<Bytes>) -> Result<MemberOp, CommandError> {
         (b"REMOVE", _) => Err(CommandError::WrongArity { command: "oar.member|remove" }),
         (b"REPLACE", [promote, remove]) => {
             Ok(MemberOp::Replace { promote: id(promote)?, remove: id(remove)? })
+        }
+        (b"REPLACE", [node]) => {
+            let node = id(node)?;
+            Ok(MemberOp::Replace { promote: node, remove: node })
         }
         (b"REPLACE", _) => Err(CommandError::WrongArity { command: "oar.member|replace" }),
         (b"LIST", []) => Ok(MemberOp::List),

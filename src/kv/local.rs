@@ -36,6 +36,12 @@ pub struct ServerInfo {
     /// The number of keys, if known; the `# Keyspace` section is left out
     /// when it is not.
     pub keys: Option<u64>,
+    /// The incarnation of its storage.
+    pub incarnation: crate::types::Incarnation,
+    /// How the configuration regards it.
+    pub admission: crate::core::Admission,
+    /// Nonzero while it repairs a log that lost committed entries.
+    pub repair_to: LogIndex,
 }
 
 /// What a connection remembers about its client, for `CLIENT` commands.
@@ -146,7 +152,8 @@ fn info(sections: &[Bytes], server: &ServerInfo) -> String {
             "replication" => write!(
                 text,
                 "# Replication\r\nrole:{}\r\nraft_node_id:{}\r\nraft_role:{}\r\nraft_term:{}\r\n\
-                 raft_leader_id:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\n",
+                 raft_leader_id:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\n\
+                 raft_incarnation:{}\r\nraft_admission:{}\r\nraft_repair_to:{}\r\n{}",
                 if server.role == Role::Leader { "master" } else { "slave" },
                 server.node.0,
                 role_name(server.role),
@@ -154,6 +161,10 @@ fn info(sections: &[Bytes], server: &ServerInfo) -> String {
                 server.leader.map_or(0, |leader| leader.0),
                 server.commit_index.0,
                 server.applied_index.0,
+                server.incarnation,
+                admission_name(server.admission),
+                server.repair_to.0,
+                admission_advice(server),
             ),
             _ => match server.keys {
                 Some(keys) if keys > 0 => {
@@ -164,6 +175,28 @@ fn info(sections: &[Bytes], server: &ServerInfo) -> String {
         };
     }
     text
+}
+
+fn admission_name(admission: crate::core::Admission) -> &'static str {
+    match admission {
+        crate::core::Admission::Voter => "voter",
+        crate::core::Admission::Learner => "learner",
+        crate::core::Admission::NotMember => "not-member",
+        crate::core::Admission::Refused { .. } => "refused",
+    }
+}
+
+/// For a refused node, what happened and what to do, as an INFO line.
+fn admission_advice(server: &ServerInfo) -> String {
+    match server.admission {
+        crate::core::Admission::Refused { admitted, ours } => format!(
+            "raft_admission_advice:the cluster admitted node {id} with storage incarnation {admitted}, \
+             this data directory is {ours} (a lost or replaced disk); it counts in no quorum. Once it has \
+             caught up, re-admit it from the leader: oar member replace {id} {id}\r\n",
+            id = server.node.0
+        ),
+        _ => String::new(),
+    }
 }
 
 fn role_name(role: Role) -> &'static str {

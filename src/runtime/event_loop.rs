@@ -14,6 +14,7 @@ use log::{debug, error, info};
 use mio::{Events, Poll, Waker};
 
 use super::apply::{self, FromApply, ToApply};
+use super::bootstrap::Bootstrap;
 use super::clock::Clock;
 use super::log_writer::{self, FromWriter, ToWriter};
 use super::pending::Pending;
@@ -23,12 +24,13 @@ use super::{
     first_request_id, Completion, Counters, Handle, Peer, Request, RequestError, RuntimeConfig, Shared,
     StartError, StateMachine,
 };
+use crate::codec::PeerState;
 use crate::core::{
     MembershipChangeError, Node, ProposeError, ReadError, RecoveredState, Role, SnapshotAction,
 };
 use crate::membership::{Membership, SnapshotMeta};
-use crate::message::{InstallSnapshot, Message, MessageBody, SnapshotAck, SnapshotChunk};
-use crate::storage::open_node;
+use crate::message::{Message, MessageBody, SnapshotAck, SnapshotChunk};
+use crate::storage::{new_incarnation, open_identity, open_node, RealFs};
 use crate::types::{Entry, Instant, LogIndex, NodeId, Term};
 
 /// Requests taken from the queue per turn of the loop, so that a flood of
@@ -59,31 +61,32 @@ pub(crate) fn start<S: StateMachine>(
             torn.reason
         );
     }
+    let has_state =
+        recovered.hard_state.term > Term(0) || !recovered.entries.is_empty() || recovered.snapshot.is_some();
+    let identity =
+        open_identity(&RealFs, &data_dir, id, &config.cluster_id, has_state).map_err(StartError::Storage)?;
     let clock = Clock::new();
     let now = clock.now();
-    // The cluster's first configuration: the peers as voters, or nobody for
-    // a node that waits to be added (its peers only say where nodes listen).
-    let bootstrap = if config.join {
-        Membership::default()
-    } else {
-        Membership {
-            voters: peers.iter().map(|p| p.id).collect(),
-            addresses: peers.iter().map(|p| (p.id, p.addr.to_string())).collect(),
-            ..Membership::default()
-        }
-    };
     // The state machine starts empty: the core asks for the snapshot, if
-    // any, to be restored first, then hands out the entries after it.
+    // any, to be restored first, then hands out the entries after it. The
+    // configuration comes from the log: its first entry, written when the
+    // cluster was bootstrapped (see `Bootstrap`), or later ones.
     let state = RecoveredState {
         hard_state: recovered.hard_state,
         snapshot: recovered.snapshot,
         entries: recovered.entries,
         applied: LogIndex(0),
-        incarnation: crate::types::Incarnation::UNKNOWN,
-        repair_to: LogIndex(0),
+        incarnation: identity.incarnation,
+        repair_to: recovered.repair_to,
     };
-    let node = Node::with_membership(config.raft.clone(), bootstrap.clone(), state, now)
-        .map_err(StartError::Core)?;
+    let mut raft = config.raft.clone();
+    // A fresh draw at every start: the core numbers what it must tell apart
+    // from a previous life's (forwarded reads) from its seed.
+    raft.seed ^= new_incarnation().0;
+    let node = Node::with_membership(raft, Membership::default(), state, now).map_err(StartError::Core)?;
+    let bootstrap = (config.bootstrap && node.last_index() == LogIndex(0) && node.term() == Term(0))
+        .then(|| Bootstrap::new(id, peers));
+    let bootstrap_membership = Membership::default();
     let snapshots = Arc::new(Snapshots::new(store));
 
     let poll = Poll::new().map_err(StartError::Thread)?;
@@ -101,7 +104,11 @@ pub(crate) fn start<S: StateMachine>(
         connect_timeout: config.connect_timeout,
         advertise: listen.to_string(),
         incarnation: node.incarnation(),
-        state: crate::codec::PeerState::Member,
+        state: match &bootstrap {
+            Some(b) => PeerState::Bootstrapping { voters_hash: b.voters_hash },
+            None if node.last_index() == LogIndex(0) && node.term() == Term(0) => PeerState::New,
+            None => PeerState::Member,
+        },
     };
     let transport = Transport::new(poll.registry(), transport_config, listen, listener, &others, now)
         .map_err(|error| StartError::Listen { addr: listen, error })?;
@@ -159,6 +166,7 @@ pub(crate) fn start<S: StateMachine>(
         chunks_in_flight: config.snapshot_chunks_in_flight,
         stall_timeout: config.snapshot_stall_timeout,
         inbox: Vec::new(),
+        bootstrap,
         stop: None,
     };
     let spawn = |name: String, f: Box<dyn FnOnce() + Send>| thread::Builder::new().name(name).spawn(f);
@@ -177,7 +185,9 @@ pub(crate) fn start<S: StateMachine>(
     threads.push(
         spawn(
             format!("oar-apply-{id}"),
-            Box::new(move || apply::run(state_machine, snaps, bootstrap, apply_inbox, apply_outbox, s)),
+            Box::new(move || {
+                apply::run(state_machine, snaps, bootstrap_membership, apply_inbox, apply_outbox, s)
+            }),
         )
         .map_err(StartError::Thread)?,
     );
@@ -189,9 +199,9 @@ pub(crate) fn start<S: StateMachine>(
     Ok(Handle { shared })
 }
 
-struct EventLoop {
-    node: Node,
-    transport: Transport,
+pub(super) struct EventLoop {
+    pub(super) node: Node,
+    pub(super) transport: Transport,
     poll: Poll,
     clock: Clock,
     shared: Arc<Shared>,
@@ -230,6 +240,8 @@ struct EventLoop {
     stall_timeout: std::time::Duration,
     /// Messages read from peers in this turn; kept to reuse its memory.
     inbox: Vec<Message>,
+    /// While this brand-new node waits to bootstrap a new cluster.
+    pub(super) bootstrap: Option<Bootstrap>,
     /// Why the loop ends, once it must.
     stop: Option<String>,
 }
@@ -400,14 +412,9 @@ impl EventLoop {
                     }
                 }
                 FromWriter::SnapshotReceived { from, term, meta } => {
-                    // The core takes it as the leader's word, in the
-                    // leader's term (and ignores it if that term is over).
-                    let body = MessageBody::InstallSnapshot(InstallSnapshot { meta });
-                    let from_incarnation = crate::types::Incarnation::UNKNOWN;
-                    self.node.handle_message(
-                        now,
-                        Message { from, to: self.node.id(), term, from_incarnation, body },
-                    );
+                    // In the term the leader sent the chunks in: the core
+                    // ignores the snapshot if that term is over.
+                    self.node.handle_snapshot_received(now, from, term, meta);
                 }
             }
         }
@@ -507,7 +514,11 @@ impl EventLoop {
         }
         while let Some(event) = self.node.poll_event() {
             debug!("{}: {event:?}", self.node.id());
+            if let crate::core::Event::Halted { reason } = event {
+                self.stop = Some(format!("halted: {reason}"));
+            }
         }
+        self.maybe_bootstrap(now);
         self.follow_membership(now);
         self.transport.flush(self.poll.registry(), now);
         for peer in self.transport.take_unreachable().collect::<Vec<_>>() {

@@ -73,9 +73,16 @@ pub(crate) enum FromWriter {
     Failed(StorageError),
     /// How much of a snapshot this node holds, for the leader `to`.
     ChunkAck { to: NodeId, term: Term, ack: SnapshotAck },
-    /// A snapshot from `from` arrived whole and is stored durably.
+    /// A snapshot from `from` arrived whole and is stored durably, for the
+    /// event loop to tell the core (`Node::handle_snapshot_received`).
     SnapshotReceived { from: NodeId, term: Term, meta: SnapshotMeta },
 }
+
+/// How often the log writer raises the floor kept beside the log (one small
+/// fsync, after a batch is reported): a loss of synced entries more recent
+/// than that is not seen by the node's own recovery (its leader notices it
+/// instead). See `Wal::raise_floor`.
+const FLOOR_RAISE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(crate) fn run(
     mut wal: Wal,
@@ -86,6 +93,7 @@ pub(crate) fn run(
 ) {
     let id = shared.id;
     let mut stopping = false;
+    let mut floor_raised = std::time::Instant::now();
     while !stopping {
         let Ok(first) = inbox.recv() else { break };
         let mut last = None;
@@ -126,7 +134,8 @@ pub(crate) fn run(
                 }
             }
         }
-        if result.is_ok() && needs_sync {
+        let synced = result.is_ok() && needs_sync;
+        if synced {
             result = wal.sync();
             shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
@@ -147,5 +156,15 @@ pub(crate) fn run(
             break;
         }
         shared.wake();
+        // Off the acknowledgements' path: the batch is reported already.
+        if synced && !stopping && floor_raised.elapsed() >= FLOOR_RAISE_INTERVAL {
+            floor_raised = std::time::Instant::now();
+            if let Err(e) = wal.raise_floor() {
+                error!("{id}: the log failed, stopping the node: {e}");
+                let _ = outbox.send(FromWriter::Failed(e));
+                shared.wake();
+                break;
+            }
+        }
     }
 }

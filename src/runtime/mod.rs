@@ -32,6 +32,7 @@
 //! machine's answer.
 
 mod apply;
+mod bootstrap;
 mod clock;
 mod event_loop;
 mod log_writer;
@@ -129,9 +130,20 @@ pub struct RuntimeConfig {
     /// How snapshots are stored and received.
     pub snapshots: SnapshotOptions,
     /// Start as a node that is not yet a member: it waits for a leader to
-    /// add it (`add_learner`) instead of forming a cluster with `peers`,
-    /// which then only tell it where nodes listen.
+    /// add it (`add_learner`); `peers` only tell it where nodes listen.
+    /// That is also what a node with an empty data directory does without
+    /// [`bootstrap`](RuntimeConfig::bootstrap); `join` only says so
+    /// explicitly, and refuses `bootstrap`.
     pub join: bool,
+    /// Bootstrap a new cluster whose voters are `peers`, if this node's data
+    /// directory is empty; ignored once it holds anything. Give it to every
+    /// initial node, with the same `peers`: the one with the lowest id
+    /// writes the first configuration once all have connected and said
+    /// they are new (see the `bootstrap` module). Leaving it set on later
+    /// starts is harmless: a node that lost its disk and comes back with it
+    /// finds its peers in a cluster already and waits to be re-admitted
+    /// instead of forming a second cluster.
+    pub bootstrap: bool,
     /// The largest piece a snapshot is sent in.
     pub snapshot_chunk_bytes_max: usize,
     /// Chunks sent to one follower and not yet acknowledged.
@@ -156,6 +168,7 @@ impl RuntimeConfig {
             wal: WalOptions::default(),
             snapshots: SnapshotOptions::default(),
             join: false,
+            bootstrap: false,
             snapshot_chunk_bytes_max: 256 << 10,
             snapshot_chunks_in_flight: 8,
             snapshot_stall_timeout: Duration::from_secs(10),
@@ -206,6 +219,11 @@ impl RuntimeConfig {
         }
         if self.snapshot_stall_timeout.is_zero() {
             return fail("snapshot_stall_timeout is zero; a transfer needs time".into());
+        }
+        if self.join && self.bootstrap {
+            return fail(
+                "join and bootstrap are both set; a node either waits to be added or bootstraps a new cluster".into(),
+            );
         }
         let mut ids: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
         ids.sort_unstable();

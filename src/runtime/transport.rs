@@ -432,6 +432,10 @@ impl Transport {
     }
 }
 
+/// What a peer's handshake said: who, where it listens, its incarnation and
+/// whether it belongs to a cluster.
+type Greeted = (NodeId, String, (Incarnation, PeerState));
+
 /// Why a connection ends.
 enum Close {
     /// The peer went away: normal.
@@ -449,7 +453,7 @@ impl Inbound {
         scratch: &mut [u8],
         peer_closed: bool,
         deliver: &mut dyn FnMut(Message),
-    ) -> Result<Option<(NodeId, String, (Incarnation, PeerState))>, Close> {
+    ) -> Result<Option<Greeted>, Close> {
         let mut greeted = None;
         loop {
             // A short read of frames emptied the socket, so new bytes raise a

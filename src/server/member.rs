@@ -41,6 +41,9 @@ pub(super) fn answer(node: &Handle, op: MemberOp) -> Vec<u8> {
         },
         MemberOp::Promote { id } => MembershipChange::Promote { id: NodeId(id) },
         MemberOp::Remove { id } => MembershipChange::Remove { id: NodeId(id) },
+        MemberOp::Replace { promote, remove } if promote == remove => {
+            MembershipChange::Readmit { id: NodeId(promote) }
+        }
         MemberOp::Replace { promote, remove } => {
             MembershipChange::Replace { promote: NodeId(promote), remove: NodeId(remove) }
         }

@@ -291,6 +291,9 @@ fn server_info(node: &Handle) -> ServerInfo {
             commit_index: status.commit,
             applied_index: status.applied,
             keys: None,
+            incarnation: status.incarnation,
+            admission: status.admission,
+            repair_to: status.repair_to,
         },
         Err(_) => placeholder_info(node),
     }
@@ -306,5 +309,8 @@ fn placeholder_info(node: &Handle) -> ServerInfo {
         commit_index: LogIndex(0),
         applied_index: LogIndex(0),
         keys: None,
+        incarnation: crate::types::Incarnation::UNKNOWN,
+        admission: crate::core::Admission::NotMember,
+        repair_to: LogIndex(0),
     }
 }

@@ -44,7 +44,7 @@ use ::log::{debug, info};
 use crate::config::Config;
 use crate::core::{Node, Persist, RecoveredState, Role, SnapshotAction};
 use crate::membership::{Membership, SnapshotMeta};
-use crate::message::{InstallSnapshot, Message, MessageBody};
+use crate::message::Message;
 use crate::rng::Rng;
 use crate::storage::{read_identity, reconcile_floor, write_identity, Fs, Identity, SimFs, Wal, WalOptions};
 use crate::types::{Incarnation, Instant, LogIndex, NodeId, Term};
@@ -468,6 +468,8 @@ impl World {
                 }
             }
             Event::LivenessProbe => {
+                // Operators re-admit voters that lost their disk.
+                self.readmit_refused();
                 self.propose_probe();
                 self.schedule(Duration::from_millis(100), Event::LivenessProbe);
             }
@@ -485,9 +487,9 @@ impl World {
         }
     }
 
-    /// A snapshot reaches `to` whole: its runtime stores it durably, hands
-    /// the core an `InstallSnapshot` on the leader's behalf, and tells the
-    /// leader it arrived.
+    /// A snapshot reaches `to` whole: its runtime stores it durably, tells
+    /// the core it was received from the leader `from` of `term`, and tells
+    /// the leader it arrived.
     fn snapshot_arrives(&mut self, from: NodeId, to: NodeId, term: crate::types::Term, snapshot: Snapshot) {
         let now = self.now;
         let down = self.nodes.get(&to).is_none_or(|n| n.node.is_none());
@@ -508,14 +510,7 @@ impl World {
             sim.snapshot = Some(snapshot);
         }
         let meta = sim.snapshot.as_ref().expect("stored above").meta.clone();
-        let msg = Message {
-            from,
-            to,
-            term,
-            from_incarnation: Incarnation::UNKNOWN,
-            body: MessageBody::InstallSnapshot(InstallSnapshot { meta }),
-        };
-        sim.node.as_mut().expect("alive").handle_message(now, msg);
+        sim.node.as_mut().expect("alive").handle_snapshot_received(now, from, term, meta);
         self.drain(to);
         if let Some(node) = self.nodes.get_mut(&from).and_then(|n| n.node.as_mut()) {
             node.handle_snapshot_sent(to);
@@ -749,9 +744,17 @@ impl World {
                 return;
             }
         };
-        wal.set_commit_floor_step(self.floor_step);
-        // Continue the durable snapshot, as the runtime's start does.
+        wal.set_floor_step(self.floor_step);
+        // As the runtime's start does: hold the log to the floor kept beside
+        // it, then continue the durable snapshot.
         let snapshot = sim.snapshot.as_ref().map(|s| s.meta.clone());
+        let floor = wal.floor();
+        let snapshot_index = snapshot.as_ref().map_or(LogIndex(0), |s| s.index);
+        debug!(target: "oar::sim", "{now} {id} recovers: log to {}, floor {floor:?}", wal.last_index());
+        // (On a copy: the model checks what storage recovered, before.)
+        let mut hard_state = recovered.hard_state;
+        let repair_to =
+            reconcile_floor(Path::new(DATA_DIR), floor, &mut hard_state, snapshot_index, |i| wal.term(i));
         if let Some(s) = &snapshot {
             if wal.term(s.index) != Some(s.term) {
                 recovered.entries.clear();
@@ -760,6 +763,12 @@ impl World {
             if let Err(e) = continue_snapshot(&mut wal, s) {
                 self.checker.fail("recovery", format!("{id}: continuing snapshot {}: {e}", s.index));
                 return;
+            }
+            if repair_to > LogIndex(0) {
+                if let Err(e) = wal.keep_floor(floor) {
+                    self.checker.fail("recovery", format!("{id}: keeping the floor: {e}"));
+                    return;
+                }
             }
         } else if recovered.first_index != LogIndex(1) {
             let first = recovered.first_index;
@@ -784,18 +793,10 @@ impl World {
             return;
         }
         disk.reset(recovered.hard_state, base.unwrap_or_default(), recovered.entries.clone());
-        // As the runtime's start does: hold the log to the floor kept beside
-        // it.
-        let repair_to = reconcile_floor(
-            Path::new(DATA_DIR),
-            recovered.floor,
-            &mut recovered.hard_state,
-            wal.last_index(),
-        );
         sim.wal = Some(wal);
         let state = RecoveredState {
             snapshot,
-            hard_state: recovered.hard_state,
+            hard_state,
             entries: recovered.entries,
             applied: sim.app_applied,
             incarnation: identity.incarnation,

@@ -126,14 +126,7 @@ impl World {
         }
         // Without its storage: from the fault until the disk holds again
         // what it lost, and the configuration admits its new incarnation.
-        let faulted = m
-            .voters
-            .iter()
-            .filter(|id| {
-                let n = &self.nodes[id];
-                n.disk_fault.is_some() || self.disks[id].has_ghost() || m.incarnation(**id) != n.incarnation
-            })
-            .count();
+        let faulted = m.voters.iter().filter(|&&id| self.without_storage(id, &m)).count();
         if faulted + 1 > (m.voters.len() - 1) / 2 {
             return;
         }
@@ -145,6 +138,17 @@ impl World {
         info!(target: "oar::sim", "{now} {id} will lose its disk: {fault:?}");
         self.crash(id);
         self.nodes.get_mut(&id).expect("known").disk_fault = Some(fault);
+    }
+
+    /// Whether voter `id` of `m` is without its storage: from a disk fault
+    /// until the disk holds again what it lost and `m` admits its new
+    /// incarnation.
+    fn without_storage(&self, id: NodeId, m: &crate::membership::Membership) -> bool {
+        let n = &self.nodes[&id];
+        let admitted = m.incarnation(id);
+        n.disk_fault.is_some()
+            || self.disks[&id].has_ghost()
+            || (admitted != crate::types::Incarnation::UNKNOWN && admitted != n.incarnation)
     }
 
     pub(super) fn heal(&mut self) {
@@ -221,27 +225,7 @@ impl World {
             let v: Vec<NodeId> = set.iter().copied().collect();
             (!v.is_empty()).then(|| v[rng.below(v.len() as u64) as usize])
         };
-        // A voter that lost its disk and answers from its new one comes
-        // back in through a joint configuration, once it has caught up.
-        let status = self.nodes[&leader].node.as_ref().expect("a leader is alive").status();
-        let refused = status.peers.iter().find(|p| {
-            m.voters.contains(&p.id)
-                && !p.counted
-                && p.incarnation != crate::types::Incarnation::UNKNOWN
-                && p.match_index >= status.commit
-        });
-        if let Some(p) = refused.filter(|_| self.rng.chance(2, 3)) {
-            let change = MembershipChange::Readmit { id: p.id };
-            let node = self.nodes.get_mut(&leader).and_then(|n| n.node.as_mut()).expect("a leader is alive");
-            match node.change_membership(now, change.clone()) {
-                Ok(index) => {
-                    info!(target: "oar::sim", "{now} {leader} re-admits {} at {index}", p.id);
-                    self.report.membership_changes += 1;
-                    self.report.readmissions += 1;
-                    self.drain(leader);
-                }
-                Err(e) => debug!(target: "oar::sim", "{now} {leader} refused {change:?}: {e}"),
-            }
+        if self.rng.chance(2, 3) && self.readmit_refused() {
             return;
         }
         let change = match self.rng.below(4) {
@@ -274,6 +258,16 @@ impl World {
                 _ => return,
             },
         };
+        // As a careful operator: no change whose new voters' majority
+        // includes one without its storage (the leader's own check can be
+        // fooled by a voter that died a moment ago), for Raft could never
+        // commit it.
+        if let Ok(next) = m.apply(&change) {
+            let healthy = next.voters.iter().filter(|&&id| !self.without_storage(id, &m)).count();
+            if healthy < next.voters.len() / 2 + 1 {
+                return;
+            }
+        }
         let Some(node) = self.nodes.get_mut(&leader).and_then(|n| n.node.as_mut()) else { return };
         match node.change_membership(now, change.clone()) {
             Ok(index) => {
@@ -283,6 +277,35 @@ impl World {
             }
             Err(e) => debug!(target: "oar::sim", "{now} {leader} refused {change:?}: {e}"),
         }
+    }
+
+    /// Has the newest leader re-admit a voter that lost its disk and
+    /// answers from its new one, once it has caught up, as an operator
+    /// would. Returns whether it tried.
+    pub(super) fn readmit_refused(&mut self) -> bool {
+        let now = self.now;
+        let Some(leader) = self.newest_leader() else { return false };
+        let node = self.nodes[&leader].node.as_ref().expect("a leader is alive");
+        let (m, status) = (node.membership().clone(), node.status());
+        let refused = status.peers.iter().find(|p| {
+            m.voters.contains(&p.id)
+                && !p.counted
+                && p.incarnation != crate::types::Incarnation::UNKNOWN
+                && p.match_index >= status.commit
+        });
+        let Some(id) = refused.map(|p| p.id) else { return false };
+        let change = MembershipChange::Readmit { id };
+        let node = self.nodes.get_mut(&leader).and_then(|n| n.node.as_mut()).expect("a leader is alive");
+        match node.change_membership(now, change.clone()) {
+            Ok(index) => {
+                info!(target: "oar::sim", "{now} {leader} re-admits {id} at {index}");
+                self.report.membership_changes += 1;
+                self.report.readmissions += 1;
+                self.drain(leader);
+            }
+            Err(e) => debug!(target: "oar::sim", "{now} {leader} refused {change:?}: {e}"),
+        }
+        true
     }
 
     /// The leader of the highest term, if any node leads.

@@ -18,12 +18,13 @@
 //! | 29     | n    | cluster id, UTF-8                      |
 //! | 29 + n | 4    | CRC32C of everything before it         |
 //!
-//! **Floor** (`FLOOR`): what the log once held durably, kept apart from
-//! it and rewritten in place (with its own checksum): an index it held and
-//! knew committed (raised every so many committed entries), and the latest
-//! term of its hard state (raised at every new term). A log that later ends
-//! below the commit floor lost committed entries that this node held, and
-//! so had acknowledged; a hard state below the term floor lost a term, and
+//! **Floor** (`FLOOR`): a lower bound on what the log holds durably, kept
+//! apart from it and rewritten in place (with its own checksum): a log
+//! position it held durably (raised as the log grows, lowered *before* a
+//! truncation or a reset removes it) and the latest term its hard state
+//! held (raised at every new term). A log that later does not hold that
+//! position lost synced entries, and with them entries this node
+//! acknowledged; a hard state below the term floor lost a term, and
 //! perhaps the vote cast in it. Either comes from a disk that lied about a
 //! sync, or a log restored from an older copy. The node then must not vote
 //! until a leader has given the entries back (see
@@ -34,9 +35,10 @@
 //! | offset | size | field                                  |
 //! |--------|------|----------------------------------------|
 //! | 0      | 8    | magic `oar-flor`                       |
-//! | 8      | 8    | commit floor                           |
-//! | 16     | 8    | term floor                             |
-//! | 24     | 4    | CRC32C of bytes 0..24                  |
+//! | 8      | 8    | index of the position                  |
+//! | 16     | 8    | term of the entry there                |
+//! | 24     | 8    | term floor                             |
+//! | 32     | 4    | CRC32C of bytes 0..32                  |
 
 use std::path::Path;
 
@@ -54,7 +56,7 @@ pub const FLOOR_FILE: &str = "FLOOR";
 const IDENTITY_MAGIC: &[u8; 8] = b"oar-node";
 const IDENTITY_VERSION: u32 = 1;
 const FLOOR_MAGIC: &[u8; 8] = b"oar-flor";
-const FLOOR_BYTES: usize = 28;
+const FLOOR_BYTES: usize = 36;
 /// An identity file is at most this long (a 255-byte cluster id).
 const IDENTITY_BYTES_MAX: u64 = 29 + 255 + 4;
 
@@ -127,6 +129,51 @@ pub fn write_identity<F: Fs>(fs: &F, dir: &Path, identity: &Identity) -> Result<
     fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))
 }
 
+/// Opens the identity of the data directory `dir` for node `node_id` of
+/// cluster `cluster_id`, creating it (with a new incarnation) in a
+/// directory whose storage holds nothing yet (`has_state` false: no entry,
+/// no term, no snapshot; open the log first, which locks the directory).
+/// Refuses, with a message saying what to fix, a directory that belongs to
+/// another node or cluster, and one that holds state but no identity (made
+/// by an older oar, or its `IDENTITY` deleted): its incarnation cannot be
+/// known, and guessing would let a replaced disk pass for the old one.
+pub fn open_identity<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    node_id: NodeId,
+    cluster_id: &str,
+    has_state: bool,
+) -> Result<Identity, StorageError> {
+    let path = dir.join(IDENTITY_FILE);
+    if let Some(identity) = read_identity(fs, dir)? {
+        if identity.node_id != node_id || identity.cluster_id != cluster_id {
+            return Err(StorageError::Identity {
+                path,
+                reason: format!(
+                    "this data directory belongs to node {} of cluster {:?}, not to node {} of cluster {:?}; \
+                     start each node on its own directory",
+                    identity.node_id.0, identity.cluster_id, node_id.0, cluster_id
+                ),
+            });
+        }
+        return Ok(identity);
+    }
+    if has_state {
+        return Err(StorageError::Identity {
+            path,
+            reason: "this data directory holds a log but no identity file (it was made by an older oar, or \
+                     the file was deleted), so whether it is the disk the cluster admitted cannot be known; \
+                     move the directory away, start the node on an empty one, and re-admit it \
+                     (oar member replace ID ID)"
+                .to_string(),
+        });
+    }
+    let identity = Identity { node_id, incarnation: new_incarnation(), cluster_id: cluster_id.to_string() };
+    write_identity(fs, dir, &identity)?;
+    log::info!("{}: new data directory, storage incarnation {}", dir.display(), identity.incarnation);
+    Ok(identity)
+}
+
 /// A new incarnation: random, never 0. Drawn from the standard library's
 /// randomly keyed hasher (seeded by the operating system) mixed with the
 /// time and the process id, so two directories created anywhere, at any
@@ -141,11 +188,14 @@ pub fn new_incarnation() -> Incarnation {
     Incarnation(hasher.finish().max(1))
 }
 
-/// What a log once held durably, kept apart from it: see the module docs.
+/// What a log holds durably at least, kept apart from it: see the module
+/// docs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Floor {
-    /// An index the log held durably and knew committed.
-    pub commit: LogIndex,
+    /// A position the log holds durably: an index...
+    pub index: LogIndex,
+    /// ...and the term of its entry there.
+    pub index_term: Term,
     /// The latest term the log's hard state held durably.
     pub term: Term,
 }
@@ -171,8 +221,9 @@ pub fn read_floor<F: Fs>(fs: &F, dir: &Path) -> Result<Floor, StorageError> {
         return Ok(Floor::default());
     }
     Ok(Floor {
-        commit: LogIndex(LittleEndian::read_u64(&bytes[8..16])),
-        term: Term(LittleEndian::read_u64(&bytes[16..24])),
+        index: LogIndex(LittleEndian::read_u64(&bytes[8..16])),
+        index_term: Term(LittleEndian::read_u64(&bytes[16..24])),
+        term: Term(LittleEndian::read_u64(&bytes[24..32])),
     })
 }
 
@@ -203,8 +254,8 @@ impl<File: FsFile> FloorFile<File> {
     }
 
     /// Makes `floor` durable as the new floor.
-    pub(crate) fn raise(&mut self, floor: Floor, path: &Path) -> Result<(), StorageError> {
-        debug_assert!(floor.commit >= self.floor.commit && floor.term >= self.floor.term);
+    pub(crate) fn set(&mut self, floor: Floor, path: &Path) -> Result<(), StorageError> {
+        debug_assert!(floor.term >= self.floor.term);
         self.file.write_at(0, &encode_floor(floor)).map_err(|e| StorageError::io("write", path, e))?;
         self.file.sync_data().map_err(|e| StorageError::sync(path, e))?;
         self.floor = floor;
@@ -215,9 +266,10 @@ impl<File: FsFile> FloorFile<File> {
 fn encode_floor(floor: Floor) -> [u8; FLOOR_BYTES] {
     let mut bytes = [0; FLOOR_BYTES];
     bytes[..8].copy_from_slice(FLOOR_MAGIC);
-    LittleEndian::write_u64(&mut bytes[8..16], floor.commit.0);
-    LittleEndian::write_u64(&mut bytes[16..24], floor.term.0);
-    let crc = crc32c::crc32c(&bytes[..24]);
-    LittleEndian::write_u32(&mut bytes[24..], crc);
+    LittleEndian::write_u64(&mut bytes[8..16], floor.index.0);
+    LittleEndian::write_u64(&mut bytes[16..24], floor.index_term.0);
+    LittleEndian::write_u64(&mut bytes[24..32], floor.term.0);
+    let crc = crc32c::crc32c(&bytes[..32]);
+    LittleEndian::write_u32(&mut bytes[32..], crc);
     bytes
 }

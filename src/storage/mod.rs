@@ -251,6 +251,7 @@
 //! would silently drop entries this node may have acknowledged.
 
 mod error;
+mod force;
 mod format;
 mod fs;
 mod identity;
@@ -261,12 +262,14 @@ mod snapshot;
 mod wal;
 
 pub use self::error::StorageError;
+pub use self::force::{force_new_cluster, ForcedCluster};
 pub use self::format::{
     FORMAT_VERSION, MAX_ENTRY_DATA_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEGMENT_MAGIC,
 };
 pub use self::fs::{Fs, FsFile, RealFs};
 pub use self::identity::{
-    new_incarnation, read_floor, read_identity, write_identity, Floor, Identity, FLOOR_FILE, IDENTITY_FILE,
+    new_incarnation, open_identity, read_floor, read_identity, write_identity, Floor, Identity, FLOOR_FILE,
+    IDENTITY_FILE,
 };
 pub use self::node::{open_node, open_node_with, reconcile_floor, NodeState};
 pub use self::recovery::{RecoveredLog, TornTail};
@@ -280,7 +283,7 @@ pub use self::snapshot::{
     SNAPSHOT_DIR, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_TRAILER_BYTES,
 };
 pub use self::wal::{
-    Wal, WalOptions, DEFAULT_COMMIT_FLOOR_STEP, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES,
+    Wal, WalOptions, DEFAULT_FLOOR_STEP, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES,
     MIN_SEGMENT_SIZE_BYTES,
 };
 

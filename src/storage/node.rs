@@ -66,8 +66,14 @@ pub fn open_node_with<F: Fs + Clone>(
     // The log first: it locks the node's directory.
     let (mut wal, recovered) = Wal::open_with(fs.clone(), dir, wal_options)?;
     let (store, snapshot) = SnapshotStore::open_with(fs, dir.join(SNAPSHOT_DIR), snapshot_options)?;
-    let RecoveredLog { mut hard_state, first_index, mut entries, torn_tail, floor, .. } = recovered;
+    let RecoveredLog { mut hard_state, first_index, mut entries, torn_tail, .. } = recovered;
     let (after, after_term) = snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
+    // Held to the floor before any reset: a log set back behind its
+    // snapshot lost what the floor says it held after it, which a reset
+    // would hide (a log that conflicts with the snapshot drops only
+    // entries never committed).
+    let floor = wal.floor();
+    let repair_to = reconcile_floor(dir, floor, &mut hard_state, after, |i| wal.term(i));
 
     if wal.term(after) == Some(after_term) {
         // `term(after)` is known, so `first_index - 1 <= after`.
@@ -97,6 +103,10 @@ pub fn open_node_with<F: Fs + Clone>(
         );
         wal.reset(after, after_term)?;
         entries.clear();
+        if repair_to > LogIndex(0) {
+            // The reset lowered the floor; the loss is not repaired yet.
+            wal.keep_floor(floor)?;
+        }
     }
     hard_state.commit = hard_state.commit.max(after);
     debug_assert!(entries.iter().zip(after.next().0..).all(|(e, i)| e.index == LogIndex(i)));
@@ -107,19 +117,26 @@ pub fn open_node_with<F: Fs + Clone>(
         after.next(),
         wal.last_index()
     );
-    let repair_to = reconcile_floor(dir, floor, &mut hard_state, wal.last_index());
     Ok((wal, store, NodeState { snapshot, hard_state, entries, torn_tail, repair_to }))
 }
 
-/// Holds a recovered log (ending at `last`, with `hard_state`) to the floor
-/// kept beside it: a hard state whose term is below the term floor lost a
-/// term, and maybe the vote cast in it, so the node starts in the term
+/// Holds a recovered log to the floor kept beside it: `term_at` gives the
+/// term of the log's entry at an index (or of the snapshot it continues,
+/// `None` beyond it). A hard state whose term is below the term floor lost
+/// a term, and maybe the vote cast in it, so the node starts in the term
 /// after the floor's, having voted in none (it can never vote twice in a
-/// term); a log that ends below the commit floor lost committed entries,
-/// whose index is returned for `RecoveredState::repair_to` (0 if nothing
-/// was lost). Both can only come from a disk that lied about a sync, or a
-/// log restored from an older copy; both are logged.
-pub fn reconcile_floor(dir: &Path, floor: Floor, hard_state: &mut HardState, last: LogIndex) -> LogIndex {
+/// term). A log that does not hold the floor's position lost synced
+/// entries, some of which this node acknowledged: their index is returned
+/// for `RecoveredState::repair_to` (0 if nothing was lost). Both can only
+/// come from a disk that lied about a sync, or a log restored from an
+/// older copy; both are logged.
+pub fn reconcile_floor(
+    dir: &Path,
+    floor: Floor,
+    hard_state: &mut HardState,
+    snapshot_index: LogIndex,
+    term_at: impl Fn(LogIndex) -> Option<Term>,
+) -> LogIndex {
     if hard_state.term < floor.term {
         warn!(
             "{}: the log's hard state is at term {} but the log reached term {} before: it lost \
@@ -131,14 +148,15 @@ pub fn reconcile_floor(dir: &Path, floor: Floor, hard_state: &mut HardState, las
         );
         *hard_state = HardState { term: floor.term.next(), vote: None, commit: hard_state.commit };
     }
-    if floor.commit > last {
+    if floor.index > snapshot_index && term_at(floor.index) != Some(floor.index_term) {
         warn!(
-            "{}: the log ends at {last} but held committed entries up to {} before: they were lost; \
-             the node will not vote until a leader restores them",
+            "{}: the log held entry {} of term {} durably, and no longer does: synced entries were \
+             lost; the node will not vote until a leader restores them",
             dir.display(),
-            floor.commit
+            floor.index,
+            floor.index_term.0
         );
-        floor.commit
+        floor.index
     } else {
         LogIndex(0)
     }

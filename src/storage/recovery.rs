@@ -172,10 +172,10 @@ pub struct RecoveredLog {
     /// records that were being written when the power went. Logged at
     /// `warn`; reported here so that nothing disappears unsaid.
     pub torn_tail: Option<TornTail>,
-    /// The floor kept beside the log: an index it once held durably and
-    /// knew committed, and the latest term its hard state held. A log that
-    /// ends below the first (once reconciled with the newest snapshot) lost
-    /// committed entries; a hard state below the second lost a term.
+    /// The floor kept beside the log: a position it holds durably at least,
+    /// and the latest term its hard state held. A log that does not hold
+    /// the first (once reconciled with the newest snapshot) lost synced
+    /// entries; a hard state below the second lost a term.
     pub floor: super::Floor,
 }
 

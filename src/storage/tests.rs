@@ -437,6 +437,7 @@ fn stale_handles_fail_after_a_crash() {
 }
 
 // Larger groups of tests, in `tests/`.
+mod identity;
 mod node;
 mod reset;
 mod snapshot;

@@ -18,9 +18,9 @@ use super::recovery::{
 };
 use crate::types::{Entry, HardState, LogIndex, Term};
 
-/// How many committed entries the log lets pass between two raises of its
-/// commit floor (see [`Wal::set_commit_floor_step`]).
-pub const DEFAULT_COMMIT_FLOOR_STEP: u64 = 1024;
+/// How many entries the log lets pass between two automatic raises of its
+/// floor (see [`Wal::set_floor_step`]).
+pub const DEFAULT_FLOOR_STEP: u64 = 1024;
 
 /// The default size segments are preallocated to: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 << 20;
@@ -177,9 +177,9 @@ pub struct Wal<F: Fs = RealFs> {
     buf: Vec<u8>,
     /// Why the log stopped, after a fatal error.
     poisoned: Option<String>,
-    /// The floor under the commit index, kept apart from the log (see the
-    /// `identity` module), and how far the synced commit index must pass it
-    /// before it is raised.
+    /// A lower bound on what the log holds durably, kept apart from it (see
+    /// the `identity` module), and how far the synced log must pass it
+    /// before [`Wal::sync`] raises it by itself.
     floor: FloorFile<F::File>,
     floor_step: u64,
 }
@@ -254,7 +254,7 @@ impl<F: Fs> Wal<F> {
             buf,
             poisoned: None,
             floor,
-            floor_step: DEFAULT_COMMIT_FLOOR_STEP,
+            floor_step: DEFAULT_FLOOR_STEP,
         };
         wal.check_invariants();
         Ok((wal, recovered))
@@ -339,28 +339,69 @@ impl<F: Fs> Wal<F> {
             return Ok(());
         }
         self.sync_active().map_err(|e| self.poison(e))?;
-        // Everything up to the synced commit index is durable now, and
-        // committed entries never leave a log: a floor under it that the log
-        // later ends below proves a loss. Likewise a term never goes back.
-        let commit = self.hard_state.commit.min(self.last_index);
+        // The log is durable to its end now: raise the floor kept beside it
+        // when the log has grown enough, or the term moved.
         let old = self.floor.floor;
-        let commit_due = commit >= old.commit.plus(self.floor_step);
-        if commit_due || self.hard_state.term > old.term {
-            let floor = Floor {
-                commit: if commit_due { commit } else { old.commit },
-                term: self.hard_state.term.max(old.term),
-            };
-            let path = self.dir.join(FLOOR_FILE);
-            self.floor.raise(floor, &path).map_err(|e| self.poison(e))?;
+        if self.last_index >= old.index.plus(self.floor_step) || self.hard_state.term > old.term {
+            self.raise_floor()?;
         }
         Ok(())
     }
 
-    /// Raises the commit floor once the synced commit index has passed it
-    /// by `entries` (1 keeps it exact, at the cost of a small fsync per
-    /// commit; [`DEFAULT_COMMIT_FLOOR_STEP`] by default). Smaller steps
-    /// catch smaller losses of committed entries at recovery.
-    pub fn set_commit_floor_step(&mut self, entries: u64) {
+    /// Raises the floor kept beside the log to the log's end and current
+    /// term, durably (one small fsync), if they moved. Everything written
+    /// must be synced: call it right after [`Wal::sync`]. [`Wal::sync`]
+    /// calls it by itself every [`Wal::set_floor_step`] entries and at every
+    /// new term; a runtime may call it on a timer instead, bounding how
+    /// recent a loss of synced entries recovery can miss.
+    pub fn raise_floor(&mut self) -> Result<(), StorageError> {
+        self.check_writable()?;
+        assert!(!self.dirty, "raise the floor only over a synced log");
+        let old = self.floor.floor;
+        // A log shorter than its floor lost entries (recovery said so), and
+        // has not got them back: keep the floor there, so that a restart
+        // before the repair still knows.
+        let (index, index_term) = if self.last_index >= old.index {
+            (self.last_index, self.last_term)
+        } else {
+            (old.index, old.index_term)
+        };
+        let floor = Floor { index, index_term, term: self.hard_state.term.max(old.term) };
+        if floor == self.floor.floor {
+            return Ok(());
+        }
+        let path = self.dir.join(FLOOR_FILE);
+        self.floor.set(floor, &path).map_err(|e| self.poison(e))
+    }
+
+    /// Puts the floor back to `floor` (durably) after a reset lowered it,
+    /// when the entries it names were lost rather than dropped: until the
+    /// log holds that far again, a restart must still see the loss.
+    pub fn keep_floor(&mut self, floor: Floor) -> Result<(), StorageError> {
+        self.check_writable()?;
+        if floor == self.floor.floor {
+            return Ok(());
+        }
+        let path = self.dir.join(FLOOR_FILE);
+        self.floor.set(floor, &path).map_err(|e| self.poison(e))
+    }
+
+    /// Lowers the floor, durably, before the log drops entries at or below
+    /// it: to `(index, term)`, the position the log will still hold.
+    fn lower_floor(&mut self, index: LogIndex, term: Term) -> Result<(), StorageError> {
+        if self.floor.floor.index <= index {
+            return Ok(());
+        }
+        let floor = Floor { index, index_term: term, term: self.floor.floor.term };
+        let path = self.dir.join(FLOOR_FILE);
+        self.floor.set(floor, &path)
+    }
+
+    /// Has [`Wal::sync`] raise the floor once the log has grown by
+    /// `entries` past it (1 keeps it at the log's end, at the cost of a
+    /// small fsync per sync; [`DEFAULT_FLOOR_STEP`] by default). Smaller
+    /// steps let recovery catch smaller losses of synced entries.
+    pub fn set_floor_step(&mut self, entries: u64) {
         self.floor_step = entries.max(1);
     }
 
@@ -562,7 +603,10 @@ impl<F: Fs> Wal<F> {
     ) -> Result<(), StorageError> {
         if let Some(first) = entries.first() {
             if first.index <= self.last_index {
-                self.truncate_after(first.index.prev())?;
+                let kept = first.index.prev();
+                let kept_term = self.terms.term(kept).expect("the truncation point is in the log");
+                self.lower_floor(kept, kept_term)?;
+                self.truncate_after(kept)?;
             }
             for entry in entries {
                 self.make_room(format::entry_record_bytes(entry))?;
@@ -592,6 +636,7 @@ impl<F: Fs> Wal<F> {
         if self.dirty {
             self.sync_active()?;
         }
+        self.lower_floor(after, term)?;
         let header = SegmentHeader { first_index: after.next(), prev_term: term };
         let name = segment_name(header.first_index);
         let path = self.dir.join(&name);

@@ -111,7 +111,12 @@ fn a_transfer_cut_short_by_stepping_down_is_reported_abandoned() {
     c.clear_events();
     // A reply from the third node at a higher term deposes the leader.
     let term = c.node(leader).term().0 + 1;
-    c.inject(msg(other, leader, term, MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0 })));
+    c.inject(msg(
+        other,
+        leader,
+        term,
+        MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0, last_index: LogIndex(0) }),
+    ));
     assert_eq!(c.node(leader).role(), Role::Follower);
     // The outcome shows when the next leader is known: not the target.
     let hb = MessageBody::Heartbeat(Heartbeat { commit: LogIndex(0), commit_term: Term(0), round: 0 });

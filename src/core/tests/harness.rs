@@ -18,14 +18,16 @@
 //!   the node's snapshots are manual ([`Cluster::manual_snapshots`]), in which
 //!   case the request is only recorded and the test calls
 //!   [`Cluster::take_snapshot`] when it likes.
-//! - `Send`: the transfer travels as the `InstallSnapshot` message the
-//!   follower's runtime would hand its core once the last chunk arrived, from
-//!   the leader, in the leader's term at the time of `Send`, through the
-//!   network like any message: a cut link drops it (and the leader hears
+//! - `Send`: the transfer travels as the runtime moves it, as
+//!   `SnapshotChunk`s, here a single one holding the whole file (see
+//!   [`snapshot_transfer`]), from the leader, in the leader's term at the
+//!   time of `Send`, through the network like any message: a cut link drops
+//!   it (and the leader hears
 //!   [`handle_snapshot_failed`](Node::handle_snapshot_failed) at once), a
-//!   test may hold it back, and when it is delivered the follower's disk
-//!   stores the snapshot first, then the follower handles the message, then
-//!   the leader hears [`handle_snapshot_sent`](Node::handle_snapshot_sent).
+//!   test may hold it back, and when it is delivered the follower's runtime
+//!   takes it, not its core: its disk stores the snapshot first, then its
+//!   core hears [`handle_snapshot_received`](Node::handle_snapshot_received),
+//!   then the leader hears [`handle_snapshot_sent`](Node::handle_snapshot_sent).
 //! - `Install`: the application's applied index jumps to the snapshot's (see
 //!   [`Cluster::installs`]), and the node hears `handle_applied`. A paused
 //!   application holds installs back like entries.
@@ -42,7 +44,7 @@ use crate::core::{
     SnapshotAction,
 };
 use crate::membership::{Membership, MembershipChange, SnapshotMeta};
-use crate::message::{AppendEntriesResponse, InstallSnapshot, Message, MessageBody};
+use crate::message::{AppendEntriesResponse, Message, MessageBody, SnapshotChunk};
 use crate::types::{Bytes, Entry, EntryKind, HardState, Incarnation, Instant, LogIndex, NodeId, Term};
 
 pub use super::disk::Disk;
@@ -194,8 +196,28 @@ pub fn is_timeout_now(m: &Message) -> bool {
     matches!(m.body, MessageBody::TimeoutNow)
 }
 
-pub fn is_install_snapshot(m: &Message) -> bool {
-    matches!(m.body, MessageBody::InstallSnapshot(_))
+/// The transfer of snapshot `meta` from `from` to `to` in `term`, as the
+/// harness's runtimes move it: one `SnapshotChunk` holding the whole file.
+/// The harness's application has no state of its own, so its snapshot file
+/// is the configuration the snapshot records.
+pub fn snapshot_transfer(from: u64, to: u64, term: u64, meta: &SnapshotMeta) -> Message {
+    let data = Bytes::from(meta.membership.to_bytes());
+    let total_bytes = data.len() as u64;
+    let chunk = SnapshotChunk { index: meta.index, snapshot_term: meta.term, offset: 0, total_bytes, data };
+    msg(from, to, term, MessageBody::SnapshotChunk(chunk))
+}
+
+/// The snapshot `m` carries whole, if it is a transfer made by
+/// [`snapshot_transfer`].
+pub fn transferred_snapshot(m: &Message) -> Option<SnapshotMeta> {
+    let MessageBody::SnapshotChunk(chunk) = &m.body else { return None };
+    assert_eq!((chunk.offset, chunk.total_bytes), (0, chunk.data.len() as u64), "a whole file");
+    let membership = Membership::decode(&chunk.data).expect("the harness's snapshot file is a configuration");
+    Some(SnapshotMeta { index: chunk.index, term: chunk.snapshot_term, membership })
+}
+
+pub fn is_snapshot_transfer(m: &Message) -> bool {
+    matches!(m.body, MessageBody::SnapshotChunk(_))
 }
 
 /// Whether `m` is a vote request (not a pre-vote).
@@ -381,9 +403,7 @@ impl Cluster {
                         }
                     }
                     SnapshotAction::Send { to, meta } => {
-                        let body = MessageBody::InstallSnapshot(InstallSnapshot { meta });
-                        let from_incarnation = node.incarnation();
-                        let m = Message { from: id, to, term: node.term(), from_incarnation, body };
+                        let m = snapshot_transfer(id.0, to.0, node.term().0, &meta);
                         self.sent.push(m.clone());
                         if self.cut.contains(&(id, to)) {
                             node.handle_snapshot_failed(to);
@@ -460,15 +480,27 @@ impl Cluster {
     /// Hands `m` to its addressee now and drains that node's outputs into the
     /// network (without delivering them).
     ///
-    /// An injected `InstallSnapshot` is stored on the addressee's disk first,
-    /// as its runtime would; no leader hears how it went.
+    /// An injected snapshot transfer is received by the addressee's runtime,
+    /// as on delivery; no leader hears how it went.
     pub fn inject(&mut self, m: Message) {
         let to = m.to;
-        if let MessageBody::InstallSnapshot(req) = &m.body {
-            self.disks.get_mut(&to).expect("a disk per node").store_snapshot(&req.meta);
+        assert!(self.nodes.contains_key(&to), "injected message for a node of the cluster");
+        self.receive(m);
+    }
+
+    /// Node `m.to` (which exists) receives `m`, and is drained. A snapshot
+    /// transfer goes to its runtime: the disk stores the snapshot, then the
+    /// core hears it was received, from the sender in the message's term.
+    fn receive(&mut self, m: Message) {
+        let to = m.to;
+        let node = self.nodes.get_mut(&to).expect("a node of the cluster");
+        match transferred_snapshot(&m) {
+            Some(meta) => {
+                self.disks.get_mut(&to).expect("a disk per node").store_snapshot(&meta);
+                node.handle_snapshot_received(self.now, m.from, m.term, meta);
+            }
+            None => node.handle_message(self.now, m),
         }
-        let node = self.nodes.get_mut(&to).expect("injected message for a node of the cluster");
-        node.handle_message(self.now, m);
         self.drain(to);
     }
 
@@ -481,20 +513,13 @@ impl Cluster {
     pub fn deliver_one(&mut self) -> bool {
         let Some(m) = self.network.pop_front() else { return false };
         let (from, to) = (m.from, m.to);
-        let snapshot = match &m.body {
-            MessageBody::InstallSnapshot(req) => Some(req.meta.clone()),
-            _ => None,
-        };
+        let snapshot = is_snapshot_transfer(&m);
         let arrived = self.nodes.contains_key(&to);
-        if let Some(node) = self.nodes.get_mut(&to) {
-            if let Some(meta) = &snapshot {
-                self.disks.get_mut(&to).expect("a disk per node").store_snapshot(meta);
-            }
-            node.handle_message(self.now, m);
-            self.drain(to);
+        if arrived {
+            self.receive(m);
         }
         // The leader's runtime learns how the transfer went.
-        if let (Some(_), Some(leader)) = (snapshot, self.nodes.get_mut(&from)) {
+        if let (true, Some(leader)) = (snapshot, self.nodes.get_mut(&from)) {
             if arrived {
                 leader.handle_snapshot_sent(to);
             } else {

@@ -111,7 +111,12 @@ fn append_entries_response_to_a_follower_is_dropped() {
     assert_dropped(
         &mut c,
         f,
-        msg(other, f, 1, MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0 })),
+        msg(
+            other,
+            f,
+            1,
+            MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0, last_index: LogIndex(0) }),
+        ),
     );
 }
 

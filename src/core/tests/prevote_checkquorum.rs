@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::harness::{is_vote_grant, msg, Cluster};
 use crate::core::{ProposeError, Role};
-use crate::message::{Heartbeat, MessageBody, RequestVote};
+use crate::membership::MembershipChange;
+use crate::message::{Heartbeat, Message, MessageBody, RequestVote};
 use crate::types::{LogIndex, NodeId, Term};
 
 /// A cluster of `n` with an elected leader, settled for a while.
@@ -198,4 +199,89 @@ fn leader_ignores_vote_requests_of_a_higher_term_while_it_has_a_quorum() {
     assert_eq!(c.node(leader).role(), Role::Leader);
     assert_eq!(c.node(leader).term(), term);
     assert!(c.sent_since(mark, |m| m.from == NodeId(leader)).is_empty());
+}
+
+/// Voters {1, 2} and learner 3, heard once (so that the leader knows the
+/// incarnation to admit) and whose answers then stop reaching the leader
+/// for `silent_before`; then the leader replaces the other voter by 3. The
+/// joint configuration needs 3 (C_new = {leader, 3} must have a majority).
+/// Returns the cluster, the leader, its term and when 3 became a voter.
+fn promotes_a_silent_learner(silent_before: Duration) -> (Cluster, u64, Term, crate::types::Instant) {
+    let (mut c, leader) = established(2, |_| {});
+    let other = 3 - leader;
+    c.add_node(3);
+    let learner = MembershipChange::AddLearner { id: NodeId(3), address: "n3".into() };
+    let index = c.change_membership(leader, learner).unwrap();
+    c.deliver_all();
+    c.cut.insert((NodeId(3), NodeId(leader)));
+    assert_eq!(c.commit_of(leader), index, "the voters commit the learner's addition");
+    c.run_for(silent_before);
+    assert_eq!(c.node(leader).role(), Role::Leader, "a silent learner does not count");
+    let term = c.node(leader).term();
+    let promoted_at = c.now;
+    let replace = MembershipChange::Replace { promote: NodeId(3), remove: NodeId(other) };
+    c.change_membership(leader, replace).unwrap();
+    assert!(c.node(leader).membership().voters.contains(&NodeId(3)));
+    (c, leader, term, promoted_at)
+}
+
+/// CheckQuorum gives a voter added mid-term what every voter gets when a
+/// leader takes office: an election timeout to answer before it counts as
+/// absent. Counting it absent at once made a leader step down right after a
+/// promotion; in a joint configuration that needs the new voter it never led
+/// again.
+#[test]
+fn check_quorum_gives_a_new_voter_an_election_timeout_to_answer() {
+    // Silent for up to most of a window: the leader still counts it live
+    // (it refuses to promote a learner it has not heard from lately).
+    for silent_before in [Duration::ZERO, Duration::from_millis(110)] {
+        // From now on the new voter's answers arrive, but late: they reach
+        // the leader half a window after the promotion.
+        let (mut c, leader, term, promoted_at) = promotes_a_silent_learner(silent_before);
+        let window = c.node(leader).config().election_timeout_min;
+        c.heal();
+        let late = move |m: &Message| m.from == NodeId(3) && m.to == NodeId(leader);
+        let mut held = c.deliver_except(late);
+        while c.now < promoted_at + window / 2 {
+            c.tick();
+            held.extend(c.deliver_except(late));
+            let after = c.now.saturating_duration_since(promoted_at);
+            assert_eq!(
+                c.node(leader).role(),
+                Role::Leader,
+                "({silent_before:?}) stepped down after {after:?}"
+            );
+        }
+        assert!(!held.is_empty());
+        c.network.extend(held);
+        c.run_for(Duration::from_secs(2));
+        assert_eq!(
+            (c.node(leader).role(), c.node(leader).term()),
+            (Role::Leader, term),
+            "({silent_before:?})"
+        );
+        let m = c.node(leader).membership();
+        assert!(!m.is_joint() && m.voters.contains(&NodeId(3)), "({silent_before:?}) {m}");
+        assert!(c.node(leader).membership_committed());
+
+        // The new voter stays silent: the leader steps down once a window
+        // has passed without hearing it, and not before.
+        let (mut c, leader, term, promoted_at) = promotes_a_silent_learner(silent_before);
+        let config = c.node(leader).config().clone();
+        while c.node(leader).role() == Role::Leader {
+            assert!(c.now < promoted_at + Duration::from_secs(2), "the leader never stepped down");
+            c.tick();
+            c.deliver_all();
+        }
+        let after = c.now.saturating_duration_since(promoted_at);
+        assert!(
+            after >= config.election_timeout_min,
+            "({silent_before:?}) stepped down after only {after:?}"
+        );
+        assert!(
+            after <= config.election_timeout_min + config.heartbeat_interval,
+            "stepped down after {after:?}"
+        );
+        assert_eq!(c.node(leader).term(), term);
+    }
 }

@@ -9,7 +9,7 @@ use super::harness::{
 };
 use crate::config::Config;
 use crate::core::{ReadError, ReadReady, Role, StartError};
-use crate::message::{Heartbeat, MessageBody, ReadIndexResponse};
+use crate::message::{Heartbeat, Message, MessageBody, ReadIndex, ReadIndexResponse};
 use crate::types::{Instant, LogIndex, NodeId, Term};
 
 fn heartbeats_since(c: &Cluster, mark: usize) -> usize {
@@ -191,11 +191,13 @@ fn follower_read_is_served_after_the_follower_applied_the_leader_index() {
     let mark = c.sent.len();
     c.read(f, 3).unwrap();
     let held_more = c.deliver_except(|m| is_append(m) && m.to == NodeId(f));
+    let asks = c.sent_since(mark, |m| matches!(m.body, MessageBody::ReadIndex(_)));
+    let MessageBody::ReadIndex(ReadIndex { request_id }) = asks[0].body else { unreachable!() };
     let answers = c.sent_since(mark, |m| matches!(m.body, MessageBody::ReadIndexResponse(_)));
     assert_eq!(answers.len(), 1);
     assert_eq!(
         answers[0].body,
-        MessageBody::ReadIndexResponse(ReadIndexResponse { ctx: 3, index: Some(index) })
+        MessageBody::ReadIndexResponse(ReadIndexResponse { request_id, index: Some(index) })
     );
     assert_eq!(answers[0].to, NodeId(f));
     assert_eq!(c.node(f).applied_index(), LogIndex(1));
@@ -257,6 +259,42 @@ fn forwarded_read_times_out_when_the_leader_never_answers() {
     assert_eq!(c.reads_of(f).len(), 1);
 }
 
+/// A follower's read expires while the leader's answer is on its way; the
+/// caller asks again with the same `ctx` once more is committed and applied
+/// everywhere. The late answer belongs to the expired request: serving the
+/// new read with it would return state older than what was applied
+/// everywhere before the read began.
+#[test]
+fn a_late_answer_to_an_expired_follower_read_does_not_serve_a_new_read_with_the_same_ctx() {
+    let (mut c, leader) = established(3, |_| {});
+    let f = other_than(leader, 3)[0];
+    let two = c.propose(leader, b"x").unwrap();
+    c.deliver_all();
+    let is_answer_to_f =
+        move |m: &Message| m.to == NodeId(f) && matches!(m.body, MessageBody::ReadIndexResponse(_));
+
+    c.read(f, 9).unwrap();
+    let late = c.deliver_except(is_answer_to_f);
+    assert_eq!(late.len(), 1);
+    assert!(matches!(late[0].body, MessageBody::ReadIndexResponse(r) if r.index == Some(two)));
+    c.run_for(c.node(f).config().election_timeout_max * 2);
+    assert_eq!(c.reads_of(f), &[ReadReady { ctx: 9, result: Err(ReadError::Timeout) }]);
+    assert_eq!(c.node(f).leader(), Some(NodeId(leader)), "f kept its leader all along");
+
+    let three = c.propose(leader, b"y").unwrap();
+    c.deliver_all();
+    for id in 1..=3 {
+        assert_eq!(c.node(id).applied_index(), three, "node {id}");
+    }
+    c.read(f, 9).unwrap();
+    let fresh = c.deliver_except(is_answer_to_f);
+    assert_eq!(fresh.len(), 1);
+    c.inject(late.into_iter().next().unwrap());
+    assert_eq!(c.reads_of(f).len(), 1, "the late answer served the new read: {:?}", c.reads_of(f));
+    c.inject(fresh.into_iter().next().unwrap());
+    assert_eq!(c.reads_of(f)[1..], [ReadReady { ctx: 9, result: Ok(three) }]);
+}
+
 #[test]
 fn forwarded_read_fails_when_the_follower_learns_of_a_new_leader() {
     let mut c = Cluster::new(3);
@@ -265,13 +303,19 @@ fn forwarded_read_fails_when_the_follower_learns_of_a_new_leader() {
     assert_eq!(c.node(1).leader(), Some(NodeId(2)));
     c.read(1, 5).unwrap();
     let asked = c.take_network();
-    assert!(asked.iter().any(|m| m.to == NodeId(2) && matches!(m.body, MessageBody::ReadIndex(_))));
+    let request_id = asked
+        .iter()
+        .find_map(|m| match m.body {
+            MessageBody::ReadIndex(r) if m.to == NodeId(2) => Some(r.request_id),
+            _ => None,
+        })
+        .expect("node 1 asked node 2");
     // Node 3 leads term 2: node 2 will never answer for it.
     c.inject(msg(3, 1, 2, hb(1)));
     assert_eq!(c.node(1).leader(), Some(NodeId(3)));
     assert_eq!(c.reads_of(1), &[ReadReady { ctx: 5, result: Err(ReadError::LeadershipLost) }]);
     // A late answer from the old leader is stale and changes nothing.
-    let late = ReadIndexResponse { ctx: 5, index: Some(LogIndex(0)) };
+    let late = ReadIndexResponse { request_id, index: Some(LogIndex(0)) };
     c.inject(msg(2, 1, 1, MessageBody::ReadIndexResponse(late)));
     assert_eq!(c.reads_of(1).len(), 1);
 }
@@ -307,12 +351,10 @@ fn pending_reads_beyond_the_limit_get_backpressure() {
     let f = other_than(leader, 3)[0];
     c.read(f, 50).unwrap();
     let held = c.deliver_except(is_heartbeat_response);
-    let refusal = ReadIndexResponse { ctx: 50, index: None };
-    assert_eq!(
-        c.sent_since(0, |m| m.body == MessageBody::ReadIndexResponse(refusal)).len(),
-        1,
-        "the leader refused f's read"
-    );
+    let refusal = |m: &Message| {
+        m.to == NodeId(f) && matches!(m.body, MessageBody::ReadIndexResponse(r) if r.index.is_none())
+    };
+    assert_eq!(c.sent_since(0, refusal).len(), 1, "the leader refused f's read");
     assert!(matches!(c.read_result(f, 50), Some(Err(_))), "f's read failed: {:?}", c.reads_of(f));
     for m in held {
         c.inject(m);

@@ -4,11 +4,12 @@
 //! how a follower installs one.
 
 use super::harness::{
-    established, is_append, is_heartbeat_response, is_install_snapshot, log_of, msg, Cluster,
+    established, is_append, is_heartbeat_response, is_snapshot_transfer, log_of, msg, snapshot_transfer,
+    transferred_snapshot, Cluster,
 };
 use crate::core::{Node, PeerStatus, ProgressState, RecoveredState, SnapshotAction};
 use crate::membership::{Membership, MembershipChange, SnapshotMeta};
-use crate::message::{AppendEntriesResponse, InstallSnapshot, Message, MessageBody};
+use crate::message::{AppendEntriesResponse, Message, MessageBody};
 use crate::types::{Bytes, Entry, EntryKind, HardState, Instant, LogIndex, NodeId, Term};
 
 /// A snapshot asked for every five entries applied, the log compacted to two
@@ -39,8 +40,9 @@ fn voters() -> Membership {
     super::harness::voters_of(3)
 }
 
+/// Snapshot `meta` sent by `from` in `term`, arriving whole at `to`.
 fn install(from: u64, to: u64, term: u64, meta: SnapshotMeta) -> Message {
-    msg(from, to, term, MessageBody::InstallSnapshot(InstallSnapshot { meta }))
+    snapshot_transfer(from, to, term, &meta)
 }
 
 fn accepted(index: LogIndex) -> MessageBody {
@@ -141,7 +143,7 @@ fn snapshot_reports_that_are_stale_beyond_applied_or_of_the_wrong_term_are_ignor
 
 /// A cluster of three with snapshots whose leader compacted its log past
 /// what follower `f` holds, and has asked to send `f` the snapshot: the
-/// `InstallSnapshot` is held back, returned. Returns the cluster, the
+/// transfer is held back, returned. Returns the cluster, the
 /// leader, `f` and the held message.
 fn follower_needs_snapshot() -> (Cluster, u64, u64, Message) {
     let (mut c, leader) = established(3, snapshots);
@@ -161,26 +163,26 @@ fn follower_needs_snapshot() -> (Cluster, u64, u64, Message) {
     c.heal();
     let mark = c.sent.len();
     c.tick_until_heartbeat(leader);
-    let mut held = c.deliver_except(is_install_snapshot);
+    let mut held = c.deliver_except(is_snapshot_transfer);
     assert_eq!(held.len(), 1, "one transfer: {held:?}");
     let m = held.pop().unwrap();
     assert_eq!((m.from, m.to), (NodeId(leader), NodeId(f)));
-    assert_eq!(m.body, MessageBody::InstallSnapshot(InstallSnapshot { meta: snapshot }));
-    assert_eq!(c.sent_since(mark, is_install_snapshot).len(), 1);
+    assert_eq!(transferred_snapshot(&m), Some(snapshot));
+    assert_eq!(c.sent_since(mark, is_snapshot_transfer).len(), 1);
     (c, leader, f, m)
 }
 
 #[test]
 fn a_follower_behind_the_compacted_log_gets_the_snapshot_and_nothing_else_until_it_arrives() {
     let (mut c, leader, f, install) = follower_needs_snapshot();
-    let MessageBody::InstallSnapshot(InstallSnapshot { meta }) = install.body.clone() else { unreachable!() };
+    let meta = transferred_snapshot(&install).expect("a snapshot transfer");
     assert_eq!(peer(&c, leader, f).state, ProgressState::Snapshot);
     // The transfer takes a while: entries are proposed, heartbeats go round.
     let mark = c.sent.len();
     for _ in 0..5 {
         propose_n(&mut c, leader, 1);
         c.tick_until_heartbeat(leader);
-        assert!(c.deliver_except(is_install_snapshot).is_empty());
+        assert!(c.deliver_except(is_snapshot_transfer).is_empty());
     }
     let to_f = c.sent_since(mark, |m| m.to == NodeId(f) && m.from == NodeId(leader));
     assert!(to_f.iter().all(|m| matches!(m.body, MessageBody::Heartbeat(_))), "{to_f:?}");
@@ -215,16 +217,16 @@ fn after_a_failed_snapshot_the_leader_waits_for_a_heartbeat_response_before_tryi
     // Replication to the others goes on; nothing goes to f.
     let mark = c.sent.len();
     propose_n(&mut c, leader, 1);
-    assert!(c.deliver_except(is_install_snapshot).is_empty());
-    let to_f = |m: &Message| m.to == NodeId(f) && (is_install_snapshot(m) || is_append(m));
+    assert!(c.deliver_except(is_snapshot_transfer).is_empty());
+    let to_f = |m: &Message| m.to == NodeId(f) && (is_snapshot_transfer(m) || is_append(m));
     assert!(c.sent_since(mark, to_f).is_empty(), "{:?}", c.sent_since(mark, to_f));
 
     c.tick_until_heartbeat(leader);
-    let held = c.deliver_except(is_install_snapshot);
+    let held = c.deliver_except(is_snapshot_transfer);
     assert_eq!(held.len(), 1);
     let sent = &c.sent[mark..];
     let answer = sent.iter().position(|m| m.from == NodeId(f) && is_heartbeat_response(m)).unwrap();
-    let retry = sent.iter().position(|m| m.to == NodeId(f) && is_install_snapshot(m)).unwrap();
+    let retry = sent.iter().position(|m| m.to == NodeId(f) && is_snapshot_transfer(m)).unwrap();
     assert!(answer < retry, "the retry follows the heartbeat response");
     assert_eq!(peer(&c, leader, f).state, ProgressState::Snapshot);
 }
@@ -232,7 +234,7 @@ fn after_a_failed_snapshot_the_leader_waits_for_a_heartbeat_response_before_tryi
 #[test]
 fn once_a_snapshot_arrived_the_leader_probes_just_after_it() {
     let (mut c, leader, f, install) = follower_needs_snapshot();
-    let MessageBody::InstallSnapshot(InstallSnapshot { meta }) = install.body.clone() else { unreachable!() };
+    let meta = transferred_snapshot(&install).expect("a snapshot transfer");
     // The follower got it (its answer stays in the network for now), then
     // the leader hears that the transfer is over.
     c.inject(install);
@@ -303,6 +305,68 @@ fn installing_a_snapshot_keeps_the_entries_after_it_when_the_log_matches_there()
     let answers = c.sent_since(mark, |m| m.from == NodeId(1));
     assert_eq!(answers.len(), 1);
     assert_eq!((answers[0].to, &answers[0].body), (NodeId(2), &accepted(meta.index)));
+}
+
+/// A snapshot arrives through the runtime, never as a message; its checks
+/// are those InstallSnapshot had. The sender and term come from the wire:
+/// impossible ones are dropped, a stale term is answered so that the old
+/// leader steps down, a newer one is adopted. A chunk handed to the core as
+/// a message does nothing: only the runtime assembles snapshots.
+#[test]
+fn a_received_snapshot_is_checked_like_a_leader_message() {
+    let (mut c, meta) = follower_with(log_of(&[1, 1, 2, 2]));
+    let unchanged = |c: &Cluster, mark: usize, shown: &str| {
+        let node = c.node(1);
+        assert_eq!((node.term(), node.leader(), node.snapshot()), (Term(2), None, None), "{shown}");
+        assert_eq!((node.first_index(), node.last_index()), (LogIndex(1), LogIndex(4)), "{shown}");
+        assert!(c.sent_since(mark, |m| m.from == NodeId(1)).is_empty(), "{shown}");
+        assert!(c.installs[&NodeId(1)].is_empty(), "{shown}");
+    };
+    let now = c.now;
+    let index_0 = SnapshotMeta { index: LogIndex(0), term: Term(0), membership: voters() };
+    let of_term_3 = SnapshotMeta { term: Term(3), ..meta.clone() };
+    let impossible = [
+        (NodeId(1), Term(2), meta.clone(), "from itself"),
+        (NodeId(0), Term(2), meta.clone(), "from node 0"),
+        (NodeId(2), Term(u64::MAX), meta.clone(), "beyond the term limit"),
+        (NodeId(2), Term(2), of_term_3, "of a term after the sender's"),
+        (NodeId(2), Term(2), index_0, "at index 0"),
+    ];
+    for (from, term, meta, shown) in impossible {
+        let mark = c.sent.len();
+        c.node_mut(1).handle_snapshot_received(now, from, term, meta);
+        c.drain(NodeId(1));
+        unchanged(&c, mark, shown);
+    }
+    // The chunk itself, handed to the core, is dropped.
+    let mark = c.sent.len();
+    let chunk = install(2, 1, 2, meta.clone());
+    c.node_mut(1).handle_message(now, chunk);
+    c.drain(NodeId(1));
+    unchanged(&c, mark, "a chunk as a message");
+
+    // From a leader of term 1, deposed: answered with term 2, not installed.
+    let mark = c.sent.len();
+    c.node_mut(1).handle_snapshot_received(now, NodeId(2), Term(1), meta.clone());
+    c.drain(NodeId(1));
+    let answers = c.sent_since(mark, |m| m.from == NodeId(1));
+    assert_eq!(answers.len(), 1);
+    assert_eq!((answers[0].to, answers[0].term), (NodeId(2), Term(2)));
+    assert!(is_heartbeat_response(answers[0]));
+    assert_eq!(c.node(1).snapshot(), None);
+
+    // From the leader of a newer term: followed and installed.
+    let mark = c.sent.len();
+    c.inject(install(3, 1, 3, meta.clone()));
+    let node = c.node(1);
+    assert_eq!((node.term(), node.leader(), node.snapshot()), (Term(3), Some(NodeId(3)), Some(&meta)));
+    assert_eq!(c.installs[&NodeId(1)], vec![meta.clone()]);
+    let answers = c.sent_since(mark, |m| m.from == NodeId(1));
+    assert_eq!(answers.len(), 1);
+    assert_eq!(
+        (answers[0].to, answers[0].term, &answers[0].body),
+        (NodeId(3), Term(3), &accepted(meta.index))
+    );
 }
 
 #[test]

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use super::harness::{established, is_append, is_timeout_now, is_vote_grant, Cluster};
+use super::harness::{established, is_append, is_timeout_now, is_vote_grant, is_vote_request, Cluster};
 use crate::core::{Event, ProposeError, Role, TransferError};
-use crate::message::{AppendEntriesResponse, Message, MessageBody};
+use crate::membership::MembershipChange;
+use crate::message::{AppendEntries, AppendEntriesResponse, Message, MessageBody};
 use crate::types::{LogIndex, NodeId, Term};
 
 fn other_than(leader: u64, n: u64) -> Vec<u64> {
@@ -275,4 +276,62 @@ fn timeout_now_from_a_node_that_is_not_the_leader_is_ignored() {
         body: MessageBody::TimeoutNow,
     });
     assert_eq!((c.node(a).role(), c.node(a).term()), (Role::Candidate, term.next()));
+}
+
+/// `TimeoutNow` to `to` from the leader `from` of `term`.
+fn timeout_now(from: u64, to: u64, term: Term) -> Message {
+    super::harness::msg(from, to, term.0, MessageBody::TimeoutNow)
+}
+
+/// Hands node `id` a `TimeoutNow` from `leader` and runs the cluster for a
+/// while: `id` must ignore it, as it ignores its election timeout and
+/// `campaign()`, since it may not stand for election. The leader leads on
+/// in its term.
+fn assert_timeout_now_ignored(c: &mut Cluster, leader: u64, id: u64) {
+    let term = c.node(leader).term();
+    assert_eq!((c.node(id).term(), c.node(id).leader()), (term, Some(NodeId(leader))));
+    let mark = c.sent.len();
+    c.clear_events();
+    c.inject(timeout_now(leader, id, term));
+    assert_eq!((c.node(id).role(), c.node(id).term()), (Role::Follower, term), "node {id} campaigned");
+    c.run_for(Duration::from_secs(2));
+    let requests = c.sent_since(mark, |m| m.from == NodeId(id) && is_vote_request(m));
+    assert!(requests.is_empty(), "node {id} asked for votes: {requests:?}");
+    assert!(c.events_of(id).iter().all(|e| !matches!(e, Event::RoleChanged { .. })), "node {id}");
+    assert_eq!(c.node(leader).role(), Role::Leader);
+    assert_eq!(c.node(leader).term(), term, "the leader was deposed");
+}
+
+#[test]
+fn timeout_now_to_a_learner_or_a_removed_node_is_ignored() {
+    // Voters {1, 2} and learner 3.
+    let (mut c, leader) = established(2, |_| {});
+    c.add_node(3);
+    let learner = MembershipChange::AddLearner { id: NodeId(3), address: "n3".into() };
+    c.change_membership(leader, learner).unwrap();
+    c.deliver_all();
+    assert!(c.node(3).membership().learners.contains(&NodeId(3)));
+    assert_timeout_now_ignored(&mut c, leader, 3);
+    let index = c.propose(leader, b"x").unwrap();
+    c.deliver_all();
+    assert_eq!((c.commit_of(3), c.node(3).role()), (index, Role::Follower));
+
+    // Voters {1, 2, 3}; one follower is removed and, unlike what usually
+    // happens (the leader stops replicating to it once C_new is in its log),
+    // learns of C_new: it knows it may no longer campaign.
+    let (mut c, leader) = established(3, |_| {});
+    let [removed, _] = other_than(leader, 3)[..] else { unreachable!() };
+    let joint = c.change_membership(leader, MembershipChange::Remove { id: NodeId(removed) }).unwrap();
+    c.deliver_all();
+    let c_new = c.node(leader).entry(joint.next()).expect("C_new follows the joint entry").clone();
+    let term = c.node(leader).term();
+    let append = AppendEntries {
+        prev_log_index: joint,
+        prev_log_term: term,
+        entries: vec![c_new],
+        leader_commit: joint.next(),
+    };
+    c.inject(super::harness::msg(leader, removed, term.0, MessageBody::AppendEntries(append)));
+    assert!(!c.node(removed).membership().contains(NodeId(removed)));
+    assert_timeout_now_ignored(&mut c, leader, removed);
 }

@@ -34,6 +34,9 @@ fn server() -> ServerInfo {
         commit_index: LogIndex(40),
         applied_index: LogIndex(39),
         keys: Some(5),
+        incarnation: crate::types::Incarnation(0xab),
+        admission: crate::core::Admission::Voter,
+        repair_to: LogIndex(0),
     }
 }
 
@@ -291,6 +294,9 @@ fn info_and_role_report_the_raft_state() {
         "raft_leader_id:1",
         "raft_commit_index:40",
         "raft_applied_index:39",
+        "raft_incarnation:00000000000000ab",
+        "raft_admission:voter",
+        "raft_repair_to:0",
         "# Keyspace",
         "db0:keys=5,expires=0,avg_ttl=0",
     ] {
@@ -316,6 +322,21 @@ fn info_and_role_report_the_raft_state() {
     };
     let text = String::from_utf8(text.to_vec()).expect("ASCII");
     assert!(text.contains("\r\nrole:master\r\n") && text.contains("\r\nraft_leader_id:0\r\n"), "{text}");
+    assert!(!text.contains("raft_admission_advice"), "no advice for a voter");
+
+    // A node whose disk was replaced says so, and what to do.
+    let admission = crate::core::Admission::Refused {
+        admitted: crate::types::Incarnation(0xab),
+        ours: crate::types::Incarnation(0xcd),
+    };
+    let refused = ServerInfo { admission, ..server() };
+    let Reply::Bulk(text) = answer_local(&LocalOp::Info { sections: vec![] }, &mut client, &refused) else {
+        panic!("bulk")
+    };
+    let text = String::from_utf8(text.to_vec()).expect("ASCII");
+    assert!(text.contains("\r\nraft_admission:refused\r\n"), "{text}");
+    let advice = text.split("\r\n").find(|l| l.starts_with("raft_admission_advice:")).expect("advice");
+    assert!(advice.contains("oar member replace 2 2") && advice.contains("00000000000000cd"), "{advice}");
 }
 
 #[test]
@@ -335,6 +356,11 @@ fn oar_member_subcommands_parse_and_bad_ones_say_why() {
     );
     assert_eq!(
         member(&[b"OAR.MEMBER", b"REPLACE", b"4"]),
+        Ok(Command::Member(MemberOp::Replace { promote: 4, remove: 4 })),
+        "one id: re-admit it"
+    );
+    assert_eq!(
+        member(&[b"OAR.MEMBER", b"REPLACE", b"4", b"1", b"2"]),
         Err(CommandError::WrongArity { command: "oar.member|replace" })
     );
     assert_eq!(member(&[b"OAR.MEMBER"]), Err(CommandError::WrongArity { command: "oar.member" }));

@@ -1,0 +1,124 @@
+//! Bootstrapping a new cluster: an explicit act
+//! ([`RuntimeConfig::bootstrap`](super::RuntimeConfig::bootstrap)) that
+//! makes the first configuration, with every initial voter's storage
+//! incarnation in it.
+//!
+//! Every initial node is started with `bootstrap` and the same peers. Each
+//! one tells the others in its handshake that it is brand new and which
+//! voters it bootstraps with. The node with the lowest id among the peers
+//! writes the configuration as the first entry of its log once every other
+//! initial node has dialed it saying exactly that (their incarnations come
+//! with it), and campaigns; the others follow it like nodes being added.
+//!
+//! So an empty directory started with an old command line can never make a
+//! second cluster: the node that would write the configuration hears from a
+//! peer that already belongs to one (a member says so in its handshake)
+//! and gives up, saying why; its data directory is new, so the cluster does
+//! not count it until it is re-admitted.
+
+use log::{error, info, warn};
+
+use super::event_loop::EventLoop;
+use super::Peer;
+use crate::codec::{voters_hash, PeerState};
+use crate::membership::Membership;
+use crate::types::{Instant, LogIndex, NodeId, Term};
+
+/// A brand-new node waiting to bootstrap a new cluster.
+pub(crate) struct Bootstrap {
+    /// The initial voters: every peer given at start, this node included.
+    peers: Vec<Peer>,
+    /// What every initial node must say it bootstraps with.
+    pub(crate) voters_hash: u64,
+    /// Whether this node writes the first configuration (the lowest id).
+    writes: bool,
+    /// Peers already warned about, so that each refusal is logged once.
+    warned: Vec<NodeId>,
+}
+
+impl Bootstrap {
+    pub(crate) fn new(me: NodeId, peers: &[Peer]) -> Bootstrap {
+        let lowest = peers.iter().map(|p| p.id).min().unwrap_or(me);
+        let writes = lowest == me;
+        if writes {
+            info!(
+                "{me}: brand new; bootstrapping a cluster of {} voters once every one has connected",
+                peers.len()
+            );
+        } else {
+            info!("{me}: brand new; waiting for {lowest} (the lowest id) to bootstrap the cluster");
+        }
+        Bootstrap {
+            peers: peers.to_vec(),
+            voters_hash: voters_hash(peers.iter().map(|p| p.id)),
+            writes,
+            warned: Vec::new(),
+        }
+    }
+}
+
+impl EventLoop {
+    /// Bootstraps the cluster once every initial voter is known to be new
+    /// and to bootstrap the same voters; gives up if one belongs to a
+    /// cluster already. Done when this node's log is no longer empty.
+    pub(super) fn maybe_bootstrap(&mut self, now: Instant) {
+        let Some(b) = self.bootstrap.as_mut() else { return };
+        let me = self.node.id();
+        if self.node.last_index() > LogIndex(0) || self.node.term() > Term(0) {
+            self.bootstrap = None;
+            self.transport.set_state(PeerState::Member);
+            return;
+        }
+        if !b.writes {
+            return;
+        }
+        let mut voters = Vec::with_capacity(b.peers.len());
+        for peer in &b.peers {
+            if peer.id == me {
+                voters.push((me, self.node.incarnation()));
+                continue;
+            }
+            match self.transport.greeting(peer.id) {
+                None => return,
+                Some((incarnation, PeerState::Bootstrapping { voters_hash }))
+                    if voters_hash == b.voters_hash =>
+                {
+                    voters.push((peer.id, incarnation));
+                }
+                Some((_, PeerState::Member)) => {
+                    error!(
+                        "{me}: not bootstrapping: {} already belongs to a cluster, so this one exists and this \
+                         node's empty data directory is a new disk. It waits to be fed the log; once it has \
+                         caught up, re-admit it from the leader: oar member replace {} {}",
+                        peer.id, me.0, me.0
+                    );
+                    self.bootstrap = None;
+                    self.transport.set_state(PeerState::New);
+                    return;
+                }
+                Some(_) => {
+                    if !b.warned.contains(&peer.id) {
+                        b.warned.push(peer.id);
+                        warn!(
+                            "{me}: {} was not started to bootstrap these same voters (start every initial node \
+                             with --bootstrap and the same --peer list); waiting",
+                            peer.id
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+        let mut membership = Membership::with_identified_voters(voters);
+        membership.addresses = b.peers.iter().map(|p| (p.id, p.addr.to_string())).collect();
+        match self.node.bootstrap(now, membership) {
+            Ok(_) => {
+                info!("{me}: every initial voter has connected: bootstrapped the cluster; campaigning");
+                self.node.campaign(now);
+            }
+            Err(e) => error!("{me}: cannot bootstrap: {e}"),
+        }
+        self.bootstrap = None;
+        self.transport.set_state(PeerState::Member);
+    }
+}
