@@ -21,6 +21,7 @@ mod redis_tools;
 #[cfg(feature = "cli")]
 mod serve_processes;
 
+mod redis_client;
 mod runtime_cluster;
 mod server_pipeline;
 mod storage_crash;
