@@ -1,14 +1,12 @@
 //! Three `oar serve` processes, clients writing through all of them, and
 //! `kill -9`: every acknowledged write must be on every node afterwards.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{await_leader, serve_cluster, Client, Reply, ServeNode};
+use crate::support::{await_leader, serve_cluster, Client, Reply, ServeNode};
 
 const WRITERS: usize = 4;
 const KEYS_PER_WRITER: usize = 150;

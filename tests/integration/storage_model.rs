@@ -6,8 +6,8 @@
 //!
 //! A failure prints the minimal sequence of operations, which proptest
 //! also saves under `proptest-regressions/` and replays first on the next
-//! run; `PROPTEST_CASES=5000 cargo test --test storage_model` searches
-//! longer.
+//! run; `PROPTEST_CASES=5000 cargo test --test integration storage_model`
+//! searches longer.
 
 use std::path::PathBuf;
 

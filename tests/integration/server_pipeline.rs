@@ -1,15 +1,13 @@
 //! The RESP server on a one-node cluster: pipelined requests are answered
 //! in order, and a read waits for the connection's own writes.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use crate::support::{Client, Reply};
 use oar::runtime::{Handle, Peer, Runtime, RuntimeConfig};
 use oar::server::{KvMachine, Server, ServerConfig};
 use oar::NodeId;
-use support::{Client, Reply};
 
 /// A one-node cluster with its data in `dir`, and its RESP server.
 fn one_node(dir: &std::path::Path) -> (Handle, Server) {

@@ -1,6 +1,6 @@
 //! Enforces the layering of DESIGN.md by reading the source: the core stays
 //! free of IO, threads, clocks and global randomness, and the lower layers
-//! never reach into the core.
+//! never reach into the core. Also keeps the integration tests one binary.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -122,4 +122,24 @@ fn the_checker_itself_sees_a_forbidden_import() {
     // Guards the guard: a scan that matched nothing would pass vacuously.
     let found = violations("src/sim", &["crate::core"], false);
     assert!(!found.is_empty(), "the scan found no import the simulator is known to have");
+}
+
+#[test]
+fn the_integration_tests_stay_one_binary() {
+    // Cargo makes a test binary of every `tests/*.rs` and `tests/*/main.rs`,
+    // and links each against the library and every dev-dependency: on a
+    // fresh clone, that is most of what the first `cargo test` waits for.
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut binaries: Vec<String> = fs::read_dir(&tests)
+        .unwrap_or_else(|e| panic!("read {}: {e}", tests.display()))
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.extension().is_some_and(|x| x == "rs") || path.join("main.rs").is_file())
+        .map(|path| path.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .collect();
+    binaries.sort();
+    assert_eq!(
+        binaries,
+        ["integration"],
+        "add scenarios as modules of tests/integration/main.rs, not as test binaries of their own"
+    );
 }

@@ -4,8 +4,6 @@
 //! and the leader's machine is replaced, while clients write; no
 //! acknowledged write is lost along the way.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -14,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use support::{
+use crate::support::{
     assert_values, await_db_size, await_leader, await_member_list, change_membership, cluster_nodes,
     serve_cluster, set_pipelined, voter_line, Client, Reply, ServeNode,
 };

@@ -1,11 +1,9 @@
 //! Misconfiguration gets an error that says what to fix, and a failing exit.
 
-mod support;
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::{free_addrs, ServeNode};
+use crate::support::{free_addrs, ServeNode};
 
 fn oar(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_oar")).args(args).output().expect("run oar")

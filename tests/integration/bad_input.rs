@@ -4,16 +4,14 @@
 //! logged with its reason), and the cluster goes on serving through every
 //! node.
 
-mod support;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::support::{await_leader, serve_cluster, Reply, ServeNode};
 use oar::codec::{encode_handshake, encode_message, Handshake};
 use oar::message::Heartbeat;
 use oar::{LogIndex, Message, MessageBody, NodeId, Term};
-use support::{await_leader, serve_cluster, Reply, ServeNode};
 
 /// How long a node may take to close a connection it should close, or to
 /// log why.
