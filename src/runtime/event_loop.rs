@@ -299,9 +299,10 @@ fn read_chunk(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<
 type MembershipReply =
     crossbeam_channel::Sender<Result<Result<Membership, MembershipChangeError>, RequestError>>;
 
-/// The peers to link to: every member but `me`, at the configuration's
-/// address, else at the one the address book gives; then the rest of the
-/// address book.
+/// The peers to link to: every member but `me`, at the address the address
+/// book gives (this node's own `peers`: the operator's word for where a node
+/// is reached from here, a proxy say), else at the configuration's; then
+/// the rest of the address book.
 fn peer_addresses(
     m: &Membership,
     address_book: &[(NodeId, SocketAddr)],
@@ -309,10 +310,11 @@ fn peer_addresses(
 ) -> Vec<(NodeId, SocketAddr)> {
     let mut out: Vec<(NodeId, SocketAddr)> = Vec::new();
     for id in m.members().filter(|&id| id != me) {
-        let addr = m
-            .address(id)
-            .and_then(|a| a.parse().ok())
-            .or_else(|| address_book.iter().find(|(p, _)| *p == id).map(|&(_, a)| a));
+        let addr = address_book
+            .iter()
+            .find(|(p, _)| *p == id)
+            .map(|&(_, a)| a)
+            .or_else(|| m.address(id).and_then(|a| a.parse().ok()));
         match addr {
             Some(addr) => out.push((id, addr)),
             None => log::warn!("{me}: member {id} has no usable address; it cannot be reached"),

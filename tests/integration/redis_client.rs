@@ -40,6 +40,7 @@ impl KvCluster {
             .map(|((listener, dir), peer)| {
                 let mut config = RuntimeConfig::new(peer.id);
                 config.cluster_id = "redis-client-test".into();
+                config.bootstrap = true;
                 let handle = Runtime::start_on(config, dir.path(), &peers, listener, KvMachine::new())
                     .expect("start a node");
                 let resp =

@@ -131,9 +131,11 @@ impl Drop for Cluster {
     }
 }
 
+/// A node of a new cluster: bootstrapped by its first start.
 fn config(id: NodeId) -> RuntimeConfig {
     let mut config = RuntimeConfig::new(id);
     config.cluster_id = "runtime-test".into();
+    config.bootstrap = true;
     config
 }
 
@@ -243,7 +245,7 @@ fn a_fatal_error_stops_the_node_and_fails_every_caller() {
     let (mut listeners, peers) = bind_peers(1);
     let listener = listeners.pop().expect("one listener");
     let handle =
-        Runtime::start_on(RuntimeConfig::new(NodeId(1)), dir.path(), &peers, listener, Fussy).expect("start");
+        Runtime::start_on(bootstrapping(NodeId(1)), dir.path(), &peers, listener, Fussy).expect("start");
     assert_eq!(propose(&handle, b"fine"), b"fine");
 
     // Callers blocked in `propose` when the node fails all get an error.
@@ -473,7 +475,7 @@ fn a_read_the_leader_cannot_confirm_times_out() {
         .zip(&dirs)
         .zip(listeners)
         .map(|((p, dir), listener)| {
-            let mut config = RuntimeConfig::new(p.id);
+            let mut config = bootstrapping(p.id);
             config.raft.check_quorum = false;
             config.raft.pre_vote = false;
             config.request_timeout = Duration::from_secs(1);
@@ -571,6 +573,7 @@ fn a_node_added_after_compaction_catches_up_by_snapshot_and_replaces_the_leader(
     // A fourth node, started to join, added as a learner: the entries it
     // needs are gone, so it gets the snapshot (in chunks of 64 bytes).
     let mut join = small_snapshots(joiner.id);
+    join.bootstrap = false;
     join.join = true;
     let all = [peers.clone(), vec![joiner]].concat();
     let fourth = Runtime::start_on(join, dirs[3].path(), &all, joiner_listener, Journal::default())
@@ -608,4 +611,12 @@ fn a_node_added_after_compaction_catches_up_by_snapshot_and_replaces_the_leader(
     for handle in handles {
         handle.shutdown();
     }
+}
+
+/// Default settings for a node of a new cluster, which its first start
+/// bootstraps.
+fn bootstrapping(id: NodeId) -> RuntimeConfig {
+    let mut config = RuntimeConfig::new(id);
+    config.bootstrap = true;
+    config
 }

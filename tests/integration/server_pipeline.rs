@@ -14,8 +14,9 @@ fn one_node(dir: &std::path::Path) -> (Handle, Server) {
     // Both bound here, on ports the OS picks: no other test can take them.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let peers = [Peer { id: NodeId(1), addr: listener.local_addr().expect("addr") }];
-    let node = Runtime::start_on(RuntimeConfig::new(NodeId(1)), dir, &peers, listener, KvMachine::new())
-        .expect("start");
+    let mut config = RuntimeConfig::new(NodeId(1));
+    config.bootstrap = true;
+    let node = Runtime::start_on(config, dir, &peers, listener, KvMachine::new()).expect("start");
     let resp = "127.0.0.1:0".parse().expect("an address");
     let server =
         Server::start(ServerConfig::new(resp, node.command_bytes_max()), node.clone()).expect("serve");

@@ -76,6 +76,10 @@ impl ServeNode {
         }
         if self.join {
             cmd.arg("--join");
+        } else {
+            // A node of the cluster's first voters: bootstraps it when its
+            // directory is empty, resumes otherwise.
+            cmd.arg("--bootstrap");
         }
         if let Some(entries) = self.snapshot_entries {
             cmd.args(["--snapshot-entries", &entries.to_string()]);
