@@ -81,9 +81,11 @@ fn change_error(e: &MembershipChangeError) -> String {
         | MembershipChangeError::NotReady
         | MembershipChangeError::InProgress => format!("TRYAGAIN {e}"),
         MembershipChangeError::Invalid(e) => format!("ERR {e}"),
-        MembershipChangeError::NotHeard(_)
-        | MembershipChangeError::AlreadyAdmitted(_)
-        | MembershipChangeError::WouldLoseQuorum { .. } => format!("ERR {e}"),
+        // It may well connect in a moment: a node started with the change.
+        MembershipChangeError::NotHeard(_) => format!("TRYAGAIN {e}"),
+        MembershipChangeError::AlreadyAdmitted(_) | MembershipChangeError::WouldLoseQuorum { .. } => {
+            format!("ERR {e}")
+        }
     }
 }
 
