@@ -8,7 +8,7 @@ use crate::config::InjectedBugs;
 
 /// Runs seeds `0..count`; returns the first report with a violation.
 fn first_violation(count: u64, nodes: usize, bugs: InjectedBugs) -> Option<SimReport> {
-    first_violation_with(count, nodes, SimOptions::new(0, nodes).fault_time, bugs)
+    first_violation_where(count, nodes, bugs, |_| {})
 }
 
 /// Runs seeds `0..count` with a fault phase of `fault_time`; returns the
@@ -19,11 +19,22 @@ fn first_violation_with(
     fault_time: Duration,
     bugs: InjectedBugs,
 ) -> Option<SimReport> {
+    first_violation_where(count, nodes, bugs, |opts| opts.fault_time = fault_time)
+}
+
+/// Runs seeds `0..count` with `bugs` and the options `tweak` sets; returns
+/// the first report with a violation.
+fn first_violation_where(
+    count: u64,
+    nodes: usize,
+    bugs: InjectedBugs,
+    tweak: impl Fn(&mut SimOptions),
+) -> Option<SimReport> {
     (0..count)
         .map(|seed| {
             let mut opts = SimOptions::new(seed, nodes);
-            opts.fault_time = fault_time;
             opts.bugs = bugs;
+            tweak(&mut opts);
             run(&opts)
         })
         .find(|r| r.violation.is_some())
@@ -102,19 +113,6 @@ fn checker_catches_a_joint_configuration_counted_by_its_incoming_half_only() {
     }
 }
 
-/// Runs seeds `0..count` with disks that fail (wiped, or their log set
-/// back to an older copy); returns the first report with a violation.
-fn first_violation_with_disk_faults(count: u64, nodes: usize, bugs: InjectedBugs) -> Option<SimReport> {
-    (0..count)
-        .map(|seed| {
-            let mut opts = SimOptions::new(seed, nodes);
-            opts.disk_faults = Some(true);
-            opts.bugs = bugs;
-            run(&opts)
-        })
-        .find(|r| r.violation.is_some())
-}
-
 /// With incarnations ignored, a node that lost its disk votes and
 /// acknowledges again under its old id, empty: it helps elect a leader
 /// that lacks committed entries (the loss issue 11 observed with real
@@ -123,7 +121,7 @@ fn first_violation_with_disk_faults(count: u64, nodes: usize, bugs: InjectedBugs
 fn checker_catches_a_node_that_lost_its_disk_counting_again() {
     let bugs = InjectedBugs { ignore_incarnations: true, ..InjectedBugs::default() };
     for nodes in [3, 5] {
-        let report = first_violation_with_disk_faults(300, nodes, bugs)
+        let report = first_violation_where(300, nodes, bugs, |opts| opts.disk_faults = Some(true))
             .expect("the checker missed a wiped node counted in a quorum");
         let v = report.violation.unwrap();
         println!("nodes {nodes}: seed {} found: {} ({})", report.seed, v.property, v.detail);
