@@ -128,13 +128,24 @@ pub(crate) fn run<S: StateMachine>(
                     Err(e) => break fail(format!("cannot take a snapshot at {}: {e}", meta.index)),
                 }
             }
-            Ok(ToApply::Install(meta)) => {
-                if let Err(e) = snapshots.restore(&meta, &mut state_machine) {
-                    break fail(format!("cannot restore snapshot {}: {e}", meta.index));
+            // Already past it: a newer snapshot, restored early, holds it.
+            Ok(ToApply::Install(meta)) if meta.index <= applied.index => {
+                if outbox.send(FromApply::Applied(meta.index)).is_err() {
+                    break "the event loop stopped".to_string();
                 }
-                info!("{id}: state machine restored from snapshot {}", meta.index);
-                applied = Applied { index: meta.index, term: meta.term, membership: meta.membership };
-                if outbox.send(FromApply::Applied(applied.index)).is_err() {
+                shared.wake();
+            }
+            Ok(ToApply::Install(meta)) => {
+                let restored = match snapshots.restore(&meta, &mut state_machine) {
+                    Ok(restored) => restored,
+                    Err(e) => break fail(format!("cannot restore snapshot {}: {e}", meta.index)),
+                };
+                info!("{id}: state machine restored from snapshot {}", restored.index);
+                applied =
+                    Applied { index: restored.index, term: restored.term, membership: restored.membership };
+                // The core learns of what it asked for; the entries up to
+                // the snapshot restored are passed over as they come.
+                if outbox.send(FromApply::Applied(meta.index)).is_err() {
                     break "the event loop stopped".to_string();
                 }
                 shared.wake();
@@ -166,6 +177,10 @@ fn apply_one<S: StateMachine>(
     waiters: &mut Pending<Completion, Instant>,
     applied: &mut Applied,
 ) -> Result<(), String> {
+    if entry.index <= applied.index {
+        // In the snapshot restored (see `Snapshots::restore`).
+        return Ok(());
+    }
     applied.index = entry.index;
     applied.term = entry.term;
     match entry.kind {

@@ -400,6 +400,7 @@ impl EventLoop {
         while let Ok(report) = self.from_writer.try_recv() {
             match report {
                 FromWriter::Durable(id) => self.node.handle_persisted(now, id),
+                FromWriter::DiskFull(full) => self.node.handle_disk_full(now, full),
                 FromWriter::Failed(e) => self.stop = Some(format!("the log failed: {e}")),
                 FromWriter::ChunkAck { to, term, ack } => {
                     let msg = Message {
@@ -745,6 +746,7 @@ fn propose_error(e: ProposeError) -> RequestError {
         ProposeError::NotLeader { .. } | ProposeError::TransferInProgress { .. } => RequestError::NoLeader,
         ProposeError::Backpressure => RequestError::Busy,
         ProposeError::EntryTooLarge { bytes, max } => RequestError::TooLarge { bytes, max },
+        ProposeError::Disk(trouble) => RequestError::Disk(trouble),
     }
 }
 

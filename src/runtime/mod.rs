@@ -301,6 +301,10 @@ pub enum RequestError {
     /// The node has stopped (shut down, or a fatal storage or state machine
     /// error, named here); the request's outcome is unknown.
     Stopped(String),
+    /// The leader's disk cannot take writes (full, or stalled); nothing was
+    /// proposed. Leadership is moving to a node whose disk can: retry
+    /// shortly.
+    Disk(crate::core::DiskTrouble),
 }
 
 impl fmt::Display for RequestError {
@@ -313,6 +317,7 @@ impl fmt::Display for RequestError {
                 write!(f, "the command is {bytes} bytes with its envelope; the limit is {max}")
             }
             RequestError::Stopped(reason) => write!(f, "the node stopped: {reason}"),
+            RequestError::Disk(trouble) => write!(f, "{trouble}; nothing was written, retry shortly"),
         }
     }
 }

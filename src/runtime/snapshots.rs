@@ -60,19 +60,26 @@ impl Snapshots {
         writer.finish().map_err(|e| e.to_string())
     }
 
-    /// Restores `state_machine` from the stored snapshot `meta`.
+    /// Restores `state_machine` from the stored snapshot `meta`, or from
+    /// the newer one that replaced it since the core asked (received from
+    /// a leader while the apply thread was busy); returns the snapshot
+    /// restored. Any snapshot at `meta.index` or later holds committed
+    /// entries only, so the state machine may run ahead of what the core
+    /// asked: the apply thread then passes over the entries it holds.
     pub(crate) fn restore<S: StateMachine>(
         &self,
         meta: &SnapshotMeta,
         state_machine: &mut S,
-    ) -> Result<(), String> {
+    ) -> Result<SnapshotMeta, String> {
         let store = self.lock();
-        if store.current() != Some(meta) {
-            return Err(format!("snapshot {} is not the one stored ({:?})", meta.index, store.current()));
-        }
+        let current =
+            store.current().filter(|c| *c == meta || c.index > meta.index).cloned().ok_or_else(|| {
+                format!("snapshot {} is not stored (the store holds {:?})", meta.index, store.current())
+            })?;
         let reader = store.reader().map_err(|e| e.to_string())?;
         let mut buffered = BufReader::with_capacity(1 << 20, reader);
-        state_machine.restore(&mut buffered)
+        state_machine.restore(&mut buffered)?;
+        Ok(current)
     }
 
     /// Opens the file of snapshot `meta` for sending, with its size and the

@@ -304,5 +304,8 @@ fn error_reply(e: &RequestError, write: bool) -> String {
             format!("ERR command of {bytes} bytes exceeds the entry limit of {max}")
         }
         RequestError::Stopped(reason) => format!("ERR the node stopped: {reason}"),
+        // Says the disk, as an operator needs to hear; nothing was written.
+        RequestError::Disk(crate::core::DiskTrouble::Full) => format!("ERR {e}"),
+        RequestError::Disk(crate::core::DiskTrouble::Stalled) => format!("TRYAGAIN {e}"),
     }
 }

@@ -79,7 +79,8 @@ fn change_error(e: &MembershipChangeError) -> String {
         MembershipChangeError::NotLeader { leader_hint: None } => "TRYAGAIN no leader".to_string(),
         MembershipChangeError::TransferInProgress { .. }
         | MembershipChangeError::NotReady
-        | MembershipChangeError::InProgress => format!("TRYAGAIN {e}"),
+        | MembershipChangeError::InProgress
+        | MembershipChangeError::Disk(_) => format!("TRYAGAIN {e}"),
         MembershipChangeError::Invalid(e) => format!("ERR {e}"),
         // It may well connect in a moment: a node started with the change.
         MembershipChangeError::NotHeard(_) => format!("TRYAGAIN {e}"),
@@ -92,7 +93,7 @@ fn change_error(e: &MembershipChangeError) -> String {
 fn request_error(e: &RequestError) -> String {
     match e {
         RequestError::Timeout => "TIMEOUT the change's outcome is unknown; check OAR.MEMBER LIST".to_string(),
-        RequestError::NoLeader | RequestError::Busy => format!("TRYAGAIN {e}"),
+        RequestError::NoLeader | RequestError::Busy | RequestError::Disk(_) => format!("TRYAGAIN {e}"),
         RequestError::TooLarge { .. } | RequestError::Stopped(_) => format!("ERR {e}"),
     }
 }
