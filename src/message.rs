@@ -169,6 +169,10 @@ pub struct HeartbeatResponse {
     /// leader that recorded a higher match index before this round began
     /// learns that the follower lost entries it had acknowledged.
     pub last_index: LogIndex,
+    /// What keeps the follower's disk from taking writes, if anything: a
+    /// leader whose own disk cannot write hands leadership only to a
+    /// follower whose disk can.
+    pub disk: Option<crate::core::DiskTrouble>,
 }
 
 /// A follower's request for a read index.

@@ -12,6 +12,7 @@ use super::{
     ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, ENTRY_KIND_MEMBERSHIP, FRAME_LEN_BYTES, MAX_ENTRY_COUNT,
     MAX_FRAME_BYTES, READ_INDEX_NONE, READ_INDEX_SOME, RESERVED_KINDS,
 };
+use crate::core::DiskTrouble;
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
     ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, SnapshotAck, SnapshotChunk,
@@ -90,7 +91,13 @@ pub fn decode_message(frame_body: &Bytes) -> Result<Message, DecodeError> {
         Kind::HeartbeatResponse => {
             let round = r.u64("heartbeat_response.round")?;
             let last_index = LogIndex(r.u64("heartbeat_response.last_index")?);
-            MessageBody::HeartbeatResponse(HeartbeatResponse { round, last_index })
+            let disk = match r.u8("heartbeat_response.disk")? {
+                0 => None,
+                1 => Some(DiskTrouble::Full),
+                2 => Some(DiskTrouble::Stalled),
+                value => return Err(DecodeError::BadTag { field: "heartbeat_response.disk", value }),
+            };
+            MessageBody::HeartbeatResponse(HeartbeatResponse { round, last_index, disk })
         }
         Kind::TimeoutNow => MessageBody::TimeoutNow,
         Kind::ReadIndex => MessageBody::ReadIndex(ReadIndex { request_id: r.u64("read_index.request_id")? }),

@@ -8,6 +8,7 @@ use super::{
     FRAME_KIND_BYTES, FRAME_LEN_BYTES, MAX_FRAME_BYTES, MESSAGE_HEADER_BYTES, PROPOSE_FIXED_BYTES,
     READ_INDEX_NONE, READ_INDEX_SOME,
 };
+use crate::core::DiskTrouble;
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Message, MessageBody, Propose, ENTRIES_BYTES_LIMIT,
 };
@@ -94,6 +95,11 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
         MessageBody::HeartbeatResponse(response) => {
             w.u64(response.round);
             w.u64(response.last_index.0);
+            w.u8(match response.disk {
+                None => 0,
+                Some(DiskTrouble::Full) => 1,
+                Some(DiskTrouble::Stalled) => 2,
+            });
         }
         MessageBody::TimeoutNow => {}
         MessageBody::ReadIndex(request) => w.u64(request.request_id),
@@ -149,7 +155,7 @@ fn frame_body_len(msg: &Message) -> usize {
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Accepted { .. }) => 1 + 8,
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Rejected { .. }) => 1 + 8 + 8 + 8,
         MessageBody::Heartbeat(_) => 8 + 8 + 8,
-        MessageBody::HeartbeatResponse(_) => 8 + 8,
+        MessageBody::HeartbeatResponse(_) => 8 + 8 + 1,
         MessageBody::TimeoutNow => 0,
         MessageBody::ReadIndex(_) => 8,
         MessageBody::ReadIndexResponse(r) => 8 + 1 + if r.index.is_some() { 8 } else { 0 },

@@ -28,7 +28,7 @@ use std::fmt;
 use crate::types::{Incarnation, NodeId};
 
 /// The magic and protocol version that open a peer connection.
-pub const HANDSHAKE_MAGIC: [u8; 4] = *b"oar\x03";
+pub const HANDSHAKE_MAGIC: [u8; 4] = *b"oar\x04";
 /// The longest cluster id, in bytes.
 pub const CLUSTER_ID_BYTES_MAX: usize = 255;
 /// The longest handshake, in bytes.

@@ -47,7 +47,7 @@
 //! | 3    | `AppendEntries`         | `prev_log_index u64`, `prev_log_term u64`, `leader_commit u64`, `entry_count u32`, then `entry_count` entries | 28 + entries |
 //! | 4    | `AppendEntriesResponse` | `tag u8`; tag 0 `Accepted`: `match_index u64`; tag 1 `Rejected`: `rejected_index u64`, `hint_index u64`, `hint_term u64` | 9 or 25 |
 //! | 5    | `Heartbeat`             | `commit u64`, `commit_term u64`, `round u64`                    | 24 |
-//! | 6    | `HeartbeatResponse`     | `round u64`, `last_index u64`                                   | 16 |
+//! | 6    | `HeartbeatResponse`     | `round u64`, `last_index u64`, `disk u8` (0 ok, 1 full, 2 stalled) | 17 |
 //! | 7    | `TimeoutNow`            | nothing                                                         | 0 |
 //! | 8    | `ReadIndex`             | `request_id u64`                                                | 8 |
 //! | 9    | `ReadIndexResponse`     | `request_id u64`, `tag u8`; tag 0: no index; tag 1: `index u64` | 9 or 17 |

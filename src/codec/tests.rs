@@ -7,6 +7,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
+use crate::core::DiskTrouble;
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
     ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, ENTRIES_BYTES_LIMIT,
@@ -92,7 +93,11 @@ fn sample_messages() -> Vec<Message> {
             hint_term: Term(2),
         })),
         message(MessageBody::Heartbeat(Heartbeat { commit: LogIndex(4), commit_term: Term(2), round: 9 })),
-        message(MessageBody::HeartbeatResponse(HeartbeatResponse { round: 9, last_index: LogIndex(3) })),
+        message(MessageBody::HeartbeatResponse(HeartbeatResponse {
+            round: 9,
+            last_index: LogIndex(3),
+            disk: None,
+        })),
         message(MessageBody::TimeoutNow),
         message(MessageBody::ReadIndex(ReadIndex { request_id: 77 })),
         message(MessageBody::ReadIndexResponse(ReadIndexResponse {
@@ -217,8 +222,9 @@ fn arb_heartbeat() -> impl Strategy<Value = MessageBody> {
 }
 
 fn arb_heartbeat_response() -> impl Strategy<Value = MessageBody> {
-    (arb_u64(), arb_u64()).prop_map(|(round, last)| {
-        MessageBody::HeartbeatResponse(HeartbeatResponse { round, last_index: LogIndex(last) })
+    let disk = prop_oneof![Just(None), Just(Some(DiskTrouble::Full)), Just(Some(DiskTrouble::Stalled))];
+    (arb_u64(), arb_u64(), disk).prop_map(|(round, last, disk)| {
+        MessageBody::HeartbeatResponse(HeartbeatResponse { round, last_index: LogIndex(last), disk })
     })
 }
 

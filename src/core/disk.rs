@@ -65,6 +65,15 @@ impl Node {
 
     /// From `handle_timeout`: starts, or judges, the watch on writes.
     pub(super) fn watch_persistence(&mut self, now: Instant) {
+        self.judge_persistence(now);
+        // Tried again at every timeout: a follower whose disk takes writes
+        // may show up at any heartbeat.
+        if self.disk_trouble().is_some() {
+            self.hand_over_leadership(now);
+        }
+    }
+
+    fn judge_persistence(&mut self, now: Instant) {
         if !self.writes_outstanding() {
             self.persist_watch = PersistWatch { durable: self.durable_id, since: None };
             return;
@@ -83,9 +92,6 @@ impl Node {
             );
             self.disk_stalled = true;
             self.disk_trouble_changed(now);
-        }
-        if self.disk_trouble().is_some() {
-            self.hand_over_leadership(now);
         }
     }
 
@@ -109,6 +115,7 @@ impl Node {
 
     fn disk_trouble_changed(&mut self, now: Instant) {
         let trouble = self.disk_trouble();
+        self.trouble_round = self.reads.round;
         match trouble {
             Some(t) => warn!("{} {}: {t}", self.id(), self.term),
             None => info!("{} {}: the disk takes writes again", self.id(), self.term),
@@ -118,18 +125,38 @@ impl Node {
     }
 
     /// A leader whose disk cannot write hands leadership to the voter that
-    /// counts and holds the most of its log, if no transfer is under way.
+    /// counts, whose disk takes writes, and that holds the most of its log,
+    /// if no transfer is under way, and only if the voters whose disks take
+    /// writes form a quorum without it: a new leader needs one to commit
+    /// even its first entry, and until it does it serves no reads either.
+    /// Equal disks fill together, so when every one is full this leader
+    /// keeps leading, refusing writes and serving reads. A follower's disk
+    /// counts as fine only from its answer to a heartbeat sent after this
+    /// node's trouble began.
     fn hand_over_leadership(&mut self, now: Instant) {
         if self.role != Role::Leader || self.transfer.is_some() || self.disk_trouble().is_none() {
             return;
         }
         let voters = &self.voters;
         let window = self.config.election_timeout_min;
+        let (me, since) = (self.id(), self.trouble_round);
+        let takes_writes = |p: &&super::progress::Progress| {
+            p.acked_round > since
+                && p.disk.is_none()
+                && p.last_heard.is_some_and(|t| now.saturating_duration_since(t) < window)
+        };
+        let peers = &self.peers;
+        let room = voters.has_quorum(|id, incarnation| {
+            id != me && peers.iter().any(|p| p.id == id && p.incarnation == incarnation && takes_writes(&p))
+        });
+        if !room {
+            return;
+        }
         let best = self
             .peers
             .iter()
             .filter(|p| voters.counts(p.id, p.incarnation))
-            .filter(|p| p.last_heard.is_some_and(|t| now.saturating_duration_since(t) < window))
+            .filter(takes_writes)
             .max_by_key(|p| p.match_index)
             .map(|p| p.id);
         if let Some(to) = best {

@@ -78,7 +78,8 @@ impl Node {
             // answer makes it step down. With CheckQuorum this is also what
             // frees a node stuck at a higher term (it answers the leader's
             // heartbeats with its term, forcing a new election).
-            let body = HeartbeatResponse { round: 0, last_index: self.log.last_index() };
+            let body =
+                HeartbeatResponse { round: 0, last_index: self.log.last_index(), disk: self.disk_trouble() };
             self.send(from, MessageBody::HeartbeatResponse(body));
             debug!("{} {}: stale {} from {} at {}", self.id(), self.term, what, from, term);
             return false;

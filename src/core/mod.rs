@@ -152,6 +152,9 @@ pub struct Node {
     disk_full: bool,
     /// Writes stayed outstanding too long.
     disk_stalled: bool,
+    /// The confirmation round when the disk trouble began: only a later
+    /// heartbeat answer tells whether a follower's disk is in trouble too.
+    trouble_round: u64,
     persist_watch: disk::PersistWatch,
     /// Bytes of this leader's entries not yet durable on its own disk.
     unpersisted_bytes: u64,
@@ -275,6 +278,7 @@ impl Node {
             halted: None,
             disk_full: false,
             disk_stalled: false,
+            trouble_round: 0,
             persist_watch: disk::PersistWatch::default(),
             unpersisted_bytes: 0,
             term: hard_state.term,

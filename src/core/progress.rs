@@ -67,6 +67,8 @@ pub(crate) struct Progress {
     /// the follower's answer to any later heartbeat reflects a log that
     /// holds `match_index`, unless it lost entries.
     pub(crate) match_round: u64,
+    /// What the follower last said keeps its disk from taking writes.
+    pub(crate) disk: Option<crate::core::DiskTrouble>,
 }
 
 impl Progress {
@@ -85,6 +87,7 @@ impl Progress {
             pending_snapshot: LogIndex(0),
             incarnation: Incarnation::UNKNOWN,
             match_round: 0,
+            disk: None,
         }
     }
 

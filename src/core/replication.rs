@@ -142,7 +142,11 @@ impl Node {
             self.repair_to = hb.commit;
             self.repair_write = None;
         }
-        let body = HeartbeatResponse { round: hb.round, last_index: self.log.last_index() };
+        let body = HeartbeatResponse {
+            round: hb.round,
+            last_index: self.log.last_index(),
+            disk: self.disk_trouble(),
+        };
         self.send(from, MessageBody::HeartbeatResponse(body));
     }
 
@@ -175,6 +179,7 @@ impl Node {
         let lagging = p.match_index < last;
         p.on_heartbeat_response(lagging);
         p.acked_round = p.acked_round.max(round);
+        p.disk = resp.disk;
         self.replication_pending |= lagging;
         self.check_read_quorum(now);
         if self.transfer.is_some_and(|t| t.to == from) {

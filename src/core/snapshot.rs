@@ -115,6 +115,14 @@ impl Node {
         self.compact_to(compact);
     }
 
+    /// Reports that the application could not write the snapshot asked
+    /// for, for want of space: nothing changes, and the node asks again
+    /// once more entries are applied (a snapshot is what lets the log free
+    /// space, so it is worth trying again as soon as there may be room).
+    pub fn handle_snapshot_not_taken(&mut self) {
+        self.snapshot_requested = false;
+    }
+
     fn compact_to(&mut self, index: LogIndex) {
         if index <= self.log.first_index().prev() {
             return;

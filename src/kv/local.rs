@@ -42,6 +42,8 @@ pub struct ServerInfo {
     pub admission: crate::core::Admission,
     /// Nonzero while it repairs a log that lost committed entries.
     pub repair_to: LogIndex,
+    /// What keeps its disk from taking writes, if anything.
+    pub disk: Option<crate::core::DiskTrouble>,
 }
 
 /// What a connection remembers about its client, for `CLIENT` commands.
@@ -153,7 +155,7 @@ fn info(sections: &[Bytes], server: &ServerInfo) -> String {
                 text,
                 "# Replication\r\nrole:{}\r\nraft_node_id:{}\r\nraft_role:{}\r\nraft_term:{}\r\n\
                  raft_leader_id:{}\r\nraft_commit_index:{}\r\nraft_applied_index:{}\r\n\
-                 raft_incarnation:{}\r\nraft_admission:{}\r\nraft_repair_to:{}\r\n{}",
+                 raft_incarnation:{}\r\nraft_admission:{}\r\nraft_repair_to:{}\r\nraft_disk:{}\r\n{}",
                 if server.role == Role::Leader { "master" } else { "slave" },
                 server.node.0,
                 role_name(server.role),
@@ -164,6 +166,11 @@ fn info(sections: &[Bytes], server: &ServerInfo) -> String {
                 server.incarnation,
                 admission_name(server.admission),
                 server.repair_to.0,
+                match server.disk {
+                    None => "ok",
+                    Some(crate::core::DiskTrouble::Full) => "full",
+                    Some(crate::core::DiskTrouble::Stalled) => "stalled",
+                },
                 admission_advice(server),
             ),
             _ => match server.keys {

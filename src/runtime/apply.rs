@@ -43,6 +43,8 @@ pub(crate) enum FromApply {
     Applied(LogIndex),
     /// A snapshot was written, durably.
     SnapshotTaken(SnapshotMeta),
+    /// The snapshot asked for could not be written: the disk is full.
+    SnapshotNotTaken,
     /// The state machine refused an entry, or a snapshot could not be
     /// written or restored; the node must stop.
     Failed(String),
@@ -116,7 +118,13 @@ pub(crate) fn run<S: StateMachine>(
                     membership: applied.membership.clone(),
                 };
                 match snapshots.take(&meta, &state_machine) {
-                    Ok(stored) => {
+                    Ok(None) => {
+                        if outbox.send(FromApply::SnapshotNotTaken).is_err() {
+                            break "the event loop stopped".to_string();
+                        }
+                        shared.wake();
+                    }
+                    Ok(Some(stored)) => {
                         if stored.index == meta.index {
                             info!("{id}: snapshot taken at {}", meta.index);
                         }

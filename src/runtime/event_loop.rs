@@ -435,6 +435,7 @@ impl EventLoop {
                         self.stop.get_or_insert_with(|| "the log writer stopped".to_string());
                     }
                 }
+                FromApply::SnapshotNotTaken => self.node.handle_snapshot_not_taken(),
                 FromApply::Failed(reason) => self.stop = Some(reason),
             }
         }

@@ -39,25 +39,40 @@ impl Snapshots {
 
     /// Writes a snapshot `meta` of `state_machine`, durably, unless the
     /// store already holds one as new (received from a leader); returns the
-    /// snapshot stored.
+    /// snapshot stored, or `None` if the disk had no room for it (the
+    /// unfinished file is removed, and the node goes on without it).
     pub(crate) fn take<S: StateMachine>(
         &self,
         meta: &SnapshotMeta,
         state_machine: &S,
-    ) -> Result<SnapshotMeta, String> {
+    ) -> Result<Option<SnapshotMeta>, String> {
         let mut store = self.lock();
         if let Some(current) = store.current().filter(|c| c.index >= meta.index) {
-            return Ok(current.clone());
+            return Ok(Some(current.clone()));
         }
-        let mut writer = store.begin(meta).map_err(|e| e.to_string())?;
-        {
+        let failed = |e: StorageError| match e {
+            StorageError::OutOfSpace { .. } => {
+                warn!("cannot take a snapshot at {}: {e}; trying again later", meta.index);
+                Ok(None)
+            }
+            e => Err(e.to_string()),
+        };
+        let mut writer = match store.begin(meta) {
+            Ok(writer) => writer,
+            Err(e) => return failed(e),
+        };
+        let produced = {
             let mut buffered = BufWriter::with_capacity(1 << 20, &mut writer);
-            state_machine
-                .snapshot(&mut buffered)
-                .map_err(|e| format!("the state machine's snapshot: {e}"))?;
-            buffered.flush().map_err(|e| e.to_string())?;
+            state_machine.snapshot(&mut buffered).and_then(|()| buffered.flush())
+        };
+        // A failed write to the file is reported by `finish`, so that a
+        // full disk is told apart from the state machine's own failure.
+        if let Err(e) = produced {
+            if !writer.failed() {
+                return Err(format!("the state machine's snapshot: {e}"));
+            }
         }
-        writer.finish().map_err(|e| e.to_string())
+        writer.finish().map(Some).or_else(failed)
     }
 
     /// Restores `state_machine` from the stored snapshot `meta`, or from
@@ -113,7 +128,8 @@ impl Snapshots {
 /// leader `from` of `term`, and returns what to tell the event loop: an
 /// acknowledgement for the leader (how much the store holds) and, once the
 /// last byte arrived and the file checked out, the snapshot received. A
-/// disk failure is fatal, as for the log.
+/// full disk refuses the snapshot; any other disk failure is fatal, as for
+/// the log.
 pub(crate) fn receive_chunk(
     snapshots: &Snapshots,
     id: NodeId,
@@ -134,7 +150,13 @@ pub(crate) fn receive_chunk(
             debug!("{id}: snapshot chunk at {} from {from}; resume at {expected}", chunk.offset);
             return vec![ack(expected, false)];
         }
-        Err(e @ (StorageError::SnapshotTooLarge { .. } | StorageError::SnapshotRefused { .. })) => {
+        // A full disk refuses the snapshot for now: the leader sends it
+        // again later, when there may be room.
+        Err(
+            e @ (StorageError::SnapshotTooLarge { .. }
+            | StorageError::SnapshotRefused { .. }
+            | StorageError::OutOfSpace { .. }),
+        ) => {
             warn!("{id}: receiving snapshot {index} from {from} failed: {e}");
             return vec![ack(0, true)];
         }

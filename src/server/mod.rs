@@ -294,6 +294,7 @@ fn server_info(node: &Handle) -> ServerInfo {
             incarnation: status.incarnation,
             admission: status.admission,
             repair_to: status.repair_to,
+            disk: status.disk,
         },
         Err(_) => placeholder_info(node),
     }
@@ -312,5 +313,6 @@ fn placeholder_info(node: &Handle) -> ServerInfo {
         incarnation: crate::types::Incarnation::UNKNOWN,
         admission: crate::core::Admission::NotMember,
         repair_to: LogIndex(0),
+        disk: None,
     }
 }

@@ -33,9 +33,10 @@ pub enum StorageError {
         /// What is wrong there.
         reason: String,
     },
-    /// No room for what a write needed first (the log's next segment):
-    /// nothing was written, and the log goes on. Not fatal: free space (or
-    /// let compaction free it) and write again.
+    /// No room for what a write needed first (the log's next segment), or
+    /// for a snapshot being taken or received (its unfinished file is
+    /// removed): nothing was written, and the log goes on. Not fatal: free
+    /// space (or let compaction free it) and write again.
     OutOfSpace {
         /// What could not be created or grown.
         path: PathBuf,
@@ -197,7 +198,8 @@ impl StorageError {
     }
 
     /// Maps an IO error from `op` on `path` that happened before anything
-    /// was written: a full disk is [`StorageError::OutOfSpace`].
+    /// was written, or while writing a file that is discarded on failure (a
+    /// snapshot's): a full disk is [`StorageError::OutOfSpace`].
     pub(crate) fn out_of_space(op: &'static str, path: &Path, source: io::Error) -> StorageError {
         if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
             StorageError::OutOfSpace { path: path.to_path_buf(), op, source }

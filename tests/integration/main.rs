@@ -17,6 +17,8 @@ mod cli_errors;
 #[cfg(feature = "cli")]
 mod disk_faults;
 #[cfg(feature = "cli")]
+mod disk_full;
+#[cfg(feature = "cli")]
 mod membership_processes;
 #[cfg(feature = "cli")]
 mod redis_tools;

@@ -25,7 +25,7 @@ fn the_layout_is_as_documented() {
         incarnation: Incarnation(0x0405),
         state: PeerState::Bootstrapping { voters_hash: 7 },
     });
-    let mut want = b"oar\x03\x02ab".to_vec();
+    let mut want = b"oar\x04\x02ab".to_vec();
     want.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 0]);
     want.extend_from_slice(b"\x03h:1");
     want.extend_from_slice(&[5, 4, 0, 0, 0, 0, 0, 0]);
@@ -58,19 +58,22 @@ fn strangers_are_refused_at_once() {
     assert_eq!(refused, Err(HandshakeError::BadMagic { found: *b"GET " }));
     // Even from the first wrong byte.
     assert_eq!(decode_handshake(b"x"), Err(HandshakeError::BadMagic { found: [b'x', 0, 0, 0] }));
-    assert_eq!(decode_handshake(b"oar\x03\x00"), Err(HandshakeError::BadClusterId));
-    assert_eq!(decode_handshake(b"oar\x03\x01\xff"), Err(HandshakeError::BadClusterId));
+    // A node of the previous protocol (its heartbeat answers lack the
+    // disk's state) is a stranger too.
+    assert_eq!(decode_handshake(b"oar\x03"), Err(HandshakeError::BadMagic { found: *b"oar\x03" }));
+    assert_eq!(decode_handshake(b"oar\x04\x00"), Err(HandshakeError::BadClusterId));
+    assert_eq!(decode_handshake(b"oar\x04\x01\xff"), Err(HandshakeError::BadClusterId));
     // The previous versions' peers are strangers too.
     assert!(matches!(decode_handshake(b"oar\x01\x01a"), Err(HandshakeError::BadMagic { .. })));
     assert!(matches!(decode_handshake(b"oar\x02\x01a"), Err(HandshakeError::BadMagic { .. })));
-    let mut bad_addr = b"oar\x03\x01a".to_vec();
+    let mut bad_addr = b"oar\x04\x01a".to_vec();
     bad_addr.extend_from_slice(&[0; 16]);
     bad_addr.extend_from_slice(b"\x01\xff");
     assert_eq!(decode_handshake(&bad_addr), Err(HandshakeError::BadAddress));
     // A state byte this version does not know, or a hash without a
     // bootstrap.
     for (state, hash) in [(3u8, 0u8), (0, 1), (2, 1)] {
-        let mut bad_state = b"oar\x03\x01a".to_vec();
+        let mut bad_state = b"oar\x04\x01a".to_vec();
         bad_state.extend_from_slice(&[0; 16]);
         bad_state.extend_from_slice(&[0]);
         bad_state.extend_from_slice(&[1; 8]);

@@ -124,3 +124,41 @@ fn a_leader_behind_on_its_own_disk_takes_no_more_than_its_limit_in_memory() {
     c.run_for(Duration::from_millis(200));
     c.propose(leader, b"after").expect("room again once the disk catches up");
 }
+
+#[test]
+fn when_every_disk_is_full_the_leader_keeps_leading_and_serving_reads_until_a_quorum_has_room() {
+    let (mut c, leader) = established(3, |_| {});
+    let index = c.propose(leader, b"before").expect("taken while there is room");
+    c.run_for(Duration::from_millis(200));
+    // Equal disks fill together: every node's next write is refused.
+    let now = c.now;
+    for id in 1..=3 {
+        c.node_mut(id).handle_disk_full(now, true);
+    }
+    c.drain_all();
+    // Long enough for followers to report their disks, and for many
+    // hand-over attempts: none is made, since no follower could commit
+    // even its first entry as leader.
+    c.run_for(Duration::from_secs(3));
+    assert_eq!(c.leader(), Some(NodeId(leader)), "leadership left a leader no follower could replace");
+    assert!(matches!(c.propose(leader, b"x"), Err(ProposeError::Disk(DiskTrouble::Full))));
+    c.read(leader, 7).expect("a read is taken");
+    c.run_for(Duration::from_millis(200));
+    let confirmed = c.read_result(leader, 7).expect("the read is answered");
+    assert!(confirmed.is_ok_and(|at| at >= index), "{confirmed:?}");
+    // Space is freed on one follower: a leader there could not commit
+    // either (two of three disks are full), so leadership stays.
+    let [roomy, other] = [followers(leader)[0], followers(leader)[1]];
+    let now = c.now;
+    c.node_mut(roomy).handle_disk_full(now, false);
+    c.run_for(Duration::from_secs(2));
+    assert_eq!(c.leader(), Some(NodeId(leader)), "handed to a leader that could not commit");
+    // Space is freed on the other one too: leadership moves to a follower
+    // with room, which takes writes again.
+    let now = c.now;
+    c.node_mut(other).handle_disk_full(now, false);
+    c.run_for(Duration::from_secs(2));
+    let next = c.leader().expect("a leader");
+    assert_ne!(next, NodeId(leader), "leadership stayed on the full disk");
+    c.propose(next.0, b"y").expect("the new leader takes writes");
+}

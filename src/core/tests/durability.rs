@@ -86,7 +86,14 @@ fn nothing_is_sent_in_a_new_term_before_it_is_durable() {
     assert_eq!(sent.len(), 1);
     assert_eq!(
         (sent[0].term, &sent[0].body),
-        (Term(5), &MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0, last_index: LogIndex(1) }))
+        (
+            Term(5),
+            &MessageBody::HeartbeatResponse(HeartbeatResponse {
+                round: 0,
+                last_index: LogIndex(1),
+                disk: None
+            })
+        )
     );
     assert_eq!(c.disks[&NodeId(f)].hard_state.term, Term(5));
 }

@@ -115,7 +115,7 @@ fn a_transfer_cut_short_by_stepping_down_is_reported_abandoned() {
         other,
         leader,
         term,
-        MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0, last_index: LogIndex(0) }),
+        MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0, last_index: LogIndex(0), disk: None }),
     ));
     assert_eq!(c.node(leader).role(), Role::Follower);
     // The outcome shows when the next leader is known: not the target.

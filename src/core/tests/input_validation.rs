@@ -115,7 +115,11 @@ fn append_entries_response_to_a_follower_is_dropped() {
             other,
             f,
             1,
-            MessageBody::HeartbeatResponse(HeartbeatResponse { round: 0, last_index: LogIndex(0) }),
+            MessageBody::HeartbeatResponse(HeartbeatResponse {
+                round: 0,
+                last_index: LogIndex(0),
+                disk: None,
+            }),
         ),
     );
 }

@@ -37,6 +37,7 @@ fn server() -> ServerInfo {
         incarnation: crate::types::Incarnation(0xab),
         admission: crate::core::Admission::Voter,
         repair_to: LogIndex(0),
+        disk: Some(crate::core::DiskTrouble::Full),
     }
 }
 
@@ -297,6 +298,7 @@ fn info_and_role_report_the_raft_state() {
         "raft_incarnation:00000000000000ab",
         "raft_admission:voter",
         "raft_repair_to:0",
+        "raft_disk:full",
         "# Keyspace",
         "db0:keys=5,expires=0,avg_ttl=0",
     ] {

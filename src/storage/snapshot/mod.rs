@@ -328,7 +328,7 @@ impl<F: Fs> SnapshotStore<F> {
         let mut buf = Vec::new();
         format::encode_header(meta, &mut buf).map_err(refuse)?;
         let temp = self.dir.join(format!("{}{TAKE_EXTENSION}", snapshot_name(meta.index, meta.term)));
-        let file = self.fs.create(&temp).map_err(|e| StorageError::io("create", &temp, e))?;
+        let file = self.fs.create(&temp).map_err(|e| StorageError::out_of_space("create", &temp, e))?;
         debug!("{}: taking a snapshot at {} (term {})", self.dir.display(), meta.index, meta.term.0);
         Ok(SnapshotWriter::new(self, meta.clone(), temp, file, buf))
     }
@@ -364,7 +364,7 @@ impl<F: Fs> SnapshotStore<F> {
             }
             self.abort_receive();
             let path = self.dir.join(format!("{}{RECEIVE_EXTENSION}", snapshot_name(index, term)));
-            let file = self.fs.create(&path).map_err(|e| StorageError::io("create", &path, e))?;
+            let file = self.fs.create(&path).map_err(|e| StorageError::out_of_space("create", &path, e))?;
             debug!("{}: receiving a snapshot at {index} (term {})", self.dir.display(), term.0);
             self.receive = Some(Receive { index, term, path, file, received_bytes: 0 });
         }
@@ -379,7 +379,10 @@ impl<F: Fs> SnapshotStore<F> {
         let written = if len_bytes > max_bytes {
             Err(StorageError::SnapshotTooLarge { index, term, len_bytes, max_bytes })
         } else {
-            receive.file.write_at(offset, data).map_err(|e| StorageError::io("write", &receive.path, e))
+            receive
+                .file
+                .write_at(offset, data)
+                .map_err(|e| StorageError::out_of_space("write", &receive.path, e))
         };
         match written {
             Ok(()) => {

@@ -91,6 +91,12 @@ impl<'a, F: Fs> SnapshotWriter<'a, F> {
         &self.meta
     }
 
+    /// Whether a write to the file failed; [`finish`](Self::finish) then
+    /// reports it.
+    pub fn failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
     /// Data bytes written so far.
     pub fn data_len(&self) -> u64 {
         self.data_len
@@ -103,16 +109,22 @@ impl<'a, F: Fs> SnapshotWriter<'a, F> {
     /// its index. Fails if any earlier write failed.
     pub fn finish(mut self) -> Result<SnapshotMeta, StorageError> {
         if let Some((kind, message)) = &self.failed {
-            return Err(StorageError::io("write", &self.temp, io::Error::new(*kind, message.clone())));
+            return Err(StorageError::out_of_space(
+                "write",
+                &self.temp,
+                io::Error::new(*kind, message.clone()),
+            ));
         }
         self.buf.write_u64::<LittleEndian>(self.data_len).expect("writing to a Vec cannot fail");
         if let Err(e) = self.flush_buf() {
-            return Err(StorageError::io("write", &self.temp, e));
+            return Err(StorageError::out_of_space("write", &self.temp, e));
         }
         let crc_offset = self.written_bytes;
         let mut crc = Vec::with_capacity(4);
         crc.write_u32::<LittleEndian>(self.crc).expect("writing to a Vec cannot fail");
-        self.file.write_at(crc_offset, &crc).map_err(|e| StorageError::io("write", &self.temp, e))?;
+        self.file
+            .write_at(crc_offset, &crc)
+            .map_err(|e| StorageError::out_of_space("write", &self.temp, e))?;
         self.file.sync_data().map_err(|e| StorageError::sync(&self.temp, e))?;
         let info = SnapshotFile {
             meta: self.meta.clone(),

@@ -23,6 +23,8 @@ pub struct ServeNode {
     pub snapshot_entries: Option<u64>,
     /// The process's `RUST_LOG`.
     pub rust_log: String,
+    /// More `oar serve` arguments.
+    pub extra_args: Vec<String>,
     /// Where the current run's lines begin in the log file, which keeps
     /// the earlier runs' lines ahead of them.
     log_start_bytes: u64,
@@ -47,6 +49,7 @@ impl ServeNode {
             join: false,
             snapshot_entries: None,
             rust_log: "info".to_string(),
+            extra_args: Vec::new(),
             log_start_bytes: 0,
             child: None,
         }
@@ -84,6 +87,7 @@ impl ServeNode {
         if let Some(entries) = self.snapshot_entries {
             cmd.args(["--snapshot-entries", &entries.to_string()]);
         }
+        cmd.args(&self.extra_args);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
