@@ -122,3 +122,45 @@ impl EventLoop {
         self.transport.set_state(PeerState::Member);
     }
 }
+
+/// Checks the peers given at start against the configuration a node's log
+/// holds (`stored`), unless the node was started to join (its peers then
+/// only say where nodes listen) or the configuration does not list it (it
+/// waits to be added, or was removed). Every voter must be among the
+/// peers, and every peer a member: a directory made for another cluster
+/// shape (`oar cluster --nodes 5` on one made with 3) would otherwise
+/// wait for an election that never comes, or run a cluster the operator
+/// does not expect. Learners may be listed or not.
+pub(crate) fn check_peers(
+    me: NodeId,
+    stored: &Membership,
+    peers: &[Peer],
+    join: bool,
+) -> Result<(), Vec<NodeId>> {
+    if join || !stored.contains(me) {
+        return Ok(());
+    }
+    let mut given: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
+    given.sort_unstable();
+    let voters_given = stored.voters.iter().chain(&stored.outgoing).all(|id| given.contains(id));
+    let all_members = given.iter().all(|&id| stored.contains(id));
+    if voters_given && all_members {
+        Ok(())
+    } else {
+        Err(given)
+    }
+}
+
+/// Whether any configuration in a recovered log (its snapshot's, or a
+/// membership entry) lists `me`: a node that was a member once and is not
+/// in the configuration in force was removed.
+pub(crate) fn ever_member(
+    me: NodeId,
+    snapshot: Option<&crate::membership::SnapshotMeta>,
+    entries: &[crate::types::Entry],
+) -> bool {
+    snapshot.is_some_and(|s| s.membership.contains(me))
+        || entries.iter().filter(|e| e.kind == crate::types::EntryKind::Membership).any(|e| {
+            Membership::decode(&e.data).is_ok_and(|m| m.contains(me))
+        })
+}

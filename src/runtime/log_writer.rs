@@ -17,7 +17,8 @@ use crossbeam_channel::{Receiver, Sender};
 use log::{debug, error};
 
 use super::snapshots::{receive_chunk, Snapshots};
-use super::Shared;
+use super::apply::StopOnPanic;
+use super::{Shared, StopReason};
 use crate::core::{Persist, PersistId};
 use crate::membership::SnapshotMeta;
 use crate::message::{SnapshotAck, SnapshotChunk};
@@ -69,8 +70,9 @@ pub(crate) enum ToWriter {
 pub(crate) enum FromWriter {
     /// Every write up to this one is durable.
     Durable(PersistId),
-    /// The log failed; the node must stop.
-    Failed(StorageError),
+    /// The log or the snapshot store failed; the node must stop. The
+    /// reason is recorded in `Shared` before this is sent.
+    Failed(StopReason),
     /// How much of a snapshot this node holds, for the leader `to`.
     ChunkAck { to: NodeId, term: Term, ack: SnapshotAck },
     /// A snapshot from `from` arrived whole and is stored durably, for the
@@ -92,6 +94,7 @@ pub(crate) fn run(
     shared: Arc<Shared>,
 ) {
     let id = shared.id;
+    let _guard = StopOnPanic { shared: &shared, thread: "log writer" };
     let mut stopping = false;
     let mut floor_raised = std::time::Instant::now();
     while !stopping {
@@ -126,6 +129,10 @@ pub(crate) fn run(
                 }
                 ToWriter::Chunk { from, term, chunk } => {
                     for report in receive_chunk(&snapshots, id, from, term, chunk) {
+                        if let FromWriter::Failed(reason) = &report {
+                            error!("{id}: the snapshot store failed, stopping the node: {reason}");
+                            shared.record_stop(reason.clone());
+                        }
                         if outbox.send(report).is_err() {
                             return;
                         }
@@ -144,7 +151,7 @@ pub(crate) fn run(
             (Err(e), _) => {
                 error!("{id}: the log failed, stopping the node: {e}");
                 stopping = true;
-                FromWriter::Failed(e)
+                FromWriter::Failed(shared.record_stop(StopReason::Storage(Arc::new(e))))
             }
             (Ok(()), Some(last)) => {
                 debug!("{id}: {writes} writes durable up to {last:?}");
@@ -161,7 +168,7 @@ pub(crate) fn run(
             floor_raised = std::time::Instant::now();
             if let Err(e) = wal.raise_floor() {
                 error!("{id}: the log failed, stopping the node: {e}");
-                let _ = outbox.send(FromWriter::Failed(e));
+                let _ = outbox.send(FromWriter::Failed(shared.record_stop(StopReason::Storage(Arc::new(e)))));
                 shared.wake();
                 break;
             }

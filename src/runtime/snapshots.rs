@@ -10,12 +10,12 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::{debug, info, warn};
 
 use super::log_writer::FromWriter;
-use super::StateMachine;
+use super::{StateMachine, StopReason};
 use crate::membership::SnapshotMeta;
 use crate::message::{SnapshotAck, SnapshotChunk};
 use crate::storage::{parse_snapshot_file_name, snapshot_file_name, SnapshotStore, StorageError};
@@ -44,20 +44,20 @@ impl Snapshots {
         &self,
         meta: &SnapshotMeta,
         state_machine: &S,
-    ) -> Result<SnapshotMeta, String> {
+    ) -> Result<SnapshotMeta, StopReason> {
         let mut store = self.lock();
         if let Some(current) = store.current().filter(|c| c.index >= meta.index) {
             return Ok(current.clone());
         }
-        let mut writer = store.begin(meta).map_err(|e| e.to_string())?;
+        let storage = |e: StorageError| StopReason::Storage(Arc::new(e));
+        let failed = |e: std::io::Error| StopReason::TakeSnapshot { index: meta.index, error: Arc::new(e) };
+        let mut writer = store.begin(meta).map_err(storage)?;
         {
             let mut buffered = BufWriter::with_capacity(1 << 20, &mut writer);
-            state_machine
-                .snapshot(&mut buffered)
-                .map_err(|e| format!("the state machine's snapshot: {e}"))?;
-            buffered.flush().map_err(|e| e.to_string())?;
+            state_machine.snapshot(&mut buffered).map_err(failed)?;
+            buffered.flush().map_err(failed)?;
         }
-        writer.finish().map_err(|e| e.to_string())
+        writer.finish().map_err(storage)
     }
 
     /// Restores `state_machine` from the stored snapshot `meta`.
@@ -65,14 +65,16 @@ impl Snapshots {
         &self,
         meta: &SnapshotMeta,
         state_machine: &mut S,
-    ) -> Result<(), String> {
+    ) -> Result<(), StopReason> {
         let store = self.lock();
+        let failed = |error: Arc<dyn std::error::Error + Send + Sync>| StopReason::Restore { index: meta.index, error };
         if store.current() != Some(meta) {
-            return Err(format!("snapshot {} is not the one stored ({:?})", meta.index, store.current()));
+            let stored = format!("snapshot {} is not the one stored ({:?})", meta.index, store.current());
+            return Err(failed(Arc::new(std::io::Error::other(stored))));
         }
-        let reader = store.reader().map_err(|e| e.to_string())?;
+        let reader = store.reader().map_err(|e| failed(Arc::new(e)))?;
         let mut buffered = BufReader::with_capacity(1 << 20, reader);
-        state_machine.restore(&mut buffered)
+        state_machine.restore(&mut buffered).map_err(|e| failed(Arc::new(e)))
     }
 
     /// Opens the file of snapshot `meta` for sending, with its size and the
@@ -131,7 +133,7 @@ pub(crate) fn receive_chunk(
             warn!("{id}: receiving snapshot {index} from {from} failed: {e}");
             return vec![ack(0, true)];
         }
-        Err(e) => return vec![FromWriter::Failed(e)],
+        Err(e) => return vec![FromWriter::Failed(StopReason::Storage(Arc::new(e)))],
     };
     if received < chunk.total_bytes {
         return vec![ack(received, false)];
@@ -148,6 +150,6 @@ pub(crate) fn receive_chunk(
             warn!("{id}: snapshot {index} from {from} refused: {e}");
             vec![ack(0, true)]
         }
-        Err(e) => vec![FromWriter::Failed(e)],
+        Err(e) => vec![FromWriter::Failed(StopReason::Storage(Arc::new(e)))],
     }
 }

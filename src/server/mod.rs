@@ -32,7 +32,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use self::connection::Connection;
-pub use self::machine::KvMachine;
+pub use self::machine::{KvMachine, KvMachineError};
 use crate::kv::{RespLimits, ServerInfo};
 use crate::runtime::{Handle, RequestError};
 use crate::types::{LogIndex, Term};
