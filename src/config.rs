@@ -84,6 +84,13 @@ pub struct Config {
     /// Seeds the node's pseudo-random generator (election timeouts). Give
     /// every node a different seed.
     pub seed: u64,
+    /// How long this node's writes may make no progress (none reported
+    /// durable while some are outstanding) before its disk counts as
+    /// stalled: a leader then refuses proposals and hands leadership to a
+    /// follower that can write (see [`crate::core::DiskTrouble`]). Of the
+    /// order of an election timeout; longer than the slowest fsync a
+    /// healthy disk takes under load.
+    pub persist_stall_timeout: Duration,
     /// Deliberate bugs, so that tests can prove the simulator's checker finds
     /// them. Only compiled into the crate's own unit tests.
     #[cfg(test)]
@@ -137,6 +144,7 @@ impl Config {
             snapshot_bytes: 64 << 20,
             compaction_margin: 10_000,
             seed: id.0,
+            persist_stall_timeout: Duration::from_secs(1),
             #[cfg(test)]
             bugs: InjectedBugs::default(),
         }
@@ -150,6 +158,15 @@ impl Config {
         }
         if self.heartbeat_interval.is_zero() {
             return fail("heartbeat_interval", "must be positive".into());
+        }
+        if self.persist_stall_timeout <= self.heartbeat_interval {
+            return fail(
+                "persist_stall_timeout",
+                format!(
+                    "{:?} must exceed heartbeat_interval {:?}: a stall is told from a slow fsync by time",
+                    self.persist_stall_timeout, self.heartbeat_interval
+                ),
+            );
         }
         if self.election_timeout_min <= self.heartbeat_interval {
             return fail(

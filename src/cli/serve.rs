@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Take a snapshot (and compact the log) after this many entries.
     #[arg(long)]
     snapshot_entries: Option<u64>,
+    /// The size log segments are preallocated to, in bytes (default 64 MiB):
+    /// a node needs about twice this free to start and to keep writing.
+    #[arg(long)]
+    segment_bytes: Option<u64>,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), String> {
@@ -71,6 +75,13 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         }
         config.raft.snapshot_entries = entries;
         config.raft.compaction_margin = config.raft.compaction_margin.min(entries / 2);
+    }
+    if let Some(bytes) = args.segment_bytes {
+        let (min, max) = (oar::storage::MIN_SEGMENT_SIZE_BYTES, oar::storage::MAX_SEGMENT_SIZE_BYTES);
+        if !(min..=max).contains(&bytes) {
+            return Err(format!("--segment-bytes {bytes} must lie in [{min}, {max}]"));
+        }
+        config.wal.segment_size_bytes = bytes;
     }
     let node = start_node_with(config, &args.data_dir, &peers, args.resp_addr)?;
     log::info!("node {id} serving RESP on {} (raft on {})", node.server.addr(), args.raft_addr);

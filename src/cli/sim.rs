@@ -61,6 +61,7 @@ pub fn run(args: SimArgs) -> ExitCode {
     let (mut committed, mut accepted, mut crashes, mut reads, mut transfers) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut changes, mut taken, mut installed) = (0u64, 0u64, 0u64);
     let (mut wipes, mut lost_tails, mut readmissions) = (0u64, 0u64, 0u64);
+    let (mut full_disks, mut hangs) = (0u64, 0u64);
     let count = seeds.end - seeds.start;
     for seed in seeds {
         let mut opts = oar::sim::SimOptions::new(seed, args.nodes);
@@ -79,6 +80,8 @@ pub fn run(args: SimArgs) -> ExitCode {
         wipes += report.disk_wipes;
         lost_tails += report.lost_tails;
         readmissions += report.readmissions;
+        full_disks += report.disk_full_faults;
+        hangs += report.disk_hangs;
         if let Some(v) = &report.violation {
             violations += 1;
             eprintln!("seed {seed}: VIOLATION of {}: {}", v.property, v.detail);
@@ -93,7 +96,8 @@ pub fn run(args: SimArgs) -> ExitCode {
     println!(
         "sim committed={committed} proposals_accepted={accepted} crashes={crashes} transfers={transfers} \
          membership_changes={changes} snapshots_taken={taken} snapshots_installed={installed} \
-         disk_wipes={wipes} lost_tails={lost_tails} readmissions={readmissions}"
+         disk_wipes={wipes} lost_tails={lost_tails} readmissions={readmissions} disks_full={full_disks} \
+         disk_hangs={hangs}"
     );
     println!(
         "sim seeds={count} nodes={} violations={violations} liveness_failures={liveness_failures} reads_checked={reads} steps={steps} secs={:.1}",

@@ -67,6 +67,28 @@ impl fmt::Display for Admission {
     }
 }
 
+/// What keeps a node's disk from taking writes (see `core::disk`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DiskTrouble {
+    /// A write was refused for want of space: nothing was written, and the
+    /// runtime tries again until space is freed.
+    Full,
+    /// Writes are outstanding and none was reported durable for
+    /// `persist_stall_timeout`: the disk hangs.
+    Stalled,
+}
+
+impl fmt::Display for DiskTrouble {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiskTrouble::Full => f.write_str(
+                "the disk is full: writes are refused until space is freed (they resume by themselves)",
+            ),
+            DiskTrouble::Stalled => f.write_str("the disk is stalled: no write has completed for too long"),
+        }
+    }
+}
+
 /// Something a runtime may want to log or count.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -108,6 +130,12 @@ pub enum Event {
     AdmissionChanged {
         /// The new standing.
         admission: Admission,
+    },
+    /// The node's disk stopped, or started again, taking writes (see
+    /// [`DiskTrouble`]); `None` once it does.
+    DiskTroubleChanged {
+        /// What keeps it from writing, if anything.
+        trouble: Option<DiskTrouble>,
     },
     /// This node stopped taking part for good: what it was sent contradicts
     /// what it knows is committed (a leader whose log lacks committed
@@ -316,6 +344,9 @@ pub enum ProposeError {
         /// The limit.
         max: u64,
     },
+    /// This leader's disk cannot take writes; it is handing leadership to a
+    /// node whose disk can. Retry shortly (at the new leader).
+    Disk(DiskTrouble),
 }
 
 impl fmt::Display for ProposeError {
@@ -328,6 +359,7 @@ impl fmt::Display for ProposeError {
             ProposeError::EntryTooLarge { bytes, max } => {
                 write!(f, "command of {bytes} bytes exceeds entry_bytes_max {max}")
             }
+            ProposeError::Disk(trouble) => write!(f, "{trouble}; retry shortly"),
         }
     }
 }
@@ -369,6 +401,8 @@ pub struct Status {
     pub repair_to: LogIndex,
     /// Why this node halted, if it did (see [`Event::Halted`]).
     pub halted: Option<String>,
+    /// What keeps its disk from taking writes, if anything.
+    pub disk: Option<DiskTrouble>,
     /// Replication progress per follower; empty unless leader.
     pub peers: Vec<PeerStatus>,
 }
@@ -531,6 +565,9 @@ pub enum MembershipChangeError {
     /// The voter to re-admit already speaks from the incarnation admitted
     /// for it: nothing to do.
     AlreadyAdmitted(NodeId),
+    /// This leader's disk cannot take writes; retry shortly (at the new
+    /// leader).
+    Disk(DiskTrouble),
     /// Too few of the new configuration's voters are reachable and admitted
     /// for it ever to commit: the cluster would be stuck in the middle of
     /// the change. Bring voters back (or re-admit those that lost their
@@ -567,6 +604,7 @@ impl fmt::Display for MembershipChangeError {
                 f,
                 "{id} has not been heard from yet; start it (with --join if its data directory is new), let it catch up, then retry"
             ),
+            MembershipChangeError::Disk(trouble) => write!(f, "{trouble}; retry shortly"),
             MembershipChangeError::WouldLoseQuorum { live, needed } => write!(
                 f,
                 "the new configuration would have {live} live, admitted voters, fewer than the {needed} it needs \

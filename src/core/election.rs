@@ -332,6 +332,7 @@ impl Node {
             p.last_heard = Some(now);
         }
         self.uncommitted_bytes = 0;
+        self.unpersisted_bytes = self.log.unpersisted_bytes();
         self.transfer = None;
         self.lease_given_up = false;
         self.reset_reads_for_new_term();

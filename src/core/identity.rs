@@ -15,29 +15,41 @@
 //! votes. It still receives the log, so it can catch up and be re-admitted
 //! by a membership change ([`MembershipChange::Readmit`]).
 //!
-//! **Lost committed entries.** A disk that lies about a sync, or a log
+//! **Lost acknowledged entries.** A disk that lies about a sync, or a log
 //! restored from an older copy, can leave a node with the same incarnation
-//! but a shorter log than it acknowledged. Two defences:
-//! - The leader notices when a follower's log is behind the match index it
-//!   recorded (the follower rejects a probe at or below it), warns once,
-//!   forgets that match index (so no commit decision relies on entries the
-//!   follower no longer holds) and repairs the log from where the follower's
-//!   hint says it still matches.
-//! - Storage keeps, apart from the log, a floor under the commit index it
-//!   has seen (see `RecoveredState::repair_to`): recovery that finds the
-//!   log below it tells the node, which then neither votes nor campaigns
-//!   until a leader has given it its log back that far. Its vote could
-//!   otherwise help elect a leader lacking entries that were committed with
-//!   its own acknowledgement.
+//! but a shorter (or older) log than it acknowledged. That node must not
+//! let a quorum rely on entries it no longer holds: not the leader's count
+//! of acknowledgements, and above all not an election, where its vote
+//! would stand for a log it no longer has. Three defences:
+//! - Followers answer heartbeats with their last index. A leader that
+//!   recorded a higher match index before the heartbeat's round began knows
+//!   the follower lost entries: it warns once, forgets that match index (no
+//!   commit decision relies on it any more) and repairs the log from where
+//!   it now ends. (A rejection at or below the match index cannot be
+//!   trusted for this: an old one, overtaken on the way, looks the same; it
+//!   no longer triggers a probe at once either, which looped.)
+//! - Heartbeats name the term of the entry at the commit index they carry,
+//!   an index the follower acknowledged: a follower whose log does not hold
+//!   that entry knows it lost acknowledged entries.
+//! - Storage keeps, apart from the log, a floor: a position the log held
+//!   durably and the latest term (see `storage::reconcile_floor`). A log
+//!   that no longer holds the position lost synced entries, reported as
+//!   `RecoveredState::repair_to`; a lost term makes the node start after
+//!   it, so that it never votes twice in a term.
 //!
-//! What neither can see: a node that lost acknowledged entries above its
-//! floor (acknowledged, but not yet known committed when the floor was last
-//! written) and whose leader is gone before noticing. Its vote then counts
-//! as that of a node which never had those entries. No Raft can tell from
-//! inside: the acknowledgement left, the disk forgot it, and only the
-//! leader that counted it knew. The floor keeps that window to the entries
-//! of the last few moments; a restored backup older than the floor is
-//! always caught.
+//! A node that knows it lost entries neither votes nor campaigns until a
+//! leader's log check shows its log matching the leader's up to what it
+//! lost, or until it knows committed an entry of the leader's own term
+//! (then it holds everything ever committed). Its acknowledgements still
+//! count: they speak only of entries it holds again.
+//!
+//! What none of this can see: a node that lost entries acknowledged after
+//! its floor was last raised (in the runtime, at most a tenth of a second
+//! before the loss), whose leader is gone before its next heartbeat. Its
+//! vote then counts as that of a node that never had them. No Raft can
+//! tell from inside: the acknowledgement left, the disk forgot it, and only
+//! the leader that counted it knew. The simulator raises the floor at every
+//! sync, and proves that with it nothing acknowledged is lost.
 //!
 //! [`MembershipChange::Readmit`]: crate::membership::MembershipChange::Readmit
 

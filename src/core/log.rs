@@ -103,6 +103,13 @@ impl RaftLog {
         self.applied
     }
 
+    /// Bytes (as [`Entry::size_bytes`] counts them) of the entries not yet
+    /// durable.
+    pub(crate) fn unpersisted_bytes(&self) -> u64 {
+        let from = (self.persisted.0.max(self.offset.0) - self.offset.0) as usize;
+        self.entries.iter().skip(from).map(Entry::size_bytes).sum()
+    }
+
     pub(crate) fn persisted(&self) -> LogIndex {
         self.persisted
     }

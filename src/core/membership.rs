@@ -99,6 +99,9 @@ impl Node {
         if let Some(t) = self.transfer {
             return Err(MembershipChangeError::TransferInProgress { to: t.to });
         }
+        if let Some(trouble) = self.disk_trouble() {
+            return Err(MembershipChangeError::Disk(trouble));
+        }
         if self.log.term(self.log.commit()) != Some(self.term) {
             return Err(MembershipChangeError::NotReady);
         }

@@ -7,6 +7,7 @@
 
 mod api;
 mod checks;
+mod disk;
 mod election;
 mod identity;
 mod log;
@@ -34,8 +35,9 @@ use crate::types::{
 };
 
 pub use self::api::{
-    Admission, BootstrapError, Event, MembershipChangeError, PeerStatus, Persist, PersistId, ProgressState,
-    ProposeError, Proposed, ReadError, ReadReady, RecoveredState, RecoveryError, Role, StartError, Status,
+    Admission, BootstrapError, DiskTrouble, Event, MembershipChangeError, PeerStatus, Persist, PersistId,
+    ProgressState, ProposeError, Proposed, ReadError, ReadReady, RecoveredState, RecoveryError, Role, StartError,
+    Status,
     TransferError,
 };
 use self::checks::{check_append, check_recovered};
@@ -147,6 +149,13 @@ pub struct Node {
     admission: Admission,
     /// Why this node stopped taking part, once it has (see `Event::Halted`).
     halted: Option<String>,
+    /// The runtime reported the disk full (see `core::disk`).
+    disk_full: bool,
+    /// Writes stayed outstanding too long.
+    disk_stalled: bool,
+    persist_watch: disk::PersistWatch,
+    /// Bytes of this leader's entries not yet durable on its own disk.
+    unpersisted_bytes: u64,
     /// Bytes of this leader's entries not yet committed.
     uncommitted_bytes: u64,
     /// Reads in every stage, and this leader's confirmation rounds.
@@ -265,6 +274,10 @@ impl Node {
             admission: Admission::NotMember,
             repair_write: None,
             halted: None,
+            disk_full: false,
+            disk_stalled: false,
+            persist_watch: disk::PersistWatch::default(),
+            unpersisted_bytes: 0,
             term: hard_state.term,
             vote: hard_state.vote,
             log: RaftLog::recovered(base, entries, commit, applied),
@@ -432,6 +445,7 @@ impl Node {
             admission: self.admission,
             repair_to: self.repair_to,
             halted: self.halted.clone(),
+            disk: self.disk_trouble(),
             peers,
         }
     }
@@ -534,6 +548,7 @@ impl Node {
         }
         self.check_transfer_deadline(now);
         self.expire_forwarded_reads(now);
+        self.watch_persistence(now);
     }
 
     /// Reports that the write `id` handed out by [`poll_persist`](Node::poll_persist),
@@ -548,8 +563,18 @@ impl Node {
         if id <= self.durable_id {
             return;
         }
+        let persisted_before = self.log.persisted();
         self.durable_id = id;
         self.log.persisted_to(id);
+        if self.role == Role::Leader {
+            let mut index = persisted_before.next();
+            while index <= self.log.persisted() {
+                let bytes = self.log.entry(index).map_or(0, Entry::size_bytes);
+                self.unpersisted_bytes = self.unpersisted_bytes.saturating_sub(bytes);
+                index = index.next();
+            }
+        }
+        self.persistence_progressed(now);
         self.check_repaired();
         // Usually the ready messages are at the front, where removal is O(1).
         let mut k = 0;
@@ -622,13 +647,20 @@ impl Node {
     }
 
     fn propose_as_leader(&mut self, data: Bytes) -> Result<LogIndex, ProposeError> {
+        if let Some(trouble) = self.disk_trouble() {
+            return Err(ProposeError::Disk(trouble));
+        }
         if let Some(t) = self.transfer {
             return Err(ProposeError::TransferInProgress { to: t.to });
         }
         let entry =
             Entry { term: self.term, index: self.log.last_index().next(), kind: EntryKind::Command, data };
         let size = entry.size_bytes();
-        if self.uncommitted_bytes + size > self.config.uncommitted_bytes_max {
+        // Followers may commit what this leader has not written yet: its own
+        // backlog is bounded apart from what is uncommitted.
+        if self.uncommitted_bytes + size > self.config.uncommitted_bytes_max
+            || self.unpersisted_bytes + size > self.config.uncommitted_bytes_max
+        {
             return Err(ProposeError::Backpressure);
         }
         Ok(self.append_as_leader(entry))
@@ -758,6 +790,7 @@ impl Node {
             self.check_quorum_deadline,
             self.transfer.map(|t| t.deadline),
             self.reads.next_expiry(),
+            self.persist_deadline(),
         ]
         .into_iter()
         .flatten()

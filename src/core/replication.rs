@@ -15,6 +15,7 @@ impl Node {
         debug_assert_eq!(self.role, Role::Leader);
         let index = entry.index;
         self.uncommitted_bytes += entry.size_bytes();
+        self.unpersisted_bytes += entry.size_bytes();
         self.log.append(entry);
         self.replication_pending = true;
         index

@@ -131,13 +131,24 @@ pub(crate) fn run<S: StateMachine>(
                     Err(reason) => break fail(reason),
                 }
             }
-            Ok(ToApply::Install(meta)) => {
-                if let Err(reason) = snapshots.restore(&meta, &mut state_machine) {
-                    break fail(reason);
+            // Already past it: a newer snapshot, restored early, holds it.
+            Ok(ToApply::Install(meta)) if meta.index <= applied.index => {
+                if outbox.send(FromApply::Applied(meta.index)).is_err() {
+                    break event_loop_gone();
                 }
-                info!("{id}: state machine restored from snapshot {}", meta.index);
-                applied = Applied { index: meta.index, term: meta.term, membership: meta.membership };
-                if outbox.send(FromApply::Applied(applied.index)).is_err() {
+                shared.wake();
+            }
+            Ok(ToApply::Install(meta)) => {
+                let restored = match snapshots.restore(&meta, &mut state_machine) {
+                    Ok(restored) => restored,
+                    Err(reason) => break fail(reason),
+                };
+                info!("{id}: state machine restored from snapshot {}", restored.index);
+                applied =
+                    Applied { index: restored.index, term: restored.term, membership: restored.membership };
+                // The core learns of what it asked for; the entries up to
+                // the snapshot restored are passed over as they come.
+                if outbox.send(FromApply::Applied(meta.index)).is_err() {
                     break event_loop_gone();
                 }
                 shared.wake();
@@ -191,6 +202,10 @@ fn apply_one<S: StateMachine>(
     waiters: &mut Pending<Completion, Instant>,
     applied: &mut Applied,
 ) -> Result<(), StopReason> {
+    if entry.index <= applied.index {
+        // In the snapshot restored (see `Snapshots::restore`).
+        return Ok(());
+    }
     applied.index = entry.index;
     applied.term = entry.term;
     let malformed = |reason: String| StopReason::MalformedEntry { index: entry.index, reason };

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::ConfigError;
+use crate::core::DiskTrouble;
 use crate::membership::Membership;
 use crate::storage::StorageError;
 use crate::types::{LogIndex, NodeId};
@@ -97,9 +98,10 @@ impl Error for StartError {
 pub enum StopReason {
     /// [`Handle::shutdown`](super::Handle::shutdown) was called.
     Shutdown,
-    /// The log or the snapshot store failed (a failed write or fsync, a
-    /// full disk). Nothing is retried: restart the node once the disk is
-    /// fixed; recovery keeps every whole record.
+    /// The log or the snapshot store failed (a failed write or fsync; a
+    /// full disk does not stop a node, see [`RequestError::Disk`]). Nothing
+    /// is retried: restart the node once the disk is fixed; recovery keeps
+    /// every whole record.
     Storage(Arc<StorageError>),
     /// The state machine refused the committed entry at `index`
     /// ([`StateMachine::apply`](super::StateMachine::apply) returned an
@@ -238,6 +240,10 @@ pub enum RequestError {
     /// leader): it takes no more requests. Nothing was appended; send the
     /// request to a member.
     Removed,
+    /// This node's disk cannot take writes (full, or stalled), so it refused
+    /// the command: nothing was appended. When it leads, leadership is
+    /// moving to a node whose disk can; retry shortly.
+    Disk(DiskTrouble),
     /// A request that writes nothing (a read, a status query) got no answer
     /// in time. Nothing was appended; retry.
     Timeout,
@@ -275,6 +281,7 @@ impl fmt::Display for RequestError {
             RequestError::Removed => {
                 write!(f, "this node was removed from the cluster; send requests to a member")
             }
+            RequestError::Disk(trouble) => write!(f, "{trouble}; nothing was written, retry shortly"),
             RequestError::Timeout => write!(f, "no answer in time; nothing was changed, retry"),
             RequestError::Stopped(reason) => write!(f, "the node stopped (nothing was appended): {reason}"),
             RequestError::OutcomeUnknown { why } => write!(f, "the outcome is unknown: {why}"),

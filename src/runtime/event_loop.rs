@@ -416,6 +416,7 @@ impl EventLoop {
         while let Ok(report) = self.from_writer.try_recv() {
             match report {
                 FromWriter::Durable(id) => self.node.handle_persisted(now, id),
+                FromWriter::DiskFull(full) => self.node.handle_disk_full(now, full),
                 FromWriter::Failed(reason) => {
                     self.stop.get_or_insert(reason);
                 }
@@ -834,6 +835,7 @@ fn propose_error(e: ProposeError) -> RequestError {
         ProposeError::NotLeader { .. } | ProposeError::TransferInProgress { .. } => RequestError::NoLeader,
         ProposeError::Backpressure => RequestError::Busy,
         ProposeError::EntryTooLarge { bytes, max } => RequestError::TooLarge { bytes, max },
+        ProposeError::Disk(trouble) => RequestError::Disk(trouble),
     }
 }
 

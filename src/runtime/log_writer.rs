@@ -10,11 +10,12 @@
 //! event loop: compacting the log below a snapshot, and writing the chunks
 //! of a snapshot arriving from a leader (whose last step fsyncs).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use log::{debug, error};
+use log::{debug, error, info, warn};
 
 use super::snapshots::{receive_chunk, Snapshots};
 use super::apply::StopOnPanic;
@@ -78,6 +79,9 @@ pub(crate) enum FromWriter {
     /// A snapshot from `from` arrived whole and is stored durably, for the
     /// event loop to tell the core (`Node::handle_snapshot_received`).
     SnapshotReceived { from: NodeId, term: Term, meta: SnapshotMeta },
+    /// The disk is full (a write waits for space; nothing of it was
+    /// written), or takes writes again.
+    DiskFull(bool),
 }
 
 /// How often the log writer raises the floor kept beside the log (one small
@@ -87,7 +91,7 @@ pub(crate) enum FromWriter {
 const FLOOR_RAISE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(crate) fn run(
-    mut wal: Wal,
+    wal: Wal,
     snapshots: Arc<Snapshots>,
     inbox: Receiver<ToWriter>,
     outbox: Sender<FromWriter>,
@@ -95,36 +99,37 @@ pub(crate) fn run(
 ) {
     let id = shared.id;
     let _guard = StopOnPanic { shared: &shared, thread: "log writer" };
+    let mut writer =
+        Writer { wal, queued: VecDeque::new(), full: false, floor_raised: std::time::Instant::now() };
     let mut stopping = false;
-    let mut floor_raised = std::time::Instant::now();
     while !stopping {
-        let Ok(first) = inbox.recv() else { break };
-        let mut last = None;
-        let mut writes = 0usize;
+        // While writes wait for space, try them again every so often even if
+        // nothing new arrives: space may be freed at any time.
+        let first = if writer.queued.is_empty() {
+            match inbox.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            }
+        } else {
+            match inbox.recv_timeout(RETRY_FULL_DISK_EVERY) {
+                Ok(m) => Some(m),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+        };
         let mut result = Ok(());
-        let mut needs_sync = false;
-        for message in std::iter::once(first).chain(inbox.try_iter()) {
+        for message in first.into_iter().chain(inbox.try_iter()) {
             match message {
                 ToWriter::Stop => {
                     stopping = true;
                     break;
                 }
-                ToWriter::Write(persist) => {
-                    if result.is_ok() {
-                        needs_sync |= !commit_only(&persist, wal.hard_state());
-                        if let Some(s) = &persist.snapshot {
-                            result = continue_snapshot(&mut wal, s);
-                        }
-                        if result.is_ok() {
-                            result = wal.write(&persist.entries, persist.hard_state);
-                        }
-                        last = Some(persist.id);
-                        writes += 1;
-                    }
-                }
+                ToWriter::Write(persist) => writer.queued.push_back(persist),
+                // Compaction goes first: it may free the space writes wait
+                // for.
                 ToWriter::Compact(below) => {
                     if result.is_ok() {
-                        result = wal.compact_prefix(below).map(drop);
+                        result = writer.wal.compact_prefix(below).map(drop);
                     }
                 }
                 ToWriter::Chunk { from, term, chunk } => {
@@ -141,37 +146,109 @@ pub(crate) fn run(
                 }
             }
         }
+        let (result, reports) = match result {
+            Ok(()) => writer.write_queued(&shared),
+            Err(e) => (Err(e), Vec::new()),
+        };
+        let mut reports = reports;
+        match result {
+            Err(e) => {
+                error!("{id}: the log failed, stopping the node: {e}");
+                stopping = true;
+                reports.push(FromWriter::Failed(shared.record_stop(StopReason::Storage(Arc::new(e)))));
+            }
+            Ok(synced) => {
+                // Off the acknowledgements' path: reported first.
+                if synced && !stopping && writer.floor_raised.elapsed() >= FLOOR_RAISE_INTERVAL {
+                    writer.floor_raised = std::time::Instant::now();
+                    if let Err(e) = writer.wal.raise_floor() {
+                        error!("{id}: the log failed, stopping the node: {e}");
+                        stopping = true;
+                        reports.push(FromWriter::Failed(shared.record_stop(StopReason::Storage(Arc::new(e)))));
+                    }
+                }
+            }
+        }
+        for report in reports {
+            if outbox.send(report).is_err() {
+                return;
+            }
+            shared.wake();
+        }
+    }
+}
+
+/// How often writes that wait for space are tried again.
+const RETRY_FULL_DISK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The log writer's state.
+struct Writer {
+    wal: Wal,
+    /// Writes in order, not yet written: the disk was full for the first.
+    queued: VecDeque<Persist>,
+    /// The last attempt found the disk full (reported to the event loop).
+    full: bool,
+    floor_raised: std::time::Instant,
+}
+
+impl Writer {
+    /// Writes what is queued, in order, and syncs once: returns whether a
+    /// sync happened, and what to report. A write refused for want of space
+    /// (nothing written) stays queued with every later one, and the event
+    /// loop hears the disk is full; once writes go through again, that it is
+    /// not.
+    fn write_queued(&mut self, shared: &Shared) -> (Result<bool, StorageError>, Vec<FromWriter>) {
+        let id = shared.id;
+        let mut reports = Vec::new();
+        let mut last = None;
+        let mut writes = 0usize;
+        let mut needs_sync = false;
+        let mut result = Ok(());
+        while let Some(persist) = self.queued.front() {
+            let written = self.wal.hard_state();
+            let mut attempt = Ok(());
+            if let Some(s) = &persist.snapshot {
+                attempt = continue_snapshot(&mut self.wal, s);
+            }
+            if attempt.is_ok() {
+                attempt = self.wal.write(&persist.entries, persist.hard_state);
+            }
+            match attempt {
+                Ok(()) => {
+                    needs_sync |= !commit_only(persist, written);
+                    last = Some(persist.id);
+                    writes += 1;
+                    self.queued.pop_front();
+                }
+                Err(e @ StorageError::OutOfSpace { .. }) => {
+                    if !self.full {
+                        warn!("{id}: {e}; refusing new writes until space is freed");
+                        self.full = true;
+                        reports.push(FromWriter::DiskFull(true));
+                    }
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if self.full && self.queued.is_empty() && result.is_ok() {
+            info!("{id}: space was freed: the log takes writes again");
+            self.full = false;
+            reports.insert(0, FromWriter::DiskFull(false));
+        }
         let synced = result.is_ok() && needs_sync;
         if synced {
-            result = wal.sync();
+            result = self.wal.sync();
             shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         shared.counters.writes.fetch_add(writes as u64, Ordering::Relaxed);
-        let report = match (result, last) {
-            (Err(e), _) => {
-                error!("{id}: the log failed, stopping the node: {e}");
-                stopping = true;
-                FromWriter::Failed(shared.record_stop(StopReason::Storage(Arc::new(e))))
-            }
-            (Ok(()), Some(last)) => {
-                debug!("{id}: {writes} writes durable up to {last:?}");
-                FromWriter::Durable(last)
-            }
-            (Ok(()), None) => continue,
-        };
-        if outbox.send(report).is_err() {
-            break;
+        if let (Ok(()), Some(last)) = (&result, last) {
+            debug!("{id}: {writes} writes durable up to {last:?}");
+            reports.push(FromWriter::Durable(last));
         }
-        shared.wake();
-        // Off the acknowledgements' path: the batch is reported already.
-        if synced && !stopping && floor_raised.elapsed() >= FLOOR_RAISE_INTERVAL {
-            floor_raised = std::time::Instant::now();
-            if let Err(e) = wal.raise_floor() {
-                error!("{id}: the log failed, stopping the node: {e}");
-                let _ = outbox.send(FromWriter::Failed(shared.record_stop(StopReason::Storage(Arc::new(e)))));
-                shared.wake();
-                break;
-            }
-        }
+        (result.map(|()| synced), reports)
     }
 }

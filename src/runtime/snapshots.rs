@@ -60,21 +60,27 @@ impl Snapshots {
         writer.finish().map_err(storage)
     }
 
-    /// Restores `state_machine` from the stored snapshot `meta`.
+    /// Restores `state_machine` from the stored snapshot `meta`, or from
+    /// the newer one that replaced it since the core asked (received from
+    /// a leader while the apply thread was busy); returns the snapshot
+    /// restored. Any snapshot at `meta.index` or later holds committed
+    /// entries only, so the state machine may run ahead of what the core
+    /// asked: the apply thread then passes over the entries it holds.
     pub(crate) fn restore<S: StateMachine>(
         &self,
         meta: &SnapshotMeta,
         state_machine: &mut S,
-    ) -> Result<(), StopReason> {
+    ) -> Result<SnapshotMeta, StopReason> {
         let store = self.lock();
         let failed = |error: Arc<dyn std::error::Error + Send + Sync>| StopReason::Restore { index: meta.index, error };
-        if store.current() != Some(meta) {
-            let stored = format!("snapshot {} is not the one stored ({:?})", meta.index, store.current());
+        let Some(current) = store.current().filter(|c| *c == meta || c.index > meta.index).cloned() else {
+            let stored = format!("snapshot {} is not stored (the store holds {:?})", meta.index, store.current());
             return Err(failed(Arc::new(std::io::Error::other(stored))));
-        }
+        };
         let reader = store.reader().map_err(|e| failed(Arc::new(e)))?;
         let mut buffered = BufReader::with_capacity(1 << 20, reader);
-        state_machine.restore(&mut buffered).map_err(|e| failed(Arc::new(e)))
+        state_machine.restore(&mut buffered).map_err(|e| failed(Arc::new(e)))?;
+        Ok(current)
     }
 
     /// Opens the file of snapshot `meta` for sending, with its size and the

@@ -319,6 +319,9 @@ pub(super) fn error_reply(e: &RequestError, write: bool) -> String {
         RequestError::OutcomeUnknown { why } => {
             format!("TIMEOUT outcome unknown: {why}")
         }
+        // Says the disk, as an operator needs to hear; nothing was written.
+        RequestError::Disk(crate::core::DiskTrouble::Full) => format!("ERR {e}"),
+        RequestError::Disk(crate::core::DiskTrouble::Stalled) => format!("TRYAGAIN {e}"),
     }
 }
 

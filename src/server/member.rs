@@ -111,7 +111,8 @@ fn change_error(e: &MembershipChangeError) -> String {
         MembershipChangeError::NotLeader { leader_hint: None } => "TRYAGAIN no leader".to_string(),
         MembershipChangeError::TransferInProgress { .. }
         | MembershipChangeError::NotReady
-        | MembershipChangeError::InProgress => format!("TRYAGAIN {e}"),
+        | MembershipChangeError::InProgress
+        | MembershipChangeError::Disk(_) => format!("TRYAGAIN {e}"),
         MembershipChangeError::Invalid(e) => format!("ERR {e}"),
         // It may well connect in a moment: a node started with the change.
         MembershipChangeError::NotHeard(_) => format!("TRYAGAIN {e}"),
@@ -130,7 +131,9 @@ pub(super) fn request_error(e: &RequestError) -> String {
         RequestError::OutcomeUnknown { why } => {
             format!("TIMEOUT the change's outcome is unknown ({why}); check OAR.MEMBER LIST")
         }
-        RequestError::NoLeader | RequestError::Busy | RequestError::Timeout => format!("TRYAGAIN {e}"),
+        RequestError::NoLeader | RequestError::Busy | RequestError::Timeout | RequestError::Disk(_) => {
+            format!("TRYAGAIN {e}")
+        }
         RequestError::TooLarge { .. } | RequestError::Stopped(_) | RequestError::Removed => format!("ERR {e}"),
     }
 }

@@ -35,7 +35,7 @@ mod network;
 mod tests;
 mod workload;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::time::Duration;
 
@@ -121,6 +121,10 @@ pub struct SimReport {
     pub lost_tails: u64,
     /// Voters re-admitted after losing their disk.
     pub readmissions: u64,
+    /// Disks full for a while.
+    pub disk_full_faults: u64,
+    /// Disks that hang for seconds.
+    pub disk_hangs: u64,
     /// The first safety property broken, if any.
     pub violation: Option<Violation>,
     /// Why the cluster failed to make progress after healing, if it did.
@@ -156,6 +160,12 @@ enum Event {
         from: NodeId,
         to: NodeId,
     },
+    /// A node (in a given life) tries its queued writes again.
+    RetryWrites(NodeId, u64),
+    /// A slow application gets to what it was handed.
+    ApplyLater(NodeId, u64),
+    /// A node's disk has room again.
+    DiskSpace(NodeId),
 }
 
 /// A simulated snapshot: what it covers and the application's digest there.
@@ -198,6 +208,26 @@ struct SimNode {
     /// An older copy of its log, and the model of what it held then.
     backup: Option<Backup>,
     next_backup: Instant,
+    /// Writes handed out by the core and not written yet: the disk had no
+    /// room for the first (the runtime's log writer keeps them the same
+    /// way, and tries again).
+    queued: VecDeque<Persist>,
+    /// The core was told its disk is full.
+    disk_full: bool,
+    retry_scheduled: bool,
+    /// Syncs do not complete before this: the disk hangs.
+    disk_hang_until: Instant,
+    /// The application is slow until then: what it is handed waits.
+    apply_slow_until: Instant,
+    /// Handed to the application and not applied yet, in order.
+    to_apply: VecDeque<ToApply>,
+    apply_scheduled: bool,
+}
+
+/// Work the core hands the application.
+enum ToApply {
+    Entry(crate::types::Entry),
+    Install(SnapshotMeta),
 }
 
 /// A fault a node's disk suffers while the node is down.
@@ -246,8 +276,6 @@ struct World {
     bootstrap: Membership,
     /// Whether this run's disks fail: wiped, or their log set back.
     disk_faults: bool,
-    /// How many committed entries pass between raises of the commit floor.
-    floor_step: u64,
     /// Whether every first node bootstraps, rather than the first alone.
     bootstrap_all: bool,
 }
@@ -264,7 +292,6 @@ impl World {
         }
         let app_durable = rng.chance(1, 2);
         let disk_faults = opts.disk_faults.unwrap_or_else(|| rng.chance(1, 2));
-        let floor_step = [1, 1, 1][rng.below(3) as usize];
         let bootstrap_all = rng.chance(1, 2);
         let incarnations: Vec<Incarnation> =
             voters.iter().map(|_| Incarnation(rng.next_u64().max(1))).collect();
@@ -293,12 +320,11 @@ impl World {
             rng,
             bootstrap,
             disk_faults,
-            floor_step,
             bootstrap_all,
         };
         info!(
             target: "oar::sim",
-            "seed {} nodes {} pre_vote {} check_quorum {} inflight {} msg_bytes {} app_durable {} disk_faults {} floor_step {} bootstrap_all {}",
+            "seed {} nodes {} pre_vote {} check_quorum {} inflight {} msg_bytes {} app_durable {} disk_faults {} bootstrap_all {}",
             opts.seed,
             opts.nodes,
             template.pre_vote,
@@ -307,7 +333,6 @@ impl World {
             template.message_bytes_max,
             app_durable,
             disk_faults,
-            floor_step,
             bootstrap_all
         );
         for (k, &id) in voters.iter().enumerate() {
@@ -344,6 +369,13 @@ impl World {
             backup: None,
             next_backup: self.now,
             incarnation,
+            queued: VecDeque::new(),
+            disk_full: false,
+            retry_scheduled: false,
+            disk_hang_until: Instant::ZERO,
+            apply_slow_until: Instant::ZERO,
+            to_apply: VecDeque::new(),
+            apply_scheduled: false,
         };
         self.ids.push(id);
         self.disks.insert(id, SimDisk::default());
@@ -476,6 +508,32 @@ impl World {
             Event::SnapshotArrives { from, to, term, snapshot } => {
                 self.snapshot_arrives(from, to, term, snapshot)
             }
+            Event::RetryWrites(id, life) => {
+                let sim = self.nodes.get_mut(&id).expect("known node");
+                if sim.life == life {
+                    sim.retry_scheduled = false;
+                    self.drain(id);
+                }
+            }
+            Event::ApplyLater(id, life) => {
+                let World { nodes, checker, report, .. } = self;
+                let sim = nodes.get_mut(&id).expect("known node");
+                if sim.life == life {
+                    sim.apply_scheduled = false;
+                    // A slow application gets through a few at a time.
+                    for _ in 0..4 {
+                        let Some(item) = sim.to_apply.pop_front() else { break };
+                        sim.apply(id, checker, report, item);
+                    }
+                    self.drain(id);
+                }
+            }
+            Event::DiskSpace(id) => {
+                let now = self.now;
+                info!(target: "oar::sim", "{now} {id}'s disk has room again");
+                self.nodes[&id].fs.set_capacity_bytes(None);
+                self.drain(id);
+            }
             Event::SnapshotLost { from, to } => {
                 let now = self.now;
                 if let Some(node) = self.nodes.get_mut(&from).and_then(|n| n.node.as_mut()) {
@@ -599,7 +657,9 @@ impl World {
         let now = self.now;
         let World { nodes, disks, checker, network, rng, events, event_seq, report, fates, .. } = self;
         let sim = nodes.get_mut(&id).expect("known node");
-        let Some(node) = sim.node.as_mut() else { return };
+        if sim.node.is_none() {
+            return;
+        }
         let mut take_due = Vec::new();
         let mut schedule = |after: Duration, event: Event| {
             *event_seq += 1;
@@ -607,18 +667,43 @@ impl World {
         };
         loop {
             let mut progressed = false;
+            let node = sim.node.as_mut().expect("alive");
             while let Some(p) = node.poll_persist() {
                 progressed = true;
                 checker.on_write(node, &p.entries);
+                sim.queued.push_back(p);
+            }
+            // Written in order, as the runtime's log writer does: a write
+            // the disk has no room for waits, with every later one.
+            while let Some(p) = sim.queued.front() {
                 let wal = sim.wal.as_mut().expect("an alive node has its log open");
+                let mut result = Ok(());
                 if let Some(s) = &p.snapshot {
-                    if let Err(e) = continue_snapshot(wal, s) {
-                        checker.fail("storage", format!("{id}: installing snapshot {} failed: {e}", s.index));
+                    result = continue_snapshot(wal, s);
+                }
+                if result.is_ok() {
+                    result = wal.write(&p.entries, p.hard_state);
+                }
+                match result {
+                    Ok(()) => {}
+                    Err(crate::storage::StorageError::OutOfSpace { .. }) => {
+                        if !sim.disk_full {
+                            debug!(target: "oar::sim", "{now} {id}'s disk is full");
+                            sim.disk_full = true;
+                            node.handle_disk_full(now, true);
+                        }
+                        if !sim.retry_scheduled {
+                            sim.retry_scheduled = true;
+                            schedule(Duration::from_millis(200), Event::RetryWrites(id, sim.life));
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        checker.fail("storage", format!("{id}: write failed: {e}"));
+                        break;
                     }
                 }
-                if let Err(e) = wal.write(&p.entries, p.hard_state) {
-                    checker.fail("storage", format!("{id}: write failed: {e}"));
-                }
+                let p = sim.queued.pop_front().expect("front exists");
                 let persist_id = p.id;
                 let disk = disks.get_mut(&id).expect("disk");
                 disk.write(p);
@@ -629,9 +714,16 @@ impl World {
                     node.handle_persisted(now, persist_id);
                 }
             }
+            if sim.disk_full && sim.queued.is_empty() {
+                sim.disk_full = false;
+                node.handle_disk_full(now, false);
+            }
             if disks[&id].has_pending() && !sim.sync_scheduled {
                 sim.sync_scheduled = true;
-                let latency = if now < sim.disk_slow_until {
+                let latency = if now < sim.disk_hang_until {
+                    sim.disk_hang_until.saturating_duration_since(now)
+                        + Duration::from_millis(rng.range(1, 50))
+                } else if now < sim.disk_slow_until {
                     Duration::from_millis(rng.range(50, 800))
                 } else {
                     Duration::from_micros(rng.range(50, 2000))
@@ -675,28 +767,25 @@ impl World {
                             schedule(delay, Event::SnapshotLost { from: id, to });
                         }
                     }
-                    SnapshotAction::Install { meta } => {
-                        let Some(snapshot) = held(checker, &sim.snapshot, &meta, "installs") else {
-                            continue;
-                        };
-                        checker.on_install(id, &meta, snapshot.digest);
-                        report.snapshots_installed += 1;
-                        sim.app_applied = meta.index;
-                        sim.app_digest = snapshot.digest;
-                        node.handle_applied(meta.index);
-                    }
+                    SnapshotAction::Install { meta } => sim.to_apply.push_back(ToApply::Install(meta)),
                 }
             }
             while let Some(entry) = node.poll_apply() {
                 progressed = true;
-                checker.on_apply(id, sim.app_applied, &entry);
-                sim.app_applied = entry.index;
-                sim.app_digest = chain_step(sim.app_digest, digest(&entry));
-                if entry.data.as_ref() == PROBE {
-                    sim.probe_applied = true;
-                }
-                node.handle_applied(entry.index);
+                sim.to_apply.push_back(ToApply::Entry(entry));
             }
+            // A slow application gets to it later; a quick one at once.
+            if now < sim.apply_slow_until {
+                if !sim.to_apply.is_empty() && !sim.apply_scheduled {
+                    sim.apply_scheduled = true;
+                    schedule(Duration::from_millis(rng.range(5, 100)), Event::ApplyLater(id, sim.life));
+                }
+            } else {
+                while let Some(item) = sim.to_apply.pop_front() {
+                    sim.apply(id, checker, report, item);
+                }
+            }
+            let node = sim.node.as_mut().expect("alive");
             while let Some(ready) = node.poll_read_ready() {
                 progressed = true;
                 debug!(target: "oar::sim", "{now} {id} read {} ready: {:?}", ready.ctx, ready.result);
@@ -711,7 +800,7 @@ impl World {
         }
         // The loop's last pass changed nothing, so its `after_step` saw the
         // final state.
-        node.check_invariants();
+        sim.node.as_ref().expect("alive").check_invariants();
         let leaders = nodes.values().filter_map(|n| n.node.as_ref()).filter(|n| n.role() == Role::Leader);
         checker.check_leaders_hold_new_commits(leaders);
         if !take_due.is_empty() {
@@ -744,25 +833,38 @@ impl World {
                 return;
             }
         };
-        wal.set_floor_step(self.floor_step);
+        // The floor beside the log follows it at every sync: recovery then
+        // sees any loss of synced entries (the runtime raises it every
+        // tenth of a second instead; see `core::identity`).
+        wal.set_floor_step(1);
         // As the runtime's start does: hold the log to the floor kept beside
         // it, then continue the durable snapshot.
         let snapshot = sim.snapshot.as_ref().map(|s| s.meta.clone());
         let floor = wal.floor();
-        let snapshot_index = snapshot.as_ref().map_or(LogIndex(0), |s| s.index);
+        let snapshot_at = snapshot.as_ref().map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
         debug!(target: "oar::sim", "{now} {id} recovers: log to {}, floor {floor:?}", wal.last_index());
         // (On a copy: the model checks what storage recovered, before.)
         let mut hard_state = recovered.hard_state;
         let repair_to =
-            reconcile_floor(Path::new(DATA_DIR), floor, &mut hard_state, snapshot_index, |i| wal.term(i));
+            reconcile_floor(Path::new(DATA_DIR), floor, &mut hard_state, snapshot_at, |i| wal.term(i));
         if let Some(s) = &snapshot {
             if wal.term(s.index) != Some(s.term) {
                 recovered.entries.clear();
             }
             recovered.entries.retain(|e| e.index > s.index);
-            if let Err(e) = continue_snapshot(&mut wal, s) {
-                self.checker.fail("recovery", format!("{id}: continuing snapshot {}: {e}", s.index));
-                return;
+            match continue_snapshot(&mut wal, s) {
+                Ok(()) => {}
+                // As the runtime's start does on a full disk: fail, and be
+                // started again once there is room.
+                Err(crate::storage::StorageError::OutOfSpace { .. }) => {
+                    info!(target: "oar::sim", "{now} {id} cannot start on a full disk; retrying");
+                    self.schedule(Duration::from_millis(500), Event::Restart(id));
+                    return;
+                }
+                Err(e) => {
+                    self.checker.fail("recovery", format!("{id}: continuing snapshot {}: {e}", s.index));
+                    return;
+                }
             }
             if repair_to > LogIndex(0) {
                 if let Err(e) = wal.keep_floor(floor) {
@@ -884,6 +986,12 @@ impl World {
         }
         sim.life += 1;
         sim.sync_scheduled = false;
+        // Writes never written and work never applied die with the process.
+        sim.queued.clear();
+        sim.disk_full = false;
+        sim.retry_scheduled = false;
+        sim.to_apply.clear();
+        sim.apply_scheduled = false;
         if !self.app_durable {
             sim.app_applied = LogIndex(0);
             sim.app_digest = APP_DIGEST_START;
@@ -899,8 +1007,48 @@ impl World {
     }
 }
 
+impl SimNode {
+    /// The application applies an entry, or restores a snapshot, handed to
+    /// it by the core, and tells the core.
+    fn apply(&mut self, id: NodeId, checker: &mut Checker, report: &mut SimReport, item: ToApply) {
+        let Some(node) = self.node.as_mut() else { return };
+        match item {
+            // A snapshot restored after this entry was queued already holds it.
+            ToApply::Entry(entry) if entry.index <= self.app_applied => node.handle_applied(entry.index),
+            ToApply::Entry(entry) => {
+                checker.on_apply(id, self.app_applied, &entry);
+                self.app_applied = entry.index;
+                self.app_digest = chain_step(self.app_digest, digest(&entry));
+                if entry.data.as_ref() == PROBE {
+                    self.probe_applied = true;
+                }
+                node.handle_applied(entry.index);
+            }
+            ToApply::Install(meta) if meta.index <= self.app_applied => node.handle_applied(meta.index),
+            ToApply::Install(meta) => {
+                // While the install waited its turn, a newer snapshot may
+                // have replaced the one it names; restoring that one is as
+                // good (the runtime's `Snapshots::restore` does the same).
+                let newest = self.snapshot.clone().filter(|s| s.meta == meta || s.meta.index > meta.index);
+                let Some(snapshot) = newest else {
+                    checker.fail(
+                        "snapshots",
+                        format!("a node installs snapshot {} it does not hold", meta.index),
+                    );
+                    return;
+                };
+                checker.on_install(id, &snapshot.meta, snapshot.digest);
+                report.snapshots_installed += 1;
+                self.app_applied = snapshot.meta.index;
+                self.app_digest = snapshot.digest;
+                node.handle_applied(meta.index);
+            }
+        }
+    }
+}
+
 /// The node's snapshot if it is `meta`; a violation otherwise (the core
-/// asked to send or install a snapshot the node does not hold).
+/// asked to send a snapshot the node does not hold).
 fn held(
     checker: &mut Checker,
     snapshot: &Option<Snapshot>,

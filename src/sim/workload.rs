@@ -39,10 +39,22 @@ impl World {
 
     pub(super) fn inject_fault(&mut self) {
         let now = self.now;
-        let kinds = if self.disk_faults { 16 } else { 14 };
+        let kinds = if self.disk_faults { 17 } else { 14 };
         match self.rng.below(kinds) {
             14 => self.disk_fault(DiskFault::Wipe),
             15 => self.disk_fault(DiskFault::RestoreOldLog),
+            16 => {
+                // The disk fills up: writes that need room wait until it
+                // is freed.
+                let id = self.random_node();
+                let sim = &self.nodes[&id];
+                let used = sim.fs.used_bytes();
+                sim.fs.set_capacity_bytes(Some(used));
+                let until = Duration::from_millis(self.rng.range(300, 4000));
+                info!(target: "oar::sim", "{now} {id}'s disk is full for {until:?}");
+                self.report.disk_full_faults += 1;
+                self.schedule(until, Event::DiskSpace(id));
+            }
             10 => self.transfer_random(),
             11 | 12 => self.change_membership_random(),
             13 => {
@@ -105,9 +117,25 @@ impl World {
             }
             _ => {
                 let id = self.random_node();
-                let until = now + Duration::from_millis(self.rng.range(100, 2000));
-                info!(target: "oar::sim", "{now} disk of {id} slow until {until}");
-                self.nodes.get_mut(&id).expect("known").disk_slow_until = until;
+                let sim = self.nodes.get_mut(&id).expect("known");
+                match self.rng.below(4) {
+                    0 => {
+                        let until = now + Duration::from_millis(self.rng.range(1000, 5000));
+                        info!(target: "oar::sim", "{now} disk of {id} hangs until {until}");
+                        sim.disk_hang_until = until;
+                        self.report.disk_hangs += 1;
+                    }
+                    1 => {
+                        let until = now + Duration::from_millis(self.rng.range(200, 3000));
+                        info!(target: "oar::sim", "{now} application of {id} slow until {until}");
+                        sim.apply_slow_until = until;
+                    }
+                    _ => {
+                        let until = now + Duration::from_millis(self.rng.range(100, 2000));
+                        info!(target: "oar::sim", "{now} disk of {id} slow until {until}");
+                        sim.disk_slow_until = until;
+                    }
+                }
             }
         }
     }
@@ -120,7 +148,15 @@ impl World {
     fn disk_fault(&mut self, fault: DiskFault) {
         let now = self.now;
         let Some(leader) = self.newest_leader() else { return };
-        let m = self.nodes[&leader].node.as_ref().expect("a leader is alive").membership().clone();
+        let leader_node = self.nodes[&leader].node.as_ref().expect("a leader is alive");
+        // Before its configuration is committed, a cluster may be held by
+        // one node alone (the bootstrapping one, at first): losing that disk
+        // loses the cluster, and only an operator bootstrapping it again
+        // could bring it back, which no fault here models.
+        if !leader_node.membership_committed() {
+            return;
+        }
+        let m = leader_node.membership().clone();
         if m.is_joint() {
             return;
         }
@@ -158,6 +194,14 @@ impl World {
         let now = self.now;
         for sim in self.nodes.values_mut() {
             sim.disk_slow_until = now;
+            sim.disk_hang_until = now;
+            sim.apply_slow_until = now;
+            sim.fs.set_capacity_bytes(None);
+        }
+        // What waited for room or for a slow application goes on.
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.drain(id);
         }
         let crashed: Vec<NodeId> =
             self.nodes.iter().filter(|(_, n)| n.node.is_none()).map(|(&id, _)| id).collect();
@@ -365,6 +409,7 @@ pub(super) fn random_config(rng: &mut Rng) -> Config {
     c.snapshot_entries = [0, 10, 40, 200][rng.below(4) as usize];
     c.snapshot_bytes = if rng.chance(1, 4) { rng.range(1 << 10, 64 << 10) } else { 0 };
     c.compaction_margin = [0, 2, 10, 100][rng.below(4) as usize];
+    c.persist_stall_timeout = Duration::from_millis([300, 1000][rng.below(2) as usize]);
     debug_assert!(c.validate().is_ok());
     c
 }

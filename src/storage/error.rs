@@ -33,8 +33,20 @@ pub enum StorageError {
         /// What is wrong there.
         reason: String,
     },
-    /// The disk (or the user's quota) is full. Fatal: free space and restart
-    /// the node; recovery keeps every whole record.
+    /// No room for what a write needed first (the log's next segment):
+    /// nothing was written, and the log goes on. Not fatal: free space (or
+    /// let compaction free it) and write again.
+    OutOfSpace {
+        /// What could not be created or grown.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The disk (or the user's quota) is full in the middle of a write.
+    /// Fatal: free space and restart the node; recovery keeps every whole
+    /// record.
     DiskFull {
         /// The file that could not grow.
         path: PathBuf,
@@ -184,6 +196,16 @@ impl StorageError {
         StorageError::SyncFailed { path: path.to_path_buf(), source }
     }
 
+    /// Maps an IO error from `op` on `path` that happened before anything
+    /// was written: a full disk is [`StorageError::OutOfSpace`].
+    pub(crate) fn out_of_space(op: &'static str, path: &Path, source: io::Error) -> StorageError {
+        if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
+            StorageError::OutOfSpace { path: path.to_path_buf(), op, source }
+        } else {
+            StorageError::Io { op, path: path.to_path_buf(), source }
+        }
+    }
+
     /// A damaged snapshot file.
     pub(crate) fn snapshot_corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StorageError {
         StorageError::SnapshotCorrupt { path: path.to_path_buf(), offset, reason: reason.into() }
@@ -207,6 +229,11 @@ impl fmt::Display for StorageError {
                 f,
                 "log corrupted in {} at byte {offset}: {reason}; refusing to start \
                  (restore this directory from a replica or backup)",
+                path.display()
+            ),
+            StorageError::OutOfSpace { path, op, source } => write!(
+                f,
+                "disk full: cannot {op} {}: {source}; nothing was written, and writing resumes once space is freed",
                 path.display()
             ),
             StorageError::DiskFull { path, source } => {
@@ -258,6 +285,7 @@ impl std::error::Error for StorageError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StorageError::DiskFull { source, .. }
+            | StorageError::OutOfSpace { source, .. }
             | StorageError::SyncFailed { source, .. }
             | StorageError::Io { source, .. } => Some(source),
             _ => None,

@@ -50,6 +50,8 @@ pub(crate) const HARD_STATE_RECORD_BYTES: usize = RECORD_HEADER_BYTES + HARD_STA
 const _: () = assert!(SEGMENT_HEADER_BYTES == 40);
 const _: () = assert!(RECORD_HEADER_BYTES == 9);
 const _: () = assert!(HARD_STATE_RECORD_BYTES == 33);
+/// Bytes of a truncate record.
+pub(crate) const TRUNCATE_RECORD_BYTES: usize = RECORD_HEADER_BYTES + TRUNCATE_PAYLOAD_BYTES;
 // Every record length fits its u32 field.
 const _: () = assert!(MAX_RECORD_PAYLOAD_BYTES <= u32::MAX as usize);
 

@@ -284,7 +284,7 @@ pub use self::snapshot::{
 };
 pub use self::wal::{
     Wal, WalOptions, DEFAULT_FLOOR_STEP, DEFAULT_SEGMENT_SIZE_BYTES, MAX_SEGMENT_SIZE_BYTES,
-    MIN_SEGMENT_SIZE_BYTES,
+    MIN_SEGMENT_SIZE_BYTES, SPARE_FILE,
 };
 
 #[cfg(test)]

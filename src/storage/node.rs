@@ -73,7 +73,7 @@ pub fn open_node_with<F: Fs + Clone>(
     // would hide (a log that conflicts with the snapshot drops only
     // entries never committed).
     let floor = wal.floor();
-    let repair_to = reconcile_floor(dir, floor, &mut hard_state, after, |i| wal.term(i));
+    let repair_to = reconcile_floor(dir, floor, &mut hard_state, (after, after_term), |i| wal.term(i));
 
     if wal.term(after) == Some(after_term) {
         // `term(after)` is known, so `first_index - 1 <= after`.
@@ -130,13 +130,31 @@ pub fn open_node_with<F: Fs + Clone>(
 /// for `RecoveredState::repair_to` (0 if nothing was lost). Both can only
 /// come from a disk that lied about a sync, or a log restored from an
 /// older copy; both are logged.
+///
+/// The snapshot (`snapshot`: its index and term) is a floor of its own: a
+/// node holds a snapshot of term T only after it learned of term T, but the
+/// snapshot file is made durable apart from the log, so a crash can keep it
+/// and lose the hard state that recorded term T. The node then starts in
+/// the term after T, having voted in none, as for the term floor.
 pub fn reconcile_floor(
     dir: &Path,
     floor: Floor,
     hard_state: &mut HardState,
-    snapshot_index: LogIndex,
+    snapshot: (LogIndex, Term),
     term_at: impl Fn(LogIndex) -> Option<Term>,
 ) -> LogIndex {
+    let (snapshot_index, snapshot_term) = snapshot;
+    if hard_state.term < snapshot_term {
+        warn!(
+            "{}: the log's hard state is at term {} but the snapshot is of term {}: a crash kept \
+             the snapshot and lost the hard state; starting in term {} without a vote",
+            dir.display(),
+            hard_state.term.0,
+            snapshot_term.0,
+            snapshot_term.0 + 1
+        );
+        *hard_state = HardState { term: snapshot_term.next(), vote: None, commit: hard_state.commit };
+    }
     if hard_state.term < floor.term {
         warn!(
             "{}: the log's hard state is at term {} but the log reached term {} before: it lost \

@@ -214,6 +214,11 @@ impl SimFs {
         self.lock().ops
     }
 
+    /// The bytes all files hold now.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+
     /// Limits the total bytes all files may hold; writes and allocations
     /// beyond it fail with [`io::ErrorKind::StorageFull`]. `None` lifts it.
     pub fn set_capacity_bytes(&self, capacity_bytes: Option<u64>) {

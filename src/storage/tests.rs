@@ -326,27 +326,41 @@ fn a_failed_fsync_poisons_every_later_write() {
 }
 
 #[test]
-fn a_full_disk_is_reported_as_such_and_recovery_keeps_whole_records() {
+fn a_full_disk_refuses_the_write_that_needs_a_segment_and_the_log_goes_on_once_space_is_freed() {
     let fs = SimFs::new();
     let (mut wal, _) = open(&fs, small());
     wal.append(&entries(1..=3, 1)).unwrap();
     wal.sync().unwrap();
-    fs.set_capacity_bytes(Some(600));
-    let mut result = Ok(());
+    fs.set_capacity_bytes(Some(fs_used(&fs)));
+    let mut refused = None;
     for i in 4..=40 {
-        result = wal.append(&entries(i..=i, 1));
-        if result.is_err() {
-            break;
+        let before = (wal.last_index(), segment_files(&fs));
+        match wal.write(&entries(i..=i, 1), Some(hard_state(1, 1, i - 1))) {
+            Ok(()) => {}
+            Err(e) => {
+                assert_eq!((wal.last_index(), segment_files(&fs)), before, "nothing was written");
+                refused = Some((i, e));
+                break;
+            }
         }
     }
-    let err = result.unwrap_err();
-    assert!(matches!(err, StorageError::DiskFull { .. }), "{err}");
-    assert!(err.to_string().contains("disk full"), "{err}");
-    assert!(matches!(wal.sync(), Err(StorageError::Poisoned { .. })));
-    drop(wal);
+    let (at, err) = refused.expect("the segment fills");
+    assert!(matches!(err, StorageError::OutOfSpace { .. }), "{err}");
+    assert!(!err.is_fatal() && err.to_string().contains("disk full"), "{err}");
+    wal.sync().expect("the log goes on");
+    assert!(wal.write(&entries(at..=at, 1), None).is_err(), "still full");
     fs.set_capacity_bytes(None);
+    wal.write(&entries(at..=at + 5, 1), Some(hard_state(1, 1, at))).expect("space is back");
+    wal.sync().unwrap();
+    drop(wal);
     let (_, recovered) = open(&fs, small());
-    assert!(recovered.entries.len() >= 3);
+    assert_eq!(recovered.entries, entries(1..=at + 5, 1));
+    assert!(!fs.list(&dir()).unwrap().iter().any(|n| n == SPARE_FILE), "no spare is left behind");
+}
+
+/// What the files on `fs` hold now.
+fn fs_used(fs: &SimFs) -> u64 {
+    fs.durable_paths().iter().filter_map(|p| fs.contents(p)).map(|c| c.len() as u64).sum()
 }
 
 #[test]

@@ -18,6 +18,9 @@ use super::recovery::{
 };
 use crate::types::{Entry, HardState, LogIndex, Term};
 
+/// The file a log preallocates for its next segment (see [`Wal::write`]).
+pub const SPARE_FILE: &str = "next-segment.spare";
+
 /// How many entries the log lets pass between two automatic raises of its
 /// floor (see [`Wal::set_floor_step`]).
 pub const DEFAULT_FLOOR_STEP: u64 = 1024;
@@ -182,6 +185,10 @@ pub struct Wal<F: Fs = RealFs> {
     /// before [`Wal::sync`] raises it by itself.
     floor: FloorFile<F::File>,
     floor_step: u64,
+    /// A file preallocated for the next segment, made before a write that
+    /// will need one: running out of space then fails the write before it
+    /// changes anything, and the log goes on (see [`StorageError::OutOfSpace`]).
+    spare: Option<F::File>,
 }
 
 impl Wal<RealFs> {
@@ -255,7 +262,20 @@ impl<F: Fs> Wal<F> {
             poisoned: None,
             floor,
             floor_step: DEFAULT_FLOOR_STEP,
+            spare: None,
         };
+        // A spare left by a crash may be a prefix of anything: made anew
+        // when needed.
+        if wal
+            .fs
+            .list(&wal.dir)
+            .map_err(|e| StorageError::io("list", &wal.dir, e))?
+            .iter()
+            .any(|n| n == SPARE_FILE)
+        {
+            let spare = wal.dir.join(SPARE_FILE);
+            wal.fs.remove(&spare).map_err(|e| StorageError::io("remove", &spare, e))?;
+        }
         wal.check_invariants();
         Ok((wal, recovered))
     }
@@ -309,13 +329,31 @@ impl<F: Fs> Wal<F> {
     /// If `entries` are not consecutive, their terms decrease, or the first
     /// one would leave a gap or reach into the compacted prefix: those are
     /// bugs in the caller.
+    ///
+    /// On a full disk, a write that needs a new segment fails with
+    /// [`StorageError::OutOfSpace`] before anything is written: the log is
+    /// as it was, and the same write may be tried again once space is freed.
     pub fn write(&mut self, entries: &[Entry], hard_state: Option<HardState>) -> Result<(), StorageError> {
         self.check_writable()?;
         self.check_entries(entries)?;
         debug_assert!(self.buf.is_empty());
+        if let Err(e) = self.reserve_for(entries, hard_state) {
+            return Err(match e {
+                StorageError::OutOfSpace { .. } => e,
+                e => self.poison(e),
+            });
+        }
         let result = self.write_records(entries, hard_state);
         self.buf.clear();
-        result.map_err(|e| self.poison(e))
+        result.map_err(|e| {
+            // Past the reservation, a full disk leaves the write half done:
+            // that stops the log, as any failure in the middle does.
+            let e = match e {
+                StorageError::OutOfSpace { path, source, .. } => StorageError::DiskFull { path, source },
+                e => e,
+            };
+            self.poison(e)
+        })
     }
 
     /// Appends `entries`, replacing any stored suffix from the first one's
@@ -464,6 +502,8 @@ impl<F: Fs> Wal<F> {
         self.check_writable()?;
         assert!(after != LogIndex(0) || term == Term(0), "index 0 has term 0, not {}", term.0);
         assert!(after < MAX_FIRST_INDEX, "reset to {after}, beyond any log");
+        // Room for the new segment is taken before anything changes: a
+        // full disk refuses the reset and leaves the log as it was.
         let result = self.reset_files(after, term);
         result.map_err(|e| self.poison(e))?;
         self.check_invariants();
@@ -593,6 +633,34 @@ impl<F: Fs> Wal<F> {
             assert_eq!(pair[1].index, pair[0].index.next(), "entries must be consecutive");
             assert!(pair[1].term >= pair[0].term, "entry terms must not decrease");
         }
+        Ok(())
+    }
+
+    /// Makes sure the next segment can be had before a write that will fill
+    /// the active one: preallocates the spare now, while failing changes
+    /// nothing. (A write that would fill more than one more segment takes
+    /// the others as it goes, as a failure there still stops the log.)
+    fn reserve_for(&mut self, entries: &[Entry], hard_state: Option<HardState>) -> Result<(), StorageError> {
+        if self.spare.is_some() {
+            return Ok(());
+        }
+        let mut needed: u64 = entries.iter().map(|e| format::entry_record_bytes(e) as u64).sum();
+        needed += if hard_state.is_some() { HARD_STATE_RECORD_BYTES as u64 } else { 0 };
+        if entries.first().is_some_and(|e| e.index <= self.last_index) {
+            needed += format::TRUNCATE_RECORD_BYTES as u64;
+        }
+        let end = self.segments.last().expect("never empty").end;
+        if end + needed <= self.options.segment_size_bytes {
+            return Ok(());
+        }
+        let path = self.dir.join(SPARE_FILE);
+        let mut file = self.fs.create(&path).map_err(|e| StorageError::out_of_space("create", &path, e))?;
+        if let Err(e) = file.allocate(self.options.segment_size_bytes) {
+            // Leave no half-made file using space on a full disk.
+            let _ = self.fs.remove(&path);
+            return Err(StorageError::out_of_space("preallocate", &path, e));
+        }
+        self.spare = Some(file);
         Ok(())
     }
 
@@ -735,14 +803,21 @@ impl<F: Fs> Wal<F> {
             SegmentHeader { first_index: self.last_index.next(), prev_term: self.last_term }
         };
         let mut scratch = Vec::with_capacity(SEGMENT_HEADER_BYTES + HARD_STATE_RECORD_BYTES);
-        let (file, segment) = create_segment(
-            &self.fs,
-            &self.dir,
-            header,
-            self.hard_state,
-            self.options.segment_size_bytes,
-            &mut scratch,
-        )?;
+        let (file, segment) = match self.spare.take() {
+            Some(spare) => {
+                let from = self.dir.join(SPARE_FILE);
+                segment_from_spare(&self.fs, &self.dir, spare, &from, header, self.hard_state, &mut scratch)?
+            }
+            None => create_segment(
+                &self.fs,
+                &self.dir,
+                header,
+                self.hard_state,
+                self.options.segment_size_bytes,
+                &mut scratch,
+            )?,
+        };
+        let active = self.segments.last().expect("never empty");
         if active.entry_offsets.is_empty() {
             *self.segments.last_mut().expect("never empty") = segment;
         } else {
@@ -801,6 +876,32 @@ fn create_segment<F: Fs>(
     Ok((file, segment))
 }
 
+/// Makes the preallocated `spare` (at `from`) the segment `header`
+/// describes, as [`create_segment`] does a new file: its header and
+/// `hard_state` written and fsynced, then renamed into place and the
+/// directory fsynced.
+fn segment_from_spare<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    mut spare: F::File,
+    from: &Path,
+    header: SegmentHeader,
+    hard_state: HardState,
+    scratch: &mut Vec<u8>,
+) -> Result<(F::File, Segment), StorageError> {
+    scratch.clear();
+    encode_header(header, scratch);
+    encode_hard_state(hard_state, scratch);
+    spare.write_at(0, scratch).map_err(|e| StorageError::io("write", from, e))?;
+    spare.sync_data().map_err(|e| StorageError::sync(from, e))?;
+    let path = dir.join(segment_name(header.first_index));
+    fs.rename(from, &path).map_err(|e| StorageError::io("rename", from, e))?;
+    fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))?;
+    let mut segment = Segment::new(header.first_index, header.prev_term, path);
+    segment.end = scratch.len() as u64;
+    Ok((spare, segment))
+}
+
 /// Writes a new segment file at `temp`: preallocated, with its header and
 /// `hard_state`, and fsynced. The caller gives it its real name. Leaves the
 /// bytes written in `scratch`.
@@ -812,11 +913,11 @@ fn write_segment_file<F: Fs>(
     size_bytes: u64,
     scratch: &mut Vec<u8>,
 ) -> Result<F::File, StorageError> {
-    let mut file = fs.create(temp).map_err(|e| StorageError::io("create", temp, e))?;
+    let mut file = fs.create(temp).map_err(|e| StorageError::out_of_space("create", temp, e))?;
     if let Err(e) = file.allocate(size_bytes) {
         // Best effort: leave no half-made file using space on a full disk.
         let _ = fs.remove(temp);
-        return Err(StorageError::io("preallocate", temp, e));
+        return Err(StorageError::out_of_space("preallocate", temp, e));
     }
     scratch.clear();
     encode_header(header, scratch);

@@ -5,6 +5,7 @@
 
 mod commitment;
 mod disk;
+mod disk_trouble;
 mod durability;
 mod election;
 mod flow_control;

@@ -93,7 +93,9 @@ fn recovery_tells_a_log_set_back_to_an_older_copy() {
     let (wal, mut recovered) = open(&fs, small());
     assert_eq!(wal.last_index(), LogIndex(3));
     let repair_to =
-        reconcile_floor(&dir(), recovered.floor, &mut recovered.hard_state, LogIndex(0), |i| wal.term(i));
+        reconcile_floor(&dir(), recovered.floor, &mut recovered.hard_state, (LogIndex(0), Term(0)), |i| {
+            wal.term(i)
+        });
     assert_eq!(repair_to, LogIndex(8), "it held entry 8 and no longer does");
     assert_eq!(
         (recovered.hard_state.term, recovered.hard_state.vote),
@@ -103,8 +105,28 @@ fn recovery_tells_a_log_set_back_to_an_older_copy() {
     // An honest log passes.
     let (mut hs, floor) =
         (hard_state(2, 2, 7), Floor { index: LogIndex(3), index_term: Term(1), term: Term(2) });
-    assert_eq!(reconcile_floor(&dir(), floor, &mut hs, LogIndex(0), |i| wal.term(i)), LogIndex(0));
+    assert_eq!(reconcile_floor(&dir(), floor, &mut hs, (LogIndex(0), Term(0)), |i| wal.term(i)), LogIndex(0));
     assert_eq!(hs, hard_state(2, 2, 7));
+}
+
+#[test]
+fn a_snapshot_whose_term_the_hard_state_lost_starts_the_node_in_the_next_term() {
+    // A follower learned of term 4 and was sent a snapshot of it; the
+    // snapshot file was fsynced, the hard state recording term 4 was not
+    // when the power went. The node must not start (or refuse to start) as
+    // if term 4 never happened.
+    let fs = SimFs::new();
+    let (mut wal, _) = open(&fs, small());
+    wal.write(&entries(1..=3, 1), Some(hard_state(1, 1, 2))).unwrap();
+    wal.sync().unwrap();
+    let mut hs = wal.hard_state();
+    let repair_to = reconcile_floor(&dir(), wal.floor(), &mut hs, (LogIndex(9), Term(4)), |i| wal.term(i));
+    assert_eq!(repair_to, LogIndex(0), "no synced entry was lost");
+    assert_eq!((hs.term, hs.vote), (Term(5), None), "after the snapshot's term, having voted in none");
+    // A hard state at or past the snapshot's term is kept as it is.
+    let mut hs = hard_state(4, 2, 2);
+    reconcile_floor(&dir(), wal.floor(), &mut hs, (LogIndex(9), Term(4)), |i| wal.term(i));
+    assert_eq!(hs, hard_state(4, 2, 2));
 }
 
 #[test]
