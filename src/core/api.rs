@@ -297,7 +297,9 @@ pub enum RecoveryError {
 impl fmt::Display for RecoveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RecoveryError::TermTooLarge { term } => write!(f, "stored term {term} is beyond any real cluster's"),
+            RecoveryError::TermTooLarge { term } => {
+                write!(f, "stored term {term} is beyond any real cluster's")
+            }
             RecoveryError::IndexGap { found, expected } => {
                 write!(f, "entry {found} found where {expected} was expected")
             }
@@ -306,7 +308,10 @@ impl fmt::Display for RecoveryError {
                 write!(f, "log holds term {log_term} beyond the stored term {stored_term}")
             }
             RecoveryError::AppliedBeyondLog { applied, last } => {
-                write!(f, "the application applied up to {applied} but the log ends at {last}: entries were lost")
+                write!(
+                    f,
+                    "the application applied up to {applied} but the log ends at {last}: entries were lost"
+                )
             }
             RecoveryError::BadMembership { index, error } => write!(f, "membership entry {index}: {error}"),
         }

@@ -36,9 +36,8 @@ use crate::types::{
 
 pub use self::api::{
     Admission, BootstrapError, DiskTrouble, Event, MembershipChangeError, PeerStatus, Persist, PersistId,
-    ProgressState, ProposeError, Proposed, ReadError, ReadReady, RecoveredState, RecoveryError, Role, StartError,
-    Status,
-    TransferError,
+    ProgressState, ProposeError, Proposed, ReadError, ReadReady, RecoveredState, RecoveryError, Role,
+    StartError, Status, TransferError,
 };
 use self::checks::{check_append, check_recovered};
 use self::log::{Durability, RaftLog};

@@ -457,7 +457,10 @@ fn parse_member(args: Vec<Bytes>) -> Result<MemberOp, CommandError> {
     };
     let rest: Vec<Bytes> = args.collect();
     let id = |raw: &Bytes| {
-        String::from_utf8_lossy(raw).parse::<crate::types::NodeId>().map(|id| id.0).map_err(CommandError::BadNodeId)
+        String::from_utf8_lossy(raw)
+            .parse::<crate::types::NodeId>()
+            .map(|id| id.0)
+            .map_err(CommandError::BadNodeId)
     };
     match (Upper::of(&subcommand).as_bytes(), rest.as_slice()) {
         (b"ADD", [node, addr]) => {

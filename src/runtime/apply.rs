@@ -92,9 +92,9 @@ pub(crate) fn run<S: StateMachine>(
         match message {
             Ok(ToApply::Entries(entries)) => {
                 let Some(last) = entries.last().map(|e| e.index) else { continue };
-                let result = entries
-                    .iter()
-                    .try_for_each(|entry| apply_one(&mut state_machine, entry, id, &mut waiters, &mut applied));
+                let result = entries.iter().try_for_each(|entry| {
+                    apply_one(&mut state_machine, entry, id, &mut waiters, &mut applied)
+                });
                 if let Err(reason) = result {
                     break fail(reason);
                 }

@@ -123,28 +123,22 @@ impl EventLoop {
     }
 }
 
-/// Checks the peers given at start against the configuration a node's log
-/// holds (`stored`), unless the node was started to join (its peers then
-/// only say where nodes listen) or the configuration does not list it (it
-/// waits to be added, or was removed). Every voter must be among the
-/// peers, and every peer a member: a directory made for another cluster
-/// shape (`oar cluster --nodes 5` on one made with 3) would otherwise
-/// wait for an election that never comes, or run a cluster the operator
-/// does not expect. Learners may be listed or not.
-pub(crate) fn check_peers(
-    me: NodeId,
-    stored: &Membership,
-    peers: &[Peer],
-    join: bool,
-) -> Result<(), Vec<NodeId>> {
-    if join || !stored.contains(me) {
+/// Checks, for a node started with
+/// [`peers_are_voters`](super::RuntimeConfig::peers_are_voters), that the
+/// voters of the configuration its log holds (`stored`) are exactly the
+/// peers given, this node included; returns the ids given when they are
+/// not. A log whose configuration does not list this node (empty: it
+/// bootstraps or waits to be added; or it was removed) is not checked.
+pub(crate) fn check_peers(me: NodeId, stored: &Membership, peers: &[Peer]) -> Result<(), Vec<NodeId>> {
+    if !stored.contains(me) {
         return Ok(());
     }
     let mut given: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
     given.sort_unstable();
-    let voters_given = stored.voters.iter().chain(&stored.outgoing).all(|id| given.contains(id));
-    let all_members = given.iter().all(|&id| stored.contains(id));
-    if voters_given && all_members {
+    let mut voters: Vec<NodeId> = stored.voters.iter().chain(&stored.outgoing).copied().collect();
+    voters.sort_unstable();
+    voters.dedup();
+    if voters == given && stored.members().count() == given.len() {
         Ok(())
     } else {
         Err(given)
@@ -160,7 +154,8 @@ pub(crate) fn ever_member(
     entries: &[crate::types::Entry],
 ) -> bool {
     snapshot.is_some_and(|s| s.membership.contains(me))
-        || entries.iter().filter(|e| e.kind == crate::types::EntryKind::Membership).any(|e| {
-            Membership::decode(&e.data).is_ok_and(|m| m.contains(me))
-        })
+        || entries
+            .iter()
+            .filter(|e| e.kind == crate::types::EntryKind::Membership)
+            .any(|e| Membership::decode(&e.data).is_ok_and(|m| m.contains(me)))
 }

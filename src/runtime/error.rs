@@ -29,15 +29,16 @@ pub enum StartError {
     Storage(StorageError),
     /// The recovered log does not make a valid node.
     Core(crate::core::StartError),
-    /// The data directory belongs to a cluster of other members than the
-    /// peers given: reusing a directory made for another cluster shape
-    /// would never elect a leader, or elect one the operator does not
-    /// expect. Nothing was changed.
+    /// The node was started with
+    /// [`peers_are_voters`](super::RuntimeConfig::peers_are_voters), and
+    /// its data directory belongs to a cluster whose voters are others than
+    /// the peers given: a directory made for another cluster shape. Nothing
+    /// was changed.
     PeersDiffer {
         /// The data directory.
         data_dir: PathBuf,
         /// The configuration its log (or snapshot) holds.
-        stored: Membership,
+        stored: Box<Membership>,
         /// The ids of the peers given at start, this node included.
         given: Vec<NodeId>,
     },
@@ -65,12 +66,12 @@ impl fmt::Display for StartError {
                 write!(
                     f,
                     "{} holds a cluster whose configuration is {stored} (members {}), but this node was \
-                     started with peers {}. Give it its cluster's members as peers, use another data \
-                     directory for a new cluster (for `oar cluster`, another --dir or the same --nodes as \
-                     before), or start it as joining (`--join`), where peers only say where nodes listen",
+                     started with the voters {}. Use another data directory for a new cluster (for \
+                     `oar cluster`: another --dir, or --nodes {} as when the directory was made)",
                     data_dir.display(),
                     ids(&mut stored.members()),
                     ids(&mut given.iter().copied()),
+                    stored.members().count(),
                 )
             }
             StartError::Listen { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
@@ -166,7 +167,9 @@ impl fmt::Display for StopReason {
             StopReason::MalformedEntry { index, reason } => {
                 write!(f, "entry {index} cannot be applied: {reason}")
             }
-            StopReason::TakeSnapshot { index, error } => write!(f, "cannot take a snapshot at {index}: {error}"),
+            StopReason::TakeSnapshot { index, error } => {
+                write!(f, "cannot take a snapshot at {index}: {error}")
+            }
             StopReason::Restore { index, error } => write!(f, "cannot restore snapshot {index}: {error}"),
             StopReason::Panicked { thread } => write!(f, "the {thread} thread panicked; see the log"),
             StopReason::Poll(e) => write!(f, "the event loop's poll failed: {e}"),
@@ -292,9 +295,8 @@ impl fmt::Display for RequestError {
 impl Error for RequestError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            RequestError::Stopped(reason) | RequestError::OutcomeUnknown { why: Unanswered::Stopped(reason) } => {
-                Some(reason)
-            }
+            RequestError::Stopped(reason)
+            | RequestError::OutcomeUnknown { why: Unanswered::Stopped(reason) } => Some(reason),
             _ => None,
         }
     }

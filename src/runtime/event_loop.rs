@@ -85,8 +85,11 @@ pub(crate) fn start<S: StateMachine>(
     // from a previous life's (forwarded reads) from its seed.
     raft.seed ^= new_incarnation().0;
     let node = Node::with_membership(raft, Membership::default(), state, now).map_err(StartError::Core)?;
-    if let Err(given) = check_peers(id, node.membership(), peers, config.join) {
-        return Err(StartError::PeersDiffer { data_dir: data_dir.clone(), stored: node.membership().clone(), given });
+    if config.peers_are_voters {
+        if let Err(given) = check_peers(id, node.membership(), peers) {
+            let stored = Box::new(node.membership().clone());
+            return Err(StartError::PeersDiffer { data_dir: data_dir.clone(), stored, given });
+        }
     }
     let bootstrap = (config.bootstrap && node.last_index() == LogIndex(0) && node.term() == Term(0))
         .then(|| Bootstrap::new(id, peers));
@@ -473,7 +476,9 @@ impl EventLoop {
                     done.handed_off();
                     self.waits.push((request_id, done));
                 }
-                Err(ProposeError::NotLeader { .. }) if self.removed() => done.complete(Err(RequestError::Removed)),
+                Err(ProposeError::NotLeader { .. }) if self.removed() => {
+                    done.complete(Err(RequestError::Removed))
+                }
                 Err(e) => done.complete(Err(propose_error(e))),
             },
             Request::Read { query, done } => {
@@ -808,7 +813,8 @@ impl EventLoop {
             done.stopped(reason.clone());
         }
         for (_, _, reply) in self.membership_waits.drain(..) {
-            let _ = reply.send(Err(RequestError::OutcomeUnknown { why: Unanswered::Stopped(reason.clone()) }));
+            let _ =
+                reply.send(Err(RequestError::OutcomeUnknown { why: Unanswered::Stopped(reason.clone()) }));
         }
         self.shared.fail_queued(&reason);
     }

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use log::{debug, error, info, warn};
 
-use super::snapshots::{receive_chunk, Snapshots};
 use super::apply::StopOnPanic;
+use super::snapshots::{receive_chunk, Snapshots};
 use super::{Shared, StopReason};
 use crate::core::{Persist, PersistId};
 use crate::membership::SnapshotMeta;
@@ -164,7 +164,8 @@ pub(crate) fn run(
                     if let Err(e) = writer.wal.raise_floor() {
                         error!("{id}: the log failed, stopping the node: {e}");
                         stopping = true;
-                        reports.push(FromWriter::Failed(shared.record_stop(StopReason::Storage(Arc::new(e)))));
+                        reports
+                            .push(FromWriter::Failed(shared.record_stop(StopReason::Storage(Arc::new(e)))));
                     }
                 }
             }

@@ -158,6 +158,13 @@ pub struct RuntimeConfig {
     /// finds its peers in a cluster already and waits to be re-admitted
     /// instead of forming a second cluster.
     pub bootstrap: bool,
+    /// The peers are exactly the cluster's voters, now and always (a
+    /// cluster of fixed shape, as `oar cluster` runs one): a data directory
+    /// whose configuration lists this node with other voters is refused at
+    /// start ([`StartError::PeersDiffer`]), instead of running a cluster of
+    /// another shape than the one asked for (`--nodes 5` on directories
+    /// made with 3). Leave it unset for a cluster whose membership changes.
+    pub peers_are_voters: bool,
     /// The largest piece a snapshot is sent in.
     pub snapshot_chunk_bytes_max: usize,
     /// Chunks sent to one follower and not yet acknowledged.
@@ -184,6 +191,7 @@ impl RuntimeConfig {
             snapshots: SnapshotOptions::default(),
             join: false,
             bootstrap: false,
+            peers_are_voters: false,
             snapshot_chunk_bytes_max: 256 << 10,
             snapshot_chunks_in_flight: 8,
             snapshot_stall_timeout: Duration::from_secs(10),
@@ -191,7 +199,8 @@ impl RuntimeConfig {
     }
 
     fn validate(&self, peers: &[Peer]) -> Result<(), StartError> {
-        let fail = |field: &'static str, reason: String| Err(StartError::Config(ConfigError { field, reason }));
+        let fail =
+            |field: &'static str, reason: String| Err(StartError::Config(ConfigError { field, reason }));
         self.raft.validate().map_err(StartError::Config)?;
         if !(1..=CLUSTER_ID_BYTES_MAX).contains(&self.cluster_id.len()) {
             return fail(
@@ -334,8 +343,11 @@ impl Completion {
 impl Drop for Completion {
     fn drop(&mut self) {
         if let Some(f) = self.f.take() {
-            let reason =
-                self.node.upgrade().and_then(|node| node.stopped.get().cloned()).unwrap_or(StopReason::Abandoned);
+            let reason = self
+                .node
+                .upgrade()
+                .and_then(|node| node.stopped.get().cloned())
+                .unwrap_or(StopReason::Abandoned);
             f(Err(if self.handed_off {
                 RequestError::OutcomeUnknown { why: Unanswered::Stopped(reason) }
             } else {
@@ -398,7 +410,9 @@ impl Request {
     fn fail(self, reason: &StopReason) {
         match self {
             Request::Propose { done, .. } | Request::Read { done, .. } => done.stopped(reason.clone()),
-            Request::ChangeMembership(_, reply) => drop(reply.send(Err(RequestError::Stopped(reason.clone())))),
+            Request::ChangeMembership(_, reply) => {
+                drop(reply.send(Err(RequestError::Stopped(reason.clone()))))
+            }
             Request::Status(_) | Request::Transfer(..) | Request::Shutdown => {}
         }
     }
@@ -687,7 +701,11 @@ impl Handle {
     }
 
     /// Waits for the answer to a proposal (`writes`) or a read.
-    fn wait(&self, rx: &Receiver<Result<Vec<u8>, RequestError>>, writes: bool) -> Result<Vec<u8>, RequestError> {
+    fn wait(
+        &self,
+        rx: &Receiver<Result<Vec<u8>, RequestError>>,
+        writes: bool,
+    ) -> Result<Vec<u8>, RequestError> {
         // The apply thread answers timed-out waiters itself; the margin
         // only covers a runtime that stopped without answering.
         match rx.recv_timeout(self.shared.request_timeout + Duration::from_secs(1)) {

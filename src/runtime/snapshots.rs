@@ -72,9 +72,13 @@ impl Snapshots {
         state_machine: &mut S,
     ) -> Result<SnapshotMeta, StopReason> {
         let store = self.lock();
-        let failed = |error: Arc<dyn std::error::Error + Send + Sync>| StopReason::Restore { index: meta.index, error };
+        let failed = |error: Arc<dyn std::error::Error + Send + Sync>| StopReason::Restore {
+            index: meta.index,
+            error,
+        };
         let Some(current) = store.current().filter(|c| *c == meta || c.index > meta.index).cloned() else {
-            let stored = format!("snapshot {} is not stored (the store holds {:?})", meta.index, store.current());
+            let stored =
+                format!("snapshot {} is not stored (the store holds {:?})", meta.index, store.current());
             return Err(failed(Arc::new(std::io::Error::other(stored))));
         };
         let reader = store.reader().map_err(|e| failed(Arc::new(e)))?;

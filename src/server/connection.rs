@@ -311,7 +311,8 @@ pub(super) fn error_reply(e: &RequestError, write: bool) -> String {
             format!("ERR command of {bytes} bytes exceeds the entry limit of {max}")
         }
         RequestError::Removed => {
-            "ERR this node was removed from the cluster; nothing was done: send commands to a member".to_string()
+            "ERR this node was removed from the cluster; nothing was done: send commands to a member"
+                .to_string()
         }
         RequestError::Stopped(reason) => {
             format!("ERR the node stopped; nothing was done: {reason}")
@@ -324,4 +325,3 @@ pub(super) fn error_reply(e: &RequestError, write: bool) -> String {
         RequestError::Disk(crate::core::DiskTrouble::Stalled) => format!("TRYAGAIN {e}"),
     }
 }
-

@@ -5,7 +5,9 @@
 //!   <voter>` does both in one joint change. Each answers `+OK` once
 //!   the change is committed (a joint change, once the final configuration
 //!   is), or an error: `-TRYAGAIN` on a node that does not lead (naming the
-//!   leader if it knows it) or while another change completes, `-ERR` for a
+//!   leader if it knows it, as `send it to node <id> at <resp-addr>` when
+//!   it knows where the leader serves clients) or while another change
+//!   completes, `-ERR` for a
 //!   change that makes no sense, `-TIMEOUT` when the outcome is unknown.
 //! - `OAR.MEMBER LIST` answers an array with one line per member:
 //!   `<id> <role> <raft-addr> resp=<resp-addr> state=<state> behind=<n>`.
@@ -64,7 +66,7 @@ pub(super) fn answer(node: &Handle, op: MemberOp) -> Vec<u8> {
     };
     match node.change_membership(change) {
         Ok(Ok(_)) => write_simple(&mut out, "OK"),
-        Ok(Err(e)) => write_error(&mut out, &change_error(&e)),
+        Ok(Err(e)) => write_error(&mut out, &change_error(&e, &node.client_addresses())),
         Err(e) => write_error(&mut out, &request_error(&e)),
     }
     out
@@ -103,11 +105,15 @@ pub(super) fn list_lines(status: &Status, resp: &BTreeMap<NodeId, String>) -> Ve
         .collect()
 }
 
-fn change_error(e: &MembershipChangeError) -> String {
+/// The error line for a change the core refused; a follower names the
+/// leader, and where it serves clients if it knows (`resp`), for a client
+/// to follow.
+pub(super) fn change_error(e: &MembershipChangeError, resp: &BTreeMap<NodeId, String>) -> String {
     match e {
-        MembershipChangeError::NotLeader { leader_hint: Some(id) } => {
-            format!("TRYAGAIN not the leader; send it to node {}", id.0)
-        }
+        MembershipChangeError::NotLeader { leader_hint: Some(id) } => match resp.get(id) {
+            Some(addr) => format!("TRYAGAIN not the leader; send it to node {} at {addr}", id.0),
+            None => format!("TRYAGAIN not the leader; send it to node {}", id.0),
+        },
         MembershipChangeError::NotLeader { leader_hint: None } => "TRYAGAIN no leader".to_string(),
         MembershipChangeError::TransferInProgress { .. }
         | MembershipChangeError::NotReady
@@ -134,6 +140,8 @@ pub(super) fn request_error(e: &RequestError) -> String {
         RequestError::NoLeader | RequestError::Busy | RequestError::Timeout | RequestError::Disk(_) => {
             format!("TRYAGAIN {e}")
         }
-        RequestError::TooLarge { .. } | RequestError::Stopped(_) | RequestError::Removed => format!("ERR {e}"),
+        RequestError::TooLarge { .. } | RequestError::Stopped(_) | RequestError::Removed => {
+            format!("ERR {e}")
+        }
     }
 }

@@ -18,6 +18,8 @@
 mod connection;
 mod machine;
 mod member;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::io;

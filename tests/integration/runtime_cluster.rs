@@ -6,7 +6,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use oar::runtime::{Handle, Peer, RequestError, Runtime, RuntimeConfig, StateMachine, StopReason, Unanswered};
+use oar::runtime::{
+    Handle, Peer, RequestError, Runtime, RuntimeConfig, StartError, StateMachine, StopReason, Unanswered,
+};
 use oar::{LogIndex, NodeId, Role};
 
 /// Appends every command to a list; answers a command with its position,
@@ -287,15 +289,13 @@ fn a_fatal_error_stops_the_node_and_fails_every_caller() {
         // A caller either finished its 1000 proposals before the poison or
         // ended on the error: refused before the hand-off, or handed off
         // and unknown; never on a timeout, never hanging.
-        let stopped = |e: &RequestError| match e {
-            RequestError::Stopped(_) => true,
-            RequestError::OutcomeUnknown { why: Unanswered::Stopped(_) } => true,
-            _ => false,
+        let stopped = |e: &RequestError| {
+            matches!(
+                e,
+                RequestError::Stopped(_) | RequestError::OutcomeUnknown { why: Unanswered::Stopped(_) }
+            )
         };
-        assert!(
-            outcomes.len() == 1000 || last.as_ref().is_err_and(stopped),
-            "a caller ended with {last:?}"
-        );
+        assert!(outcomes.len() == 1000 || last.as_ref().is_err_and(stopped), "a caller ended with {last:?}");
     }
     let reason = handle.stopped().expect("the node stopped on its own");
     assert!(matches!(reason, StopReason::Apply { .. }), "{reason:?}");
@@ -639,4 +639,39 @@ fn bootstrapping(id: NodeId) -> RuntimeConfig {
     let mut config = RuntimeConfig::new(id);
     config.bootstrap = true;
     config
+}
+
+/// A node told its peers are the cluster's voters (`peers_are_voters`, as
+/// `oar cluster` runs them) refuses a data directory whose configuration
+/// has other voters, and says which configuration the directory holds;
+/// without the flag, peers only say where nodes listen.
+#[test]
+fn a_directory_made_for_another_cluster_shape_is_refused_with_its_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Node 1 restarts on its port each time; node 2 never runs.
+    let (listeners, peers) = bind_peers(2);
+    drop(listeners);
+    let alone = &peers[..1];
+    let handle = Runtime::start(config(NodeId(1)), dir.path(), alone, Journal::default()).expect("start");
+    assert_eq!(propose(&handle, b"x"), b"1");
+    handle.shutdown();
+
+    let mut fixed = config(NodeId(1));
+    fixed.peers_are_voters = true;
+    let refused = Runtime::start(fixed.clone(), dir.path(), &peers, Journal::default());
+    let Err(error) = refused else { panic!("a directory of a 1-node cluster started as one of 2") };
+    assert!(matches!(&error, StartError::PeersDiffer { given, .. } if given == &[NodeId(1), NodeId(2)]));
+    let text = error.to_string();
+    assert!(
+        text.contains("holds a cluster whose configuration is") && text.contains("(members 1)"),
+        "{text}"
+    );
+    assert!(text.contains("started with the voters 1, 2") && text.contains("--nodes 1"), "{text}");
+
+    // The shape it was made with starts, and so does any shape unchecked.
+    for (config, peers) in [(fixed, alone), (config(NodeId(1)), &peers[..])] {
+        let handle = Runtime::start(config, dir.path(), peers, Journal::default()).expect("restart");
+        assert_eq!(read_all(&handle), ["x"]);
+        handle.shutdown();
+    }
 }
