@@ -241,7 +241,16 @@ fn the_leaders_machine_is_replaced() {
     writers.await_progress(50, ELECTION_WITHIN);
 
     let raft = nodes[3].raft.to_string();
-    change_membership(&nodes, &["ADD", "4", &raft], CHANGE_WITHIN);
+    // `oar member` asked of a follower goes on to the leader by itself.
+    let leader = await_leader(&nodes[..3], ELECTION_WITHIN);
+    let follower = nodes[(leader + 1) % 3].resp.to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_oar"))
+        .args(["member", "add", "4", &raft, "--via", &follower, "--retry-secs", "30"])
+        .output()
+        .expect("run oar member add");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "oar member add via a follower: {stderr}");
+    assert!(stderr.contains("does not lead; asking the leader at"), "{stderr}");
     change_membership(&nodes, &["PROMOTE", "4"], CHANGE_WITHIN);
     let old = await_leader(&nodes, ELECTION_WITHIN);
     assert_ne!(nodes[old].id, 4, "the newcomer leads already; nothing to replace");
