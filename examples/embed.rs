@@ -11,8 +11,11 @@ use oar::{LogIndex, NodeId};
 struct Counter(u64);
 
 impl StateMachine for Counter {
-    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Vec<u8>, String> {
-        let amount = command.try_into().map_err(|_| "a command is 8 bytes")?;
+    /// What stops a node: a command or a snapshot that is not 8 bytes.
+    type Error = std::io::Error;
+
+    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Vec<u8>, std::io::Error> {
+        let amount = command.try_into().map_err(|_| std::io::Error::other("a command is 8 bytes"))?;
         self.0 += u64::from_le_bytes(amount);
         Ok(self.0.to_le_bytes().to_vec())
     }
@@ -26,9 +29,9 @@ impl StateMachine for Counter {
         out.write_all(&self.0.to_le_bytes())
     }
 
-    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), String> {
+    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), std::io::Error> {
         let mut bytes = [0; 8];
-        input.read_exact(&mut bytes).map_err(|e| format!("a counter snapshot is 8 bytes: {e}"))?;
+        input.read_exact(&mut bytes)?;
         self.0 = u64::from_le_bytes(bytes);
         Ok(())
     }

@@ -38,9 +38,12 @@ pub mod types;
 
 pub use crate::config::{Config, ConfigError};
 pub use crate::core::{
-    Event, Node, PeerStatus, Persist, PersistId, ProgressState, ProposeError, RecoveredState, Role,
-    StartError, Status,
+    Admission, BootstrapError, DiskTrouble, Event, MembershipChangeError, Node, PeerStatus, Persist,
+    PersistId, ProgressState, ProposeError, Proposed, ReadError, ReadReady, RecoveredState, RecoveryError,
+    Role, SnapshotAction, StartError, Status, TransferError,
 };
 pub use crate::membership::{Membership, MembershipChange, MembershipError, SnapshotMeta};
 pub use crate::message::{Message, MessageBody};
-pub use crate::types::{Bytes, Entry, EntryKind, HardState, Incarnation, Instant, LogIndex, NodeId, Term};
+pub use crate::types::{
+    Bytes, Entry, EntryKind, HardState, Incarnation, Instant, LogIndex, NodeId, NodeIdError, Term,
+};

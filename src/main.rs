@@ -16,7 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start a local cluster (3 nodes by default) and serve RESP until Ctrl-C.
+    /// Start a local cluster (3 nodes by default), each node an `oar serve`
+    /// process, and serve RESP until Ctrl-C.
     Cluster(cli::cluster::ClusterArgs),
     /// Serve one node of a replicated key-value map over the Redis protocol.
     Serve(cli::serve::ServeArgs),

@@ -61,6 +61,42 @@ impl fmt::Display for NodeId {
     }
 }
 
+/// Parses a node id as people write it: `1`, or `n1` as logs print it.
+impl std::str::FromStr for NodeId {
+    type Err = NodeIdError;
+
+    fn from_str(s: &str) -> Result<NodeId, NodeIdError> {
+        let digits = s.strip_prefix('n').unwrap_or(s);
+        match digits.parse::<u64>() {
+            Ok(0) => Err(NodeIdError::Reserved),
+            Ok(id) if digits.bytes().all(|b| b.is_ascii_digit()) => Ok(NodeId(id)),
+            _ => Err(NodeIdError::NotANumber(s.chars().take(64).collect())),
+        }
+    }
+}
+
+/// Why a text is not a node id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeIdError {
+    /// `0`, which stands for "nobody".
+    Reserved,
+    /// Not a number from 1 to 2^64 - 1 (the text, cut at 64 characters).
+    NotANumber(String),
+}
+
+impl fmt::Display for NodeIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeIdError::Reserved => f.write_str("node id 0 is reserved; number nodes from 1"),
+            NodeIdError::NotANumber(s) => {
+                write!(f, "node id {s:?} is not a number; number nodes from 1 (to {})", u64::MAX)
+            }
+        }
+    }
+}
+
+impl std::error::Error for NodeIdError {}
+
 impl fmt::Display for Term {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "t{}", self.0)

@@ -115,6 +115,7 @@ fn execute(requests: &[Vec<Bytes>]) {
         incarnation: oar::Incarnation(1),
         admission: oar::core::Admission::Voter,
         repair_to: LogIndex(0),
+        disk: None,
     };
     let mut out = Vec::new();
     for request in requests {

@@ -78,7 +78,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         .collect();
     let mut nodes: Vec<LocalNode> = Vec::new();
     for (peer, &port) in peers.iter().zip(&resp_addrs) {
-        let node_dir = dir.join(format!("node{}", peer.id));
+        let node_dir = dir.join(format!("node{}", peer.id.0));
         match start_node(peer.id, &node_dir, &peers, SocketAddr::new(localhost, port), "oar-bench") {
             Ok(node) => nodes.push(node),
             Err(e) => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use oar::storage::{force_new_cluster, WalOptions};
 use oar::NodeId;
 
-use super::parse_addr;
+use super::{parse_addr, parse_node_id};
 
 /// Make one stopped node the only voter of its cluster, keeping every entry
 /// its log holds. Only for when a majority of the voters is gone for good;
@@ -14,8 +14,8 @@ use super::parse_addr;
 #[derive(clap::Args)]
 pub struct ForceArgs {
     /// The surviving node's id.
-    #[arg(long)]
-    id: u64,
+    #[arg(long, value_parser = parse_node_id)]
+    id: NodeId,
     /// Its data directory (the node must be stopped).
     #[arg(long)]
     data_dir: PathBuf,
@@ -30,19 +30,16 @@ pub struct ForceArgs {
 
 pub fn run(args: ForceArgs) -> Result<(), String> {
     super::init_logging("info");
-    if args.id == 0 {
-        return Err("--id 0 is reserved; number nodes from 1".into());
-    }
     if !args.yes_the_other_voters_are_gone {
         return Err("this makes node the only voter of its cluster and may commit entries that were never \
                     committed; if a majority of the voters is gone for good, read README \"Lost quorum\" and \
                     add --yes-the-other-voters-are-gone"
             .into());
     }
-    let id = NodeId(args.id);
+    let id = args.id;
     let forced = force_new_cluster(&args.data_dir, id, &args.raft_addr.to_string(), WalOptions::default())
         .map_err(|e| e.to_string())?;
-    println!("node {} is now the only voter of its cluster (it was: {}).", args.id, forced.previous);
+    println!("node {} is now the only voter of its cluster (it was: {}).", id.0, forced.previous);
     if forced.last_index > forced.known_commit {
         println!(
             "entries {} to {} were not known to be committed: they may never have been acknowledged to a \

@@ -5,14 +5,17 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::parse_addr;
+use oar::NodeId;
+
+use super::{parse_addr, parse_node_id};
 
 /// List or change the members of a running cluster.
 #[derive(clap::Args)]
 pub struct MemberArgs {
     #[command(subcommand)]
     action: Action,
-    /// The RESP address of a node to ask (the leader, for a change).
+    /// The RESP address of a node to ask: any member; a change asked of a
+    /// follower goes on to the leader it names.
     #[arg(long, global = true, value_parser = parse_addr, default_value = "127.0.0.1:7379")]
     via: SocketAddr,
     /// How long to retry while the cluster is busy with another change or
@@ -26,7 +29,8 @@ enum Action {
     /// Add a node as a learner; start it first with `oar serve --join`.
     Add {
         /// The new node's id.
-        id: u64,
+        #[arg(value_parser = parse_node_id)]
+        id: NodeId,
         /// Where it listens for peers (its --raft-addr).
         #[arg(value_parser = parse_addr)]
         raft_addr: SocketAddr,
@@ -34,12 +38,14 @@ enum Action {
     /// Make a learner a voter (once it has caught up).
     Promote {
         /// The learner's id.
-        id: u64,
+        #[arg(value_parser = parse_node_id)]
+        id: NodeId,
     },
     /// Remove a member.
     Remove {
         /// The member's id.
-        id: u64,
+        #[arg(value_parser = parse_node_id)]
+        id: NodeId,
     },
     /// Promote a learner and remove a voter in one joint change: how a
     /// machine is replaced without shrinking the cluster meanwhile. With one
@@ -48,34 +54,65 @@ enum Action {
     /// one and caught up, counts again.
     Replace {
         /// The learner that becomes a voter (or the voter to re-admit).
-        learner: u64,
+        #[arg(value_parser = parse_node_id)]
+        learner: NodeId,
         /// The voter that leaves (the same id, or nothing, to re-admit).
-        voter: Option<u64>,
+        #[arg(value_parser = parse_node_id)]
+        voter: Option<NodeId>,
     },
-    /// Print the members: id, role, raft address.
+    /// Print the members, one a line: id, role, raft address, RESP address,
+    /// whether it leads, and how many entries it is behind the leader
+    /// (asked of the leader, which alone knows).
     List,
 }
 
 pub fn run(args: MemberArgs) -> Result<(), String> {
     let command: Vec<String> = match &args.action {
-        Action::Add { id, raft_addr } => vec!["ADD".into(), id.to_string(), raft_addr.to_string()],
-        Action::Promote { id } => vec!["PROMOTE".into(), id.to_string()],
-        Action::Remove { id } => vec!["REMOVE".into(), id.to_string()],
+        Action::Add { id, raft_addr } => vec!["ADD".into(), id.0.to_string(), raft_addr.to_string()],
+        Action::Promote { id } => vec!["PROMOTE".into(), id.0.to_string()],
+        Action::Remove { id } => vec!["REMOVE".into(), id.0.to_string()],
         Action::Replace { learner, voter } => {
-            vec!["REPLACE".into(), learner.to_string(), voter.unwrap_or(*learner).to_string()]
+            vec!["REPLACE".into(), learner.0.to_string(), voter.unwrap_or(*learner).0.to_string()]
         }
         Action::List => vec!["LIST".into()],
     };
     let give_up = Instant::now() + Duration::from_secs(args.retry_secs);
+    let mut via = args.via;
+    // Each hop goes to the leader the last node named: a few at most, unless
+    // leadership keeps moving.
+    let mut hops_left = 8u32;
     loop {
-        match ask(args.via, &command)? {
-            Reply::Error(e)
-                if e.starts_with("TRYAGAIN") && !e.contains("not the leader") && Instant::now() < give_up =>
-            {
+        match ask(via, &command)? {
+            Reply::Error(e) if e.starts_with("TRYAGAIN not the leader; send it to node ") => {
+                match leader_resp_addr(&e) {
+                    Some(leader) if hops_left > 0 => {
+                        hops_left -= 1;
+                        if leader != via {
+                            eprintln!("{via} does not lead; asking the leader at {leader}");
+                        }
+                        via = leader;
+                    }
+                    Some(_) => return Err(format!("{via}: {e}; leadership keeps moving, try again")),
+                    None => {
+                        return Err(format!(
+                            "{via}: {e}, whose RESP address it does not know yet; give it with --via"
+                        ))
+                    }
+                }
+            }
+            Reply::Error(e) if e.starts_with("TRYAGAIN") && Instant::now() < give_up => {
                 std::thread::sleep(Duration::from_millis(200));
             }
-            Reply::Error(e) => return Err(format!("{}: {e}", args.via)),
+            Reply::Error(e) => return Err(format!("{via}: {e}")),
             Reply::Lines(lines) => {
+                // Only the leader knows how far behind each member is.
+                if matches!(args.action, Action::List) && hops_left > 0 {
+                    if let Some(leader) = leader_in_list(&lines).filter(|&leader| leader != via) {
+                        hops_left -= 1;
+                        via = leader;
+                        continue;
+                    }
+                }
                 for line in lines {
                     println!("{line}");
                 }
@@ -83,6 +120,19 @@ pub fn run(args: MemberArgs) -> Result<(), String> {
             }
         }
     }
+}
+
+/// The leader's RESP address in a `TRYAGAIN not the leader; send it to
+/// node <id> at <addr>` reply, if it says one.
+fn leader_resp_addr(error: &str) -> Option<SocketAddr> {
+    error.split_once(" at ").and_then(|(_, addr)| addr.trim().parse().ok())
+}
+
+/// The RESP address of the member an `OAR.MEMBER LIST` answer marks as
+/// the leader, if it gives one.
+fn leader_in_list(lines: &[String]) -> Option<SocketAddr> {
+    let leader = lines.iter().find(|line| line.split(' ').any(|word| word == "state=leader"))?;
+    leader.split(' ').find_map(|word| word.strip_prefix("resp=")).and_then(|addr| addr.parse().ok())
 }
 
 enum Reply {

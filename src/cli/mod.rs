@@ -21,14 +21,17 @@ pub fn init_logging(default: &str) {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default)).init();
 }
 
+/// Parses a node id (`3`, or `n3` as logs print it), with the words every
+/// command and `OAR.MEMBER` use for a bad one.
+pub fn parse_node_id(s: &str) -> Result<NodeId, String> {
+    s.parse::<NodeId>().map_err(|e| e.to_string())
+}
+
 /// Parses `ID=HOST:PORT`, as `--peer` takes it.
 pub fn parse_peer(s: &str) -> Result<Peer, String> {
     let (id, addr) = s.split_once('=').ok_or_else(|| format!("expected ID=HOST:PORT, got {s:?}"))?;
-    let id: u64 = id.parse().map_err(|e| format!("bad node id {id:?} in {s:?}: {e}"))?;
-    if id == 0 {
-        return Err(format!("node id 0 is reserved, in {s:?}; number nodes from 1"));
-    }
-    Ok(Peer { id: NodeId(id), addr: parse_addr(addr)? })
+    let id = parse_node_id(id).map_err(|e| format!("{e}, in {s:?}"))?;
+    Ok(Peer { id, addr: parse_addr(addr)? })
 }
 
 /// Parses `HOST:PORT`, resolving a host name once, now.
@@ -79,6 +82,13 @@ pub fn start_node_with(
     resp_addr: SocketAddr,
 ) -> Result<LocalNode, String> {
     let id = config.raft.id;
+    let mut config = config;
+    // Peers tell clients where this node serves them (`OAR.MEMBER LIST`,
+    // and the leader's address in a redirect); a port the OS picks later
+    // is not known yet.
+    if resp_addr.port() != 0 {
+        config.client_addr = resp_addr.to_string();
+    }
     let handle =
         Runtime::start(config, dir, peers, KvMachine::new()).map_err(|e| format!("node {id}: {e}"))?;
     let server_config = ServerConfig::new(resp_addr, handle.command_bytes_max());

@@ -10,14 +10,14 @@ use oar::NodeId;
 
 use oar::runtime::RuntimeConfig;
 
-use super::{interrupted, parse_addr, parse_peer, start_node_with};
+use super::{interrupted, parse_addr, parse_node_id, parse_peer, start_node_with};
 
 /// Serve one node of a replicated key-value map over the Redis protocol.
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// This node's id (1 or more), unique in the cluster.
-    #[arg(long)]
-    id: u64,
+    #[arg(long, value_parser = parse_node_id)]
+    id: NodeId,
     /// Where this node keeps its log (created if missing, locked while in use).
     #[arg(long)]
     data_dir: PathBuf,
@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// node with an empty directory does anyway without --bootstrap.)
     #[arg(long)]
     join: bool,
+    /// The peers are exactly the cluster's voters, for good (as `oar
+    /// cluster` runs its nodes): refuse to start on a data directory whose
+    /// configuration has other voters, a directory made for a cluster of
+    /// another shape. Leave it out where members are added and removed.
+    #[arg(long, conflicts_with = "join")]
+    peers_are_voters: bool,
     /// Take a snapshot (and compact the log) after this many entries.
     #[arg(long)]
     snapshot_entries: Option<u64>,
@@ -55,10 +61,7 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> Result<(), String> {
     super::init_logging("info");
-    if args.id == 0 {
-        return Err("--id 0 is reserved; number nodes from 1".into());
-    }
-    let id = NodeId(args.id);
+    let id = args.id;
     if let Some(p) = args.peers.iter().find(|p| p.id == id) {
         return Err(format!("--peer {}={} names this node; list only the other members", p.id, p.addr));
     }
@@ -69,6 +72,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     config.cluster_id = args.cluster_id.clone();
     config.join = args.join;
     config.bootstrap = args.bootstrap;
+    config.peers_are_voters = args.peers_are_voters;
     if let Some(entries) = args.snapshot_entries {
         if entries == 0 {
             return Err("--snapshot-entries 0 would never snapshot; give a positive count".into());

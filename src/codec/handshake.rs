@@ -13,12 +13,15 @@
 //! | 22 + n + m | 8 | `incarnation` | the dialer's storage [`Incarnation`]      |
 //! | 30 + n + m | 1 | `state`      | 0 new, 1 bootstrapping, 2 member (see [`PeerState`]) |
 //! | 31 + n + m | 8 | `voters_hash`| while bootstrapping, which voters it bootstraps with; else 0 |
+//! | 39 + n + m | 1 | `client_len` | length of the dialer's client address, 0 to [`ADDRESS_BYTES_MAX`] |
+//! | 40 + n + m | k | `client_addr`| where the dialer serves its own clients, UTF-8 (empty: not said) |
 //!
 //! The address lets a node answer a peer its configuration does not list
 //! yet: a node waiting to be added hears first from a leader it knows
 //! nothing of. The incarnation and state let the node that bootstraps a
 //! new cluster check that every initial voter is new too, and learn the
-//! incarnation to admit each with.
+//! incarnation to admit each with. The client address lets any node tell
+//! a client where the leader serves (for `oar serve`, its RESP address).
 //!
 //! Frames follow, from the dialer only: a connection carries messages one
 //! way, from the node that dialed it.
@@ -33,7 +36,7 @@ pub const HANDSHAKE_MAGIC: [u8; 4] = *b"oar\x04";
 pub const CLUSTER_ID_BYTES_MAX: usize = 255;
 /// The longest handshake, in bytes.
 pub const HANDSHAKE_BYTES_MAX: usize =
-    4 + 1 + CLUSTER_ID_BYTES_MAX + 8 + 8 + 1 + ADDRESS_BYTES_MAX + 8 + 1 + 8;
+    4 + 1 + CLUSTER_ID_BYTES_MAX + 8 + 8 + 1 + ADDRESS_BYTES_MAX + 8 + 1 + 8 + 1 + ADDRESS_BYTES_MAX;
 /// The longest address a handshake carries, in bytes.
 pub const ADDRESS_BYTES_MAX: usize = 255;
 
@@ -52,6 +55,8 @@ pub struct Handshake {
     pub incarnation: Incarnation,
     /// Whether the dialer belongs to a cluster yet.
     pub state: PeerState,
+    /// Where the dialer serves its own clients; empty if not said.
+    pub client_addr: String,
 }
 
 /// Whether a node belongs to a cluster, as its handshake says.
@@ -97,7 +102,7 @@ pub enum HandshakeError {
     },
     /// The cluster id is empty or not UTF-8.
     BadClusterId,
-    /// The address is not UTF-8.
+    /// An address is not UTF-8.
     BadAddress,
     /// The state byte is unknown, or a hash comes with a state that has none.
     BadState,
@@ -110,7 +115,7 @@ impl fmt::Display for HandshakeError {
                 write!(f, "not an oar peer (expected magic {HANDSHAKE_MAGIC:02x?}, got {found:02x?})")
             }
             HandshakeError::BadClusterId => write!(f, "the cluster id is empty or not UTF-8"),
-            HandshakeError::BadAddress => write!(f, "the dialer's address is not UTF-8"),
+            HandshakeError::BadAddress => write!(f, "an address of the dialer's is not UTF-8"),
             HandshakeError::BadState => write!(f, "the dialer's state is not one this version knows"),
         }
     }
@@ -121,7 +126,7 @@ impl std::error::Error for HandshakeError {}
 /// Appends the encoding of `handshake` to `out`.
 ///
 /// # Panics
-/// If the cluster id is empty or longer than [`CLUSTER_ID_BYTES_MAX`], or the
+/// If the cluster id is empty or longer than [`CLUSTER_ID_BYTES_MAX`], or an
 /// address longer than [`ADDRESS_BYTES_MAX`]: validate them when the
 /// configuration is read.
 pub fn encode_handshake(handshake: &Handshake, out: &mut Vec<u8>) {
@@ -148,6 +153,14 @@ pub fn encode_handshake(handshake: &Handshake, out: &mut Vec<u8>) {
     };
     out.push(state);
     out.extend_from_slice(&hash.to_le_bytes());
+    let client = handshake.client_addr.as_bytes();
+    assert!(
+        client.len() <= ADDRESS_BYTES_MAX,
+        "client address of {} bytes; at most {ADDRESS_BYTES_MAX}",
+        client.len()
+    );
+    out.push(client.len() as u8);
+    out.extend_from_slice(client);
 }
 
 /// Decodes a handshake from the start of `buf`: `Ok(None)` while more bytes
@@ -179,7 +192,7 @@ pub fn decode_handshake(buf: &[u8]) -> Result<Option<(Handshake, usize)>, Handsh
     let addr = std::str::from_utf8(addr).map_err(|_| HandshakeError::BadAddress)?;
     let Some((incarnation, rest)) = rest.split_first_chunk::<8>() else { return Ok(None) };
     let Some((&state, rest)) = rest.split_first() else { return Ok(None) };
-    let Some((hash, _)) = rest.split_first_chunk::<8>() else { return Ok(None) };
+    let Some((hash, rest)) = rest.split_first_chunk::<8>() else { return Ok(None) };
     let hash = u64::from_le_bytes(*hash);
     let state = match (state, hash) {
         (0, 0) => PeerState::New,
@@ -187,6 +200,10 @@ pub fn decode_handshake(buf: &[u8]) -> Result<Option<(Handshake, usize)>, Handsh
         (2, 0) => PeerState::Member,
         _ => return Err(HandshakeError::BadState),
     };
+    let Some((&client_len, rest)) = rest.split_first() else { return Ok(None) };
+    let client_len = usize::from(client_len);
+    let Some((client, _)) = rest.split_at_checked(client_len) else { return Ok(None) };
+    let client_addr = std::str::from_utf8(client).map_err(|_| HandshakeError::BadAddress)?;
     let handshake = Handshake {
         cluster_id: cluster_id.to_string(),
         from: NodeId(u64::from_le_bytes(*from)),
@@ -194,6 +211,7 @@ pub fn decode_handshake(buf: &[u8]) -> Result<Option<(Handshake, usize)>, Handsh
         addr: addr.to_string(),
         incarnation: Incarnation(u64::from_le_bytes(*incarnation)),
         state,
+        client_addr: client_addr.to_string(),
     };
-    Ok(Some((handshake, 4 + 1 + cluster_len + 16 + 1 + addr_len + 17)))
+    Ok(Some((handshake, 4 + 1 + cluster_len + 16 + 1 + addr_len + 17 + 1 + client_len)))
 }

@@ -220,19 +220,105 @@ pub enum StartError {
     Config(ConfigError),
     /// The recovered state contradicts itself: the storage it came from is
     /// damaged or belongs to another node.
-    State(String),
+    State(RecoveryError),
 }
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Config(e) => e.fmt(f),
-            StartError::State(reason) => write!(f, "recovered state is inconsistent: {reason}"),
+            StartError::State(e) => write!(f, "recovered state is inconsistent: {e}"),
         }
     }
 }
 
-impl std::error::Error for StartError {}
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Config(e) => Some(e),
+            StartError::State(e) => Some(e),
+        }
+    }
+}
+
+impl From<RecoveryError> for StartError {
+    fn from(e: RecoveryError) -> StartError {
+        StartError::State(e)
+    }
+}
+
+/// How a [`RecoveredState`] contradicts itself. Storage that passed its own
+/// checks (CRCs, a contiguous log) never produces one: it means the state
+/// was assembled from pieces that do not belong together (another node's
+/// log, a log and a hard state from different times) or a bug.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecoveryError {
+    /// The stored term is larger than any real cluster reaches: the hard
+    /// state is damaged.
+    TermTooLarge {
+        /// The stored term.
+        term: Term,
+    },
+    /// The entries do not follow one another (or the snapshot).
+    IndexGap {
+        /// The index found.
+        found: LogIndex,
+        /// The index that should be there.
+        expected: LogIndex,
+    },
+    /// An entry's term is lower than the one before it.
+    TermDecreases {
+        /// The entry.
+        index: LogIndex,
+    },
+    /// The log holds a term newer than the stored current term.
+    LogAheadOfTerm {
+        /// The last entry's term.
+        log_term: Term,
+        /// The stored current term.
+        stored_term: Term,
+    },
+    /// The application says it applied entries the log does not hold.
+    AppliedBeyondLog {
+        /// What the application applied.
+        applied: LogIndex,
+        /// The log's last index.
+        last: LogIndex,
+    },
+    /// A membership entry does not decode.
+    BadMembership {
+        /// The entry.
+        index: LogIndex,
+        /// What is wrong with it.
+        error: crate::membership::MembershipDecodeError,
+    },
+}
+
+impl fmt::Display for RecoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecoveryError::TermTooLarge { term } => {
+                write!(f, "stored term {term} is beyond any real cluster's")
+            }
+            RecoveryError::IndexGap { found, expected } => {
+                write!(f, "entry {found} found where {expected} was expected")
+            }
+            RecoveryError::TermDecreases { index } => write!(f, "term decreases at {index}"),
+            RecoveryError::LogAheadOfTerm { log_term, stored_term } => {
+                write!(f, "log holds term {log_term} beyond the stored term {stored_term}")
+            }
+            RecoveryError::AppliedBeyondLog { applied, last } => {
+                write!(
+                    f,
+                    "the application applied up to {applied} but the log ends at {last}: entries were lost"
+                )
+            }
+            RecoveryError::BadMembership { index, error } => write!(f, "membership entry {index}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for RecoveryError {}
 
 impl From<ConfigError> for StartError {
     fn from(e: ConfigError) -> StartError {

@@ -2,7 +2,7 @@
 //! recovered from storage) and, for the simulator and tests, its own
 //! invariants.
 
-use super::{Node, Role, StartError, TERM_LIMIT};
+use super::{Node, RecoveryError, Role, StartError, TERM_LIMIT};
 use crate::membership::Membership;
 use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Term};
 
@@ -104,33 +104,25 @@ pub(super) fn check_recovered(
     applied: LogIndex,
 ) -> Result<(), StartError> {
     if hs.term > TERM_LIMIT {
-        return Err(StartError::State(format!("stored term {} is beyond any real cluster's", hs.term)));
+        return Err(RecoveryError::TermTooLarge { term: hs.term }.into());
     }
     let mut prev_term = base.1;
     for (k, e) in entries.iter().enumerate() {
         let expected = base.0.plus(k as u64 + 1);
         if e.index != expected {
-            return Err(StartError::State(format!(
-                "entry {} found where {} was expected",
-                e.index, expected
-            )));
+            return Err(RecoveryError::IndexGap { found: e.index, expected }.into());
         }
         if e.term < prev_term {
-            return Err(StartError::State(format!("term decreases at {}", e.index)));
+            return Err(RecoveryError::TermDecreases { index: e.index }.into());
         }
         prev_term = e.term;
     }
     if prev_term > hs.term {
-        return Err(StartError::State(format!(
-            "log holds term {prev_term} beyond the stored term {}",
-            hs.term
-        )));
+        return Err(RecoveryError::LogAheadOfTerm { log_term: prev_term, stored_term: hs.term }.into());
     }
     let last = base.0.plus(entries.len() as u64);
     if applied > last {
-        return Err(StartError::State(format!(
-            "the application applied up to {applied} but the log ends at {last}: entries were lost"
-        )));
+        return Err(RecoveryError::AppliedBeyondLog { applied, last }.into());
     }
     Ok(())
 }

@@ -36,8 +36,8 @@ use crate::types::{
 
 pub use self::api::{
     Admission, BootstrapError, DiskTrouble, Event, MembershipChangeError, PeerStatus, Persist, PersistId,
-    ProgressState, ProposeError, Proposed, ReadError, ReadReady, RecoveredState, Role, StartError, Status,
-    TransferError,
+    ProgressState, ProposeError, Proposed, ReadError, ReadReady, RecoveredState, RecoveryError, Role,
+    StartError, Status, TransferError,
 };
 use self::checks::{check_append, check_recovered};
 use self::log::{Durability, RaftLog};
@@ -261,7 +261,7 @@ impl Node {
         };
         for e in entries.iter().filter(|e| e.kind == EntryKind::Membership) {
             let m = Membership::decode(&e.data)
-                .map_err(|err| StartError::State(format!("membership entry {}: {err}", e.index)))?;
+                .map_err(|error| RecoveryError::BadMembership { index: e.index, error })?;
             configs.entries.push((e.index, e.term, m));
         }
         let mut snapshot_actions = VecDeque::new();

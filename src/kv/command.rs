@@ -253,6 +253,8 @@ pub enum CommandError {
     DbIndexOutOfRange,
     /// `CLIENT SETNAME` with a space, a line break or another special byte.
     InvalidClientName,
+    /// An `OAR.MEMBER` node id that is not one.
+    BadNodeId(crate::types::NodeIdError),
 }
 
 impl CommandError {
@@ -284,6 +286,7 @@ impl fmt::Display for CommandError {
             CommandError::InvalidClientName => {
                 write!(f, "Client names cannot contain spaces, newlines or special characters.")
             }
+            CommandError::BadNodeId(e) => e.fmt(f),
         }
     }
 }
@@ -453,9 +456,11 @@ fn parse_member(args: Vec<Bytes>) -> Result<MemberOp, CommandError> {
         return Err(CommandError::WrongArity { command: "oar.member" });
     };
     let rest: Vec<Bytes> = args.collect();
-    let id = |raw: &Bytes| match parse_i64(raw) {
-        Some(id) if id > 0 => Ok(id as u64),
-        _ => Err(CommandError::NotInteger),
+    let id = |raw: &Bytes| {
+        String::from_utf8_lossy(raw)
+            .parse::<crate::types::NodeId>()
+            .map(|id| id.0)
+            .map_err(CommandError::BadNodeId)
     };
     match (Upper::of(&subcommand).as_bytes(), rest.as_slice()) {
         (b"ADD", [node, addr]) => {

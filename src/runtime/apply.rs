@@ -12,7 +12,7 @@ use log::{error, info};
 
 use super::pending::Pending;
 use super::snapshots::Snapshots;
-use super::{open_envelope, Completion, RequestError, Shared, StateMachine};
+use super::{open_envelope, Completion, RequestError, Shared, StateMachine, StopReason, Unanswered};
 use crate::membership::{Membership, SnapshotMeta};
 use crate::types::{Entry, EntryKind, LogIndex, Term};
 
@@ -34,7 +34,7 @@ pub(crate) enum ToApply {
     /// Replace the state machine with the stored snapshot `meta`.
     Install(SnapshotMeta),
     /// Fail every waiter with this reason and exit.
-    Stop(String),
+    Stop(StopReason),
 }
 
 /// What the apply thread reports back.
@@ -47,7 +47,7 @@ pub(crate) enum FromApply {
     SnapshotNotTaken,
     /// The state machine refused an entry, or a snapshot could not be
     /// written or restored; the node must stop.
-    Failed(String),
+    Failed(StopReason),
 }
 
 /// What the apply thread knows of the entries it applied: enough to name
@@ -70,11 +70,11 @@ pub(crate) fn run<S: StateMachine>(
     // The state machine starts empty: nothing applied. A snapshot, if the
     // node has one, arrives first as an `Install`.
     let mut applied = Applied { index: LogIndex(0), term: Term(0), membership: bootstrap };
-    let fail = |reason: String| {
+    let fail = |reason: StopReason| {
         error!("{id}: stopping the node: {reason}");
-        // Before any waiter learns of the stop: whoever sees `Stopped` must
+        // Before any waiter learns of the stop: whoever sees the error must
         // find the reason in `Handle::stopped`.
-        let _ = shared.stopped.set(reason.clone());
+        let reason = shared.record_stop(reason);
         let _ = outbox.send(FromApply::Failed(reason.clone()));
         shared.wake();
         reason
@@ -82,6 +82,10 @@ pub(crate) fn run<S: StateMachine>(
     let timeout = shared.request_timeout;
     // Callers waiting for their commands, by request id.
     let mut waiters: Pending<Completion, Instant> = Pending::new();
+    // Declared after `waiters`, so dropped before them in a panic: the
+    // reason is recorded when they answer.
+    let _guard = StopOnPanic { shared: &shared, thread: "apply" };
+    let event_loop_gone = || shared.stop_reason();
     let stop_reason = loop {
         let message = match waiters.next_deadline() {
             Some(deadline) => inbox.recv_timeout(deadline.saturating_duration_since(Instant::now())),
@@ -92,14 +96,13 @@ pub(crate) fn run<S: StateMachine>(
                 let Some(last) = entries.last().map(|e| e.index) else { continue };
                 let result = entries.iter().try_for_each(|entry| {
                     apply_one(&mut state_machine, entry, id, &mut waiters, &mut applied)
-                        .map_err(|reason| format!("entry {} cannot be applied: {reason}", entry.index))
                 });
                 if let Err(reason) = result {
                     break fail(reason);
                 }
                 shared.counters.applied.fetch_add(entries.len() as u64, Ordering::Relaxed);
                 if outbox.send(FromApply::Applied(last)).is_err() {
-                    break "the event loop stopped".to_string();
+                    break event_loop_gone();
                 }
                 shared.wake();
             }
@@ -120,7 +123,7 @@ pub(crate) fn run<S: StateMachine>(
                 match snapshots.take(&meta, &state_machine) {
                     Ok(None) => {
                         if outbox.send(FromApply::SnapshotNotTaken).is_err() {
-                            break "the event loop stopped".to_string();
+                            break event_loop_gone();
                         }
                         shared.wake();
                     }
@@ -129,24 +132,24 @@ pub(crate) fn run<S: StateMachine>(
                             info!("{id}: snapshot taken at {}", meta.index);
                         }
                         if outbox.send(FromApply::SnapshotTaken(stored)).is_err() {
-                            break "the event loop stopped".to_string();
+                            break event_loop_gone();
                         }
                         shared.wake();
                     }
-                    Err(e) => break fail(format!("cannot take a snapshot at {}: {e}", meta.index)),
+                    Err(reason) => break fail(reason),
                 }
             }
             // Already past it: a newer snapshot, restored early, holds it.
             Ok(ToApply::Install(meta)) if meta.index <= applied.index => {
                 if outbox.send(FromApply::Applied(meta.index)).is_err() {
-                    break "the event loop stopped".to_string();
+                    break event_loop_gone();
                 }
                 shared.wake();
             }
             Ok(ToApply::Install(meta)) => {
                 let restored = match snapshots.restore(&meta, &mut state_machine) {
                     Ok(restored) => restored,
-                    Err(e) => break fail(format!("cannot restore snapshot {}: {e}", meta.index)),
+                    Err(reason) => break fail(reason),
                 };
                 info!("{id}: state machine restored from snapshot {}", restored.index);
                 applied =
@@ -154,26 +157,48 @@ pub(crate) fn run<S: StateMachine>(
                 // The core learns of what it asked for; the entries up to
                 // the snapshot restored are passed over as they come.
                 if outbox.send(FromApply::Applied(meta.index)).is_err() {
-                    break "the event loop stopped".to_string();
+                    break event_loop_gone();
                 }
                 shared.wake();
             }
             Ok(ToApply::Stop(reason)) => break reason,
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break "the event loop stopped".to_string(),
+            Err(RecvTimeoutError::Disconnected) => break event_loop_gone(),
         }
-        waiters.expire(Instant::now(), |done| done.complete(Err(RequestError::Timeout)));
+        // A command whose entry did not come back in time may still be
+        // applied later: its outcome is unknown.
+        let unknown = || Err(RequestError::OutcomeUnknown { why: Unanswered::Timeout });
+        waiters.expire(Instant::now(), |done| done.complete(unknown()));
     };
+    // The waiters' commands were all handed to Raft: `stopped` answers
+    // "outcome unknown". Queries wrote nothing: they answer `Stopped`.
     for done in waiters.drain() {
-        done.complete(Err(RequestError::Stopped(stop_reason.clone())));
+        done.stopped(stop_reason.clone());
     }
     // Whatever the event loop sent before it learned of the stop.
     for message in inbox.try_iter() {
-        let stopped = || Err(RequestError::Stopped(stop_reason.clone()));
         match message {
-            ToApply::Wait(batch) => batch.into_iter().for_each(|(_, done)| done.complete(stopped())),
-            ToApply::Query { done, .. } => done.complete(stopped()),
+            ToApply::Wait(batch) => batch.into_iter().for_each(|(_, done)| done.stopped(stop_reason.clone())),
+            ToApply::Query { done, .. } => done.stopped(stop_reason.clone()),
             ToApply::Entries(_) | ToApply::Stop(_) | ToApply::TakeSnapshot | ToApply::Install(_) => {}
+        }
+    }
+}
+
+/// Records that a runtime thread panicked, if it does (a bug, or a state
+/// machine that panics): whoever the unwinding leaves unanswered learns
+/// why, and the event loop stops when it finds the thread gone.
+pub(crate) struct StopOnPanic<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) thread: &'static str,
+}
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let reason = self.shared.record_stop(StopReason::Panicked { thread: self.thread });
+            error!("{}: stopping the node: {reason}", self.shared.id);
+            self.shared.wake();
         }
     }
 }
@@ -184,24 +209,27 @@ fn apply_one<S: StateMachine>(
     id: crate::types::NodeId,
     waiters: &mut Pending<Completion, Instant>,
     applied: &mut Applied,
-) -> Result<(), String> {
+) -> Result<(), StopReason> {
     if entry.index <= applied.index {
         // In the snapshot restored (see `Snapshots::restore`).
         return Ok(());
     }
     applied.index = entry.index;
     applied.term = entry.term;
+    let malformed = |reason: String| StopReason::MalformedEntry { index: entry.index, reason };
     match entry.kind {
         EntryKind::Blank => return Ok(()),
         EntryKind::Membership => {
-            applied.membership = Membership::decode(&entry.data).map_err(|e| e.to_string())?;
+            applied.membership = Membership::decode(&entry.data).map_err(|e| malformed(e.to_string()))?;
             return Ok(());
         }
         EntryKind::Command => {}
     }
     let (proposer, request_id, command) = open_envelope(&entry.data)
-        .ok_or_else(|| format!("{} bytes, shorter than its envelope", entry.data.len()))?;
-    let answer = state_machine.apply(entry.index, command)?;
+        .ok_or_else(|| malformed(format!("{} bytes, shorter than its envelope", entry.data.len())))?;
+    let answer = state_machine
+        .apply(entry.index, command)
+        .map_err(|e| StopReason::Apply { index: entry.index, error: Arc::new(e) })?;
     if proposer == id {
         if let Some(done) = waiters.remove(request_id) {
             done.complete(Ok(answer));

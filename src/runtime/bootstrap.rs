@@ -122,3 +122,40 @@ impl EventLoop {
         self.transport.set_state(PeerState::Member);
     }
 }
+
+/// Checks, for a node started with
+/// [`peers_are_voters`](super::RuntimeConfig::peers_are_voters), that the
+/// voters of the configuration its log holds (`stored`) are exactly the
+/// peers given, this node included; returns the ids given when they are
+/// not. A log whose configuration does not list this node (empty: it
+/// bootstraps or waits to be added; or it was removed) is not checked.
+pub(crate) fn check_peers(me: NodeId, stored: &Membership, peers: &[Peer]) -> Result<(), Vec<NodeId>> {
+    if !stored.contains(me) {
+        return Ok(());
+    }
+    let mut given: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
+    given.sort_unstable();
+    let mut voters: Vec<NodeId> = stored.voters.iter().chain(&stored.outgoing).copied().collect();
+    voters.sort_unstable();
+    voters.dedup();
+    if voters == given && stored.members().count() == given.len() {
+        Ok(())
+    } else {
+        Err(given)
+    }
+}
+
+/// Whether any configuration in a recovered log (its snapshot's, or a
+/// membership entry) lists `me`: a node that was a member once and is not
+/// in the configuration in force was removed.
+pub(crate) fn ever_member(
+    me: NodeId,
+    snapshot: Option<&crate::membership::SnapshotMeta>,
+    entries: &[crate::types::Entry],
+) -> bool {
+    snapshot.is_some_and(|s| s.membership.contains(me))
+        || entries
+            .iter()
+            .filter(|e| e.kind == crate::types::EntryKind::Membership)
+            .any(|e| Membership::decode(&e.data).is_ok_and(|m| m.contains(me)))
+}

@@ -14,7 +14,7 @@ use log::{debug, error, info};
 use mio::{Events, Poll, Waker};
 
 use super::apply::{self, FromApply, ToApply};
-use super::bootstrap::Bootstrap;
+use super::bootstrap::{check_peers, ever_member, Bootstrap};
 use super::clock::Clock;
 use super::log_writer::{self, FromWriter, ToWriter};
 use super::pending::Pending;
@@ -22,7 +22,7 @@ use super::snapshots::Snapshots;
 use super::transport::{Transport, TransportConfig, WAKER};
 use super::{
     first_request_id, Completion, Counters, Handle, Peer, Request, RequestError, RuntimeConfig, Shared,
-    StartError, StateMachine,
+    StartError, StateMachine, StopReason, Unanswered,
 };
 use crate::codec::PeerState;
 use crate::core::{
@@ -71,6 +71,7 @@ pub(crate) fn start<S: StateMachine>(
     // any, to be restored first, then hands out the entries after it. The
     // configuration comes from the log: its first entry, written when the
     // cluster was bootstrapped (see `Bootstrap`), or later ones.
+    let was_member = ever_member(id, recovered.snapshot.as_ref(), &recovered.entries);
     let state = RecoveredState {
         hard_state: recovered.hard_state,
         snapshot: recovered.snapshot,
@@ -84,6 +85,12 @@ pub(crate) fn start<S: StateMachine>(
     // from a previous life's (forwarded reads) from its seed.
     raft.seed ^= new_incarnation().0;
     let node = Node::with_membership(raft, Membership::default(), state, now).map_err(StartError::Core)?;
+    if config.peers_are_voters {
+        if let Err(given) = check_peers(id, node.membership(), peers) {
+            let stored = Box::new(node.membership().clone());
+            return Err(StartError::PeersDiffer { data_dir: data_dir.clone(), stored, given });
+        }
+    }
     let bootstrap = (config.bootstrap && node.last_index() == LogIndex(0) && node.term() == Term(0))
         .then(|| Bootstrap::new(id, peers));
     let bootstrap_membership = Membership::default();
@@ -104,6 +111,7 @@ pub(crate) fn start<S: StateMachine>(
         connect_timeout: config.connect_timeout,
         advertise: listen.to_string(),
         incarnation: node.incarnation(),
+        client_addr: config.client_addr.clone(),
         state: match &bootstrap {
             Some(b) => PeerState::Bootstrapping { voters_hash: b.voters_hash },
             None if node.last_index() == LogIndex(0) && node.term() == Term(0) => PeerState::New,
@@ -135,6 +143,9 @@ pub(crate) fn start<S: StateMachine>(
         stopped: OnceLock::new(),
         counters: Counters::default(),
         threads: Mutex::new(Vec::new()),
+        client_addrs: Mutex::new(
+            Some((id, config.client_addr.clone())).into_iter().filter(|(_, a)| !a.is_empty()).collect(),
+        ),
     });
 
     let node_membership = node.membership().clone();
@@ -167,6 +178,8 @@ pub(crate) fn start<S: StateMachine>(
         stall_timeout: config.snapshot_stall_timeout,
         inbox: Vec::new(),
         bootstrap,
+        was_member,
+        removal_logged: false,
         stop: None,
     };
     let spawn = |name: String, f: Box<dyn FnOnce() + Send>| thread::Builder::new().name(name).spawn(f);
@@ -242,8 +255,13 @@ pub(super) struct EventLoop {
     inbox: Vec<Message>,
     /// While this brand-new node waits to bootstrap a new cluster.
     pub(super) bootstrap: Option<Bootstrap>,
+    /// Whether some configuration this node held listed it: one that does
+    /// not list it any more means it was removed.
+    was_member: bool,
+    /// Whether this node said, once, that it was removed.
+    removal_logged: bool,
     /// Why the loop ends, once it must.
-    stop: Option<String>,
+    stop: Option<StopReason>,
 }
 
 /// A snapshot on its way to one follower. The file stays open, so a newer
@@ -351,7 +369,7 @@ impl EventLoop {
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    self.stop = Some(format!("the event loop's poll failed: {e}"));
+                    self.stop = Some(StopReason::Poll(Arc::new(e)));
                 }
                 continue;
             }
@@ -367,6 +385,7 @@ impl EventLoop {
                 self.on_message(now, msg);
             }
             self.inbox = inbox;
+            self.note_client_addrs();
             self.drain_channels(now);
             if deadline.is_some_and(|d| d <= now) {
                 self.node.handle_timeout(now);
@@ -386,7 +405,7 @@ impl EventLoop {
             MessageBody::SnapshotChunk(chunk) => {
                 let job = ToWriter::Chunk { from: msg.from, term: msg.term, chunk };
                 if self.to_writer.send(job).is_err() {
-                    self.stop.get_or_insert_with(|| "the log writer stopped".to_string());
+                    self.thread_gone();
                 }
             }
             MessageBody::SnapshotAck(ack) => self.on_snapshot_ack(now, msg.from, ack),
@@ -401,7 +420,9 @@ impl EventLoop {
             match report {
                 FromWriter::Durable(id) => self.node.handle_persisted(now, id),
                 FromWriter::DiskFull(full) => self.node.handle_disk_full(now, full),
-                FromWriter::Failed(e) => self.stop = Some(format!("the log failed: {e}")),
+                FromWriter::Failed(reason) => {
+                    self.stop.get_or_insert(reason);
+                }
                 FromWriter::ChunkAck { to, term, ack } => {
                     let msg = Message {
                         from: self.node.id(),
@@ -432,11 +453,13 @@ impl EventLoop {
                     self.node.handle_snapshot_taken(meta);
                     let first = self.node.first_index();
                     if self.to_writer.send(ToWriter::Compact(first)).is_err() {
-                        self.stop.get_or_insert_with(|| "the log writer stopped".to_string());
+                        self.thread_gone();
                     }
                 }
                 FromApply::SnapshotNotTaken => self.node.handle_snapshot_not_taken(),
-                FromApply::Failed(reason) => self.stop = Some(reason),
+                FromApply::Failed(reason) => {
+                    self.stop.get_or_insert(reason);
+                }
             }
         }
         for _ in 0..REQUESTS_PER_TURN {
@@ -447,8 +470,16 @@ impl EventLoop {
 
     fn on_request(&mut self, now: Instant, request: Request) {
         match request {
-            Request::Propose { command, request_id, done } => match self.node.propose(now, command) {
-                Ok(_) => self.waits.push((request_id, done)),
+            Request::Propose { command, request_id, mut done } => match self.node.propose(now, command) {
+                // Appended, or forwarded to the leader: from here on the
+                // command may be applied whatever this node learns of it.
+                Ok(_) => {
+                    done.handed_off();
+                    self.waits.push((request_id, done));
+                }
+                Err(ProposeError::NotLeader { .. }) if self.removed() => {
+                    done.complete(Err(RequestError::Removed))
+                }
                 Err(e) => done.complete(Err(propose_error(e))),
             },
             Request::Read { query, done } => {
@@ -458,6 +489,9 @@ impl EventLoop {
                     Ok(()) => {
                         self.reads.insert(ctx, (query, done), now + self.request_timeout);
                     }
+                    Err(ReadError::NotLeader { .. }) if self.removed() => {
+                        done.complete(Err(RequestError::Removed))
+                    }
                     Err(e) => done.complete(Err(read_error(e))),
                 }
             }
@@ -465,9 +499,14 @@ impl EventLoop {
             Request::Transfer(to, reply) => drop(reply.send(self.node.transfer_leadership(now, to))),
             Request::ChangeMembership(change, reply) => match self.node.change_membership(now, change) {
                 Ok(index) => self.membership_waits.push((index, now + self.request_timeout * 2, reply)),
+                Err(MembershipChangeError::NotLeader { .. }) if self.removed() => {
+                    drop(reply.send(Err(RequestError::Removed)))
+                }
                 Err(e) => drop(reply.send(Ok(Err(e)))),
             },
-            Request::Shutdown => self.stop = Some("shut down".to_string()),
+            Request::Shutdown => {
+                self.stop.get_or_insert(StopReason::Shutdown);
+            }
         }
     }
 
@@ -481,7 +520,7 @@ impl EventLoop {
         }
         while let Some(persist) = self.node.poll_persist() {
             if self.to_writer.send(ToWriter::Write(persist)).is_err() {
-                self.stop.get_or_insert_with(|| "the log writer stopped".to_string());
+                self.thread_gone();
             }
         }
         while let Some(msg) = self.node.poll_send() {
@@ -519,7 +558,7 @@ impl EventLoop {
         while let Some(event) = self.node.poll_event() {
             debug!("{}: {event:?}", self.node.id());
             if let crate::core::Event::Halted { reason } = event {
-                self.stop = Some(format!("halted: {reason}"));
+                self.stop.get_or_insert(StopReason::Halted { reason });
             }
         }
         self.maybe_bootstrap(now);
@@ -535,6 +574,33 @@ impl EventLoop {
         }
     }
 
+    /// Whether this node was removed from the cluster, as far as it can
+    /// tell: the configuration in force does not list it though an earlier
+    /// one did (a leader that removed itself), or it is only in the
+    /// outgoing half of a joint configuration that committed and it knows
+    /// no leader (the leader moved on to the configuration without it at
+    /// once, and stopped replicating to it, so it never learns more).
+    fn removed(&mut self) -> bool {
+        let me = self.node.id();
+        let m = self.node.membership();
+        let removed = if !m.contains(me) {
+            self.was_member
+        } else {
+            self.was_member = true;
+            !m.voters.contains(&me)
+                && m.outgoing.contains(&me)
+                && self.node.membership_committed()
+                && self.node.leader().is_none()
+        };
+        if removed && !self.removal_logged {
+            self.removal_logged = true;
+            log::warn!(
+                "{me}: removed from the cluster (configuration {m}); it refuses requests: stop it, or add it again"
+            );
+        }
+        removed
+    }
+
     /// Keeps the transport's peers in line with the configuration, and
     /// answers the membership changes that completed (committed, and no
     /// longer joint) or ran out of time.
@@ -542,6 +608,12 @@ impl EventLoop {
         if *self.node.membership() != self.membership_seen {
             self.membership_seen = self.node.membership().clone();
             info!("{}: membership now {}", self.node.id(), self.membership_seen);
+            if self.membership_seen.contains(self.node.id()) {
+                self.was_member = true;
+                self.removal_logged = false;
+            } else {
+                self.removed();
+            }
             let peers = peer_addresses(&self.membership_seen, &self.address_book, self.node.id());
             self.transport.set_peers(self.poll.registry(), &peers, now);
         }
@@ -556,7 +628,7 @@ impl EventLoop {
                 let _ = reply.send(Ok(Ok(membership.clone())));
                 false
             } else if *deadline <= now {
-                let _ = reply.send(Err(RequestError::Timeout));
+                let _ = reply.send(Err(RequestError::OutcomeUnknown { why: Unanswered::Timeout }));
                 false
             } else {
                 true
@@ -693,7 +765,26 @@ impl EventLoop {
 
     fn send_apply(&mut self, message: ToApply) {
         if self.to_apply.send(message).is_err() {
-            self.stop.get_or_insert_with(|| "the apply thread stopped".to_string());
+            self.thread_gone();
+        }
+    }
+
+    /// Publishes the client addresses peers gave in their handshakes.
+    fn note_client_addrs(&mut self) {
+        let mut learned = self.transport.take_client_addrs().peekable();
+        if learned.peek().is_some() {
+            let mut addrs = self.shared.client_addrs.lock().unwrap_or_else(|e| e.into_inner());
+            for (peer, addr) in learned {
+                addrs.insert(peer, addr);
+            }
+        }
+    }
+
+    /// Another runtime thread ended (its channel closed): it recorded why
+    /// (a failure, or a panic) before it did.
+    fn thread_gone(&mut self) {
+        if self.stop.is_none() {
+            self.stop = Some(self.shared.stop_reason());
         }
     }
 
@@ -706,20 +797,25 @@ impl EventLoop {
 
     /// Stops the other threads and fails every caller still waiting.
     fn finish(mut self) {
-        let reason = self.stop.take().unwrap_or_else(|| "shut down".to_string());
-        if reason == "shut down" {
+        let reason = self.shared.record_stop(self.stop.take().unwrap_or(StopReason::Shutdown));
+        if reason == StopReason::Shutdown {
             info!("{}: shutting down", self.node.id());
         } else {
             error!("{}: stopping: {reason}", self.node.id());
         }
-        let _ = self.shared.stopped.set(reason.clone());
         let _ = self.to_writer.send(ToWriter::Stop);
         let _ = self.to_apply.send(ToApply::Stop(reason.clone()));
+        // Proposals accepted in this turn: handed to Raft, so their outcome
+        // is unknown; reads wrote nothing.
         for (_, done) in self.waits.drain(..) {
-            done.complete(Err(RequestError::Stopped(reason.clone())));
+            done.stopped(reason.clone());
         }
         for (_, done) in self.reads.drain() {
-            done.complete(Err(RequestError::Stopped(reason.clone())));
+            done.stopped(reason.clone());
+        }
+        for (_, _, reply) in self.membership_waits.drain(..) {
+            let _ =
+                reply.send(Err(RequestError::OutcomeUnknown { why: Unanswered::Stopped(reason.clone()) }));
         }
         self.shared.fail_queued(&reason);
     }
@@ -733,8 +829,7 @@ struct StopOnPanic(Arc<Shared>);
 impl Drop for StopOnPanic {
     fn drop(&mut self) {
         if thread::panicking() {
-            let reason = "the event loop panicked; see the log".to_string();
-            let _ = self.0.stopped.set(reason.clone());
+            let reason = self.0.record_stop(StopReason::Panicked { thread: "event loop" });
             // Free callers blocked on a full queue; they fail what they
             // queue after this themselves.
             self.0.fail_queued(&reason);

@@ -17,8 +17,9 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use log::{debug, error, info, warn};
 
+use super::apply::StopOnPanic;
 use super::snapshots::{receive_chunk, Snapshots};
-use super::Shared;
+use super::{Shared, StopReason};
 use crate::core::{Persist, PersistId};
 use crate::membership::SnapshotMeta;
 use crate::message::{SnapshotAck, SnapshotChunk};
@@ -70,8 +71,9 @@ pub(crate) enum ToWriter {
 pub(crate) enum FromWriter {
     /// Every write up to this one is durable.
     Durable(PersistId),
-    /// The log failed; the node must stop.
-    Failed(StorageError),
+    /// The log or the snapshot store failed; the node must stop. The
+    /// reason is recorded in `Shared` before this is sent.
+    Failed(StopReason),
     /// How much of a snapshot this node holds, for the leader `to`.
     ChunkAck { to: NodeId, term: Term, ack: SnapshotAck },
     /// A snapshot from `from` arrived whole and is stored durably, for the
@@ -96,6 +98,7 @@ pub(crate) fn run(
     shared: Arc<Shared>,
 ) {
     let id = shared.id;
+    let _guard = StopOnPanic { shared: &shared, thread: "log writer" };
     let mut writer =
         Writer { wal, queued: VecDeque::new(), full: false, floor_raised: std::time::Instant::now() };
     let mut stopping = false;
@@ -131,6 +134,10 @@ pub(crate) fn run(
                 }
                 ToWriter::Chunk { from, term, chunk } => {
                     for report in receive_chunk(&snapshots, id, from, term, chunk) {
+                        if let FromWriter::Failed(reason) = &report {
+                            error!("{id}: the snapshot store failed, stopping the node: {reason}");
+                            shared.record_stop(reason.clone());
+                        }
                         if outbox.send(report).is_err() {
                             return;
                         }
@@ -148,7 +155,7 @@ pub(crate) fn run(
             Err(e) => {
                 error!("{id}: the log failed, stopping the node: {e}");
                 stopping = true;
-                reports.push(FromWriter::Failed(e));
+                reports.push(FromWriter::Failed(shared.record_stop(StopReason::Storage(Arc::new(e)))));
             }
             Ok(synced) => {
                 // Off the acknowledgements' path: reported first.
@@ -157,7 +164,8 @@ pub(crate) fn run(
                     if let Err(e) = writer.wal.raise_floor() {
                         error!("{id}: the log failed, stopping the node: {e}");
                         stopping = true;
-                        reports.push(FromWriter::Failed(e));
+                        reports
+                            .push(FromWriter::Failed(shared.record_stop(StopReason::Storage(Arc::new(e)))));
                     }
                 }
             }

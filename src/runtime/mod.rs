@@ -34,6 +34,7 @@
 mod apply;
 mod bootstrap;
 mod clock;
+mod error;
 mod event_loop;
 mod log_writer;
 mod pending;
@@ -43,22 +44,25 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
+pub use self::error::{RequestError, StartError, StopReason, Unanswered};
+
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use bytes::{BufMut, Bytes};
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::codec::CLUSTER_ID_BYTES_MAX;
-use crate::config::Config;
+use crate::codec::{ADDRESS_BYTES_MAX, CLUSTER_ID_BYTES_MAX};
+use crate::config::{Config, ConfigError};
 use crate::core::{MembershipChangeError, Status, TransferError};
 use crate::membership::{Membership, MembershipChange};
-use crate::storage::{SnapshotOptions, StorageError, WalOptions};
+use crate::storage::{SnapshotOptions, WalOptions};
 use crate::types::{LogIndex, NodeId};
 
 /// The bytes of the envelope in front of every command: the proposing node
@@ -73,11 +77,16 @@ pub const ENVELOPE_BYTES: usize = 16;
 /// and let a node far behind catch up from a copy of the state instead of the
 /// whole log; both stream, so the state may exceed memory.
 pub trait StateMachine: Send + 'static {
+    /// Why the state machine refuses a command or a snapshot. It stops the
+    /// node, and reaches callers and [`Handle::stopped`] inside
+    /// [`StopReason::Apply`] or [`StopReason::Restore`].
+    type Error: std::error::Error + Send + Sync + 'static;
+
     /// Applies the committed command at `index` and returns the answer for
     /// the caller that proposed it. An `Err` means this node cannot go on
     /// (a command it cannot decode: its log is damaged or a peer runs an
     /// incompatible version): the node stops rather than diverge.
-    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Vec<u8>, String>;
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Vec<u8>, Self::Error>;
 
     /// Answers a read-only query on the current state. Called only when the
     /// state reflects every write a linearizable read must see.
@@ -90,8 +99,8 @@ pub trait StateMachine: Send + 'static {
 
     /// Replaces the whole state with the one `input` holds, as `snapshot`
     /// wrote it. The runtime verified the bytes' checksum; an `Err` (an
-    /// incompatible version) stops the node.
-    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), String>;
+    /// incompatible version, or `input` failing to read) stops the node.
+    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), Self::Error>;
 }
 
 /// One member of the cluster and the address its raft port listens on.
@@ -111,6 +120,11 @@ pub struct RuntimeConfig {
     /// Names the cluster; peers with another name are refused. 1 to 255
     /// bytes of UTF-8.
     pub cluster_id: String,
+    /// Where this node serves its own clients (for `oar serve`, its RESP
+    /// address), told to every peer it dials, so that any node can tell a
+    /// client where the others serve, the leader above all (see
+    /// [`Handle::client_addresses`]). Empty: not said. At most 255 bytes.
+    pub client_addr: String,
     /// How long [`Handle::propose`] and [`Handle::read`] wait for an answer.
     pub request_timeout: Duration,
     /// Bytes queued for one peer's connection beyond which messages to it
@@ -144,6 +158,13 @@ pub struct RuntimeConfig {
     /// finds its peers in a cluster already and waits to be re-admitted
     /// instead of forming a second cluster.
     pub bootstrap: bool,
+    /// The peers are exactly the cluster's voters, now and always (a
+    /// cluster of fixed shape, as `oar cluster` runs one): a data directory
+    /// whose configuration lists this node with other voters is refused at
+    /// start ([`StartError::PeersDiffer`]), instead of running a cluster of
+    /// another shape than the one asked for (`--nodes 5` on directories
+    /// made with 3). Leave it unset for a cluster whose membership changes.
+    pub peers_are_voters: bool,
     /// The largest piece a snapshot is sent in.
     pub snapshot_chunk_bytes_max: usize,
     /// Chunks sent to one follower and not yet acknowledged.
@@ -159,6 +180,7 @@ impl RuntimeConfig {
         RuntimeConfig {
             raft: Config::new(id),
             cluster_id: "oar".to_string(),
+            client_addr: String::new(),
             request_timeout: Duration::from_secs(5),
             peer_queue_bytes_max: 64 << 20,
             reconnect_delay_min: Duration::from_millis(20),
@@ -169,6 +191,7 @@ impl RuntimeConfig {
             snapshots: SnapshotOptions::default(),
             join: false,
             bootstrap: false,
+            peers_are_voters: false,
             snapshot_chunk_bytes_max: 256 << 10,
             snapshot_chunks_in_flight: 8,
             snapshot_stall_timeout: Duration::from_secs(10),
@@ -176,159 +199,111 @@ impl RuntimeConfig {
     }
 
     fn validate(&self, peers: &[Peer]) -> Result<(), StartError> {
-        let fail = |reason: String| Err(StartError::Config(reason));
-        self.raft.validate().map_err(|e| StartError::Config(e.to_string()))?;
+        let fail =
+            |field: &'static str, reason: String| Err(StartError::Config(ConfigError { field, reason }));
+        self.raft.validate().map_err(StartError::Config)?;
         if !(1..=CLUSTER_ID_BYTES_MAX).contains(&self.cluster_id.len()) {
-            return fail(format!(
-                "cluster_id {:?} has {} bytes; give it 1 to {CLUSTER_ID_BYTES_MAX}",
-                self.cluster_id,
-                self.cluster_id.len()
-            ));
+            return fail(
+                "cluster_id",
+                format!(
+                    "{:?} has {} bytes; give it 1 to {CLUSTER_ID_BYTES_MAX}",
+                    self.cluster_id,
+                    self.cluster_id.len()
+                ),
+            );
+        }
+        if self.client_addr.len() > ADDRESS_BYTES_MAX {
+            return fail(
+                "client_addr",
+                format!("{:?} is longer than {ADDRESS_BYTES_MAX} bytes", self.client_addr),
+            );
         }
         if self.request_timeout.is_zero() {
-            return fail("request_timeout is zero; give callers time to be answered".into());
+            return fail("request_timeout", "zero; give callers time to be answered".into());
         }
         if (self.peer_queue_bytes_max as u64) < self.raft.message_bytes_max * 2 {
-            return fail(format!(
-                "peer_queue_bytes_max {} must hold at least two messages of message_bytes_max {}",
-                self.peer_queue_bytes_max, self.raft.message_bytes_max
-            ));
+            return fail(
+                "peer_queue_bytes_max",
+                format!(
+                    "{} must hold at least two messages of message_bytes_max {}",
+                    self.peer_queue_bytes_max, self.raft.message_bytes_max
+                ),
+            );
         }
         if self.reconnect_delay_min.is_zero() || self.reconnect_delay_min > self.reconnect_delay_max {
             return fail(
-                "reconnect delays must satisfy 0 < reconnect_delay_min <= reconnect_delay_max".into(),
+                "reconnect_delay_min",
+                "must satisfy 0 < reconnect_delay_min <= reconnect_delay_max".into(),
             );
         }
         if self.connect_timeout.is_zero() {
-            return fail("connect_timeout is zero; a dial needs time to complete".into());
+            return fail("connect_timeout", "zero; a dial needs time to complete".into());
         }
         if self.apply_backlog_max == 0 {
-            return fail("apply_backlog_max is zero; the state machine would never be fed".into());
+            return fail("apply_backlog_max", "zero; the state machine would never be fed".into());
         }
         if self.snapshot_chunk_bytes_max == 0
             || (self.snapshot_chunk_bytes_max * self.snapshot_chunks_in_flight.max(1)) as u64
                 > self.peer_queue_bytes_max as u64 / 2
         {
-            return fail(format!(
-                "snapshot_chunk_bytes_max {} times snapshot_chunks_in_flight {} must be positive and fit in half of peer_queue_bytes_max {}",
-                self.snapshot_chunk_bytes_max, self.snapshot_chunks_in_flight, self.peer_queue_bytes_max
-            ));
+            return fail(
+                "snapshot_chunk_bytes_max",
+                format!(
+                    "{} times snapshot_chunks_in_flight {} must be positive and fit in half of peer_queue_bytes_max {}",
+                    self.snapshot_chunk_bytes_max, self.snapshot_chunks_in_flight, self.peer_queue_bytes_max
+                ),
+            );
         }
         if self.snapshot_chunks_in_flight == 0 {
-            return fail("snapshot_chunks_in_flight is zero; a snapshot could never be sent".into());
+            return fail("snapshot_chunks_in_flight", "zero; a snapshot could never be sent".into());
         }
         if self.snapshot_stall_timeout.is_zero() {
-            return fail("snapshot_stall_timeout is zero; a transfer needs time".into());
+            return fail("snapshot_stall_timeout", "zero; a transfer needs time".into());
         }
         if self.join && self.bootstrap {
             return fail(
-                "join and bootstrap are both set; a node either waits to be added or bootstraps a new cluster".into(),
+                "join",
+                "join and bootstrap are both set; a node either waits to be added or bootstraps a new cluster"
+                    .into(),
             );
         }
         let mut ids: Vec<NodeId> = peers.iter().map(|p| p.id).collect();
         ids.sort_unstable();
         if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return fail(format!("node {} is listed twice among the peers", pair[0]));
+            return fail("peers", format!("node {} is listed twice among the peers", pair[0]));
         }
         if ids.contains(&NodeId(0)) {
-            return fail("node id 0 is reserved; number nodes from 1".into());
+            return fail("peers", "node id 0 is reserved; number nodes from 1".into());
         }
         if !ids.contains(&self.raft.id) {
-            return fail(format!(
-                "this node ({}) is not among the peers; list it with the address it listens on",
-                self.raft.id
-            ));
+            return fail(
+                "peers",
+                format!(
+                    "this node ({}) is not among the peers; list it with the address it listens on",
+                    self.raft.id
+                ),
+            );
         }
         Ok(())
     }
 }
 
-/// Why a node could not start.
-#[derive(Debug)]
-pub enum StartError {
-    /// The configuration or the peer list is wrong; the text says what to fix.
-    Config(String),
-    /// The data directory could not be opened or recovered.
-    Storage(StorageError),
-    /// The recovered log does not make a valid node.
-    Core(crate::core::StartError),
-    /// The raft address could not be listened on.
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// What the OS said.
-        error: std::io::Error,
-    },
-    /// A thread could not be started.
-    Thread(std::io::Error),
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::Config(reason) => write!(f, "invalid configuration: {reason}"),
-            StartError::Storage(e) => write!(f, "cannot open the data directory: {e}"),
-            StartError::Core(e) => write!(f, "cannot start the node: {e}"),
-            StartError::Listen { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
-            StartError::Thread(e) => write!(f, "cannot start a thread: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
-
-/// Why a request got no answer from the state machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RequestError {
-    /// No leader is known (an election is under way, or leadership just
-    /// moved). Nothing was proposed; retry shortly.
-    NoLeader,
-    /// The leader has too much in flight (uncommitted bytes, pending reads).
-    /// Nothing was proposed; retry shortly.
-    Busy,
-    /// No answer within the request timeout. For a proposal the outcome is
-    /// unknown: the command may yet be applied, or may have been lost with a
-    /// deposed leader. Read to find out before retrying a non-idempotent
-    /// command.
-    Timeout,
-    /// The command exceeds the entry limit and was refused.
-    TooLarge {
-        /// The command's size with its envelope.
-        bytes: u64,
-        /// `entry_bytes_max`.
-        max: u64,
-    },
-    /// The node has stopped (shut down, or a fatal storage or state machine
-    /// error, named here); the request's outcome is unknown.
-    Stopped(String),
-    /// The leader's disk cannot take writes (full, or stalled); nothing was
-    /// proposed. Leadership is moving to a node whose disk can: retry
-    /// shortly.
-    Disk(crate::core::DiskTrouble),
-}
-
-impl fmt::Display for RequestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RequestError::NoLeader => write!(f, "no leader; retry shortly"),
-            RequestError::Busy => write!(f, "the leader is overloaded; retry shortly"),
-            RequestError::Timeout => write!(f, "no answer in time; the outcome is unknown"),
-            RequestError::TooLarge { bytes, max } => {
-                write!(f, "the command is {bytes} bytes with its envelope; the limit is {max}")
-            }
-            RequestError::Stopped(reason) => write!(f, "the node stopped: {reason}"),
-            RequestError::Disk(trouble) => write!(f, "{trouble}; nothing was written, retry shortly"),
-        }
-    }
-}
-
-impl std::error::Error for RequestError {}
-
 /// Whoever waits for a request's answer. Its function is called exactly
 /// once, on some runtime thread, so it must be quick (send on a channel,
 /// wake a poller). A completion dropped unanswered (the node stopped while
-/// the request was queued) answers [`RequestError::Stopped`].
-pub struct Completion(Option<Box<dyn FnOnce(Answer) + Send>>);
+/// the request was queued, or a thread died) answers as the node's stop
+/// would: [`RequestError::Stopped`] while the command had not been handed
+/// to Raft, [`RequestError::OutcomeUnknown`] once it had.
+pub struct Completion {
+    f: Option<Box<dyn FnOnce(Answer) + Send>>,
+    /// Set once the core accepted the command: from then on it may be
+    /// appended, so no answer means "outcome unknown", never "not done".
+    handed_off: bool,
+    /// The node it was handed to, to find out why it stopped if this is
+    /// dropped unanswered. Weak: a queued request must not keep the node's
+    /// shared state alive.
+    node: Weak<Shared>,
+}
 
 /// What a request gets back: the state machine's answer, or why there is
 /// none.
@@ -337,28 +312,54 @@ pub type Answer = Result<Vec<u8>, RequestError>;
 impl Completion {
     /// Wraps the function that takes the answer.
     pub fn new(f: impl FnOnce(Result<Vec<u8>, RequestError>) + Send + 'static) -> Completion {
-        Completion(Some(Box::new(f)))
+        Completion { f: Some(Box::new(f)), handed_off: false, node: Weak::new() }
     }
 
     /// Hands over the answer.
     pub fn complete(mut self, result: Result<Vec<u8>, RequestError>) {
-        if let Some(f) = self.0.take() {
+        if let Some(f) = self.f.take() {
             f(result);
         }
+    }
+
+    /// Answers that the node stopped: `Stopped` before the hand-off,
+    /// `OutcomeUnknown` after.
+    pub(crate) fn stopped(self, reason: StopReason) {
+        let error = if self.handed_off {
+            RequestError::OutcomeUnknown { why: Unanswered::Stopped(reason) }
+        } else {
+            RequestError::Stopped(reason)
+        };
+        self.complete(Err(error));
+    }
+
+    /// Notes that the core accepted the command (appended, or forwarded to
+    /// the leader).
+    pub(crate) fn handed_off(&mut self) {
+        self.handed_off = true;
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f(Err(RequestError::Stopped("the node stopped before answering".to_string())));
+        if let Some(f) = self.f.take() {
+            let reason = self
+                .node
+                .upgrade()
+                .and_then(|node| node.stopped.get().cloned())
+                .unwrap_or(StopReason::Abandoned);
+            f(Err(if self.handed_off {
+                RequestError::OutcomeUnknown { why: Unanswered::Stopped(reason) }
+            } else {
+                RequestError::Stopped(reason)
+            }));
         }
     }
 }
 
 impl fmt::Debug for Completion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Completion")
+        f.debug_struct("Completion").field("handed_off", &self.handed_off).finish_non_exhaustive()
     }
 }
 
@@ -403,10 +404,16 @@ pub struct Metrics {
 }
 
 impl Request {
-    /// Answers `Stopped` to whoever waits for this request.
-    fn fail(self, reason: &str) {
-        if let Request::Propose { done, .. } | Request::Read { done, .. } = self {
-            done.complete(Err(RequestError::Stopped(reason.to_string())));
+    /// Answers `Stopped` to whoever waits for this request, which never
+    /// reached the core. A status or transfer request is dropped: its
+    /// caller sees the reply channel close.
+    fn fail(self, reason: &StopReason) {
+        match self {
+            Request::Propose { done, .. } | Request::Read { done, .. } => done.stopped(reason.clone()),
+            Request::ChangeMembership(_, reply) => {
+                drop(reply.send(Err(RequestError::Stopped(reason.clone()))))
+            }
+            Request::Status(_) | Request::Transfer(..) | Request::Shutdown => {}
         }
     }
 }
@@ -426,10 +433,15 @@ pub(crate) struct Shared {
     next_request_id: AtomicU64,
     request_timeout: Duration,
     entry_bytes_max: u64,
-    /// Why the node stopped, once it has.
-    stopped: OnceLock<String>,
+    /// Why the node stopped, once it has. The first reason recorded wins:
+    /// the thread that failed records it before anyone learns of the stop.
+    stopped: OnceLock<StopReason>,
     counters: Counters,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Where each node serves its clients, this one included: its own
+    /// `client_addr`, and what each peer's handshake said, kept after it
+    /// disconnects (the last word heard).
+    client_addrs: Mutex<BTreeMap<NodeId, String>>,
 }
 
 impl Shared {
@@ -443,14 +455,20 @@ impl Shared {
     }
 
     /// Fails every request still queued for the event loop.
-    pub(crate) fn fail_queued(&self, reason: &str) {
+    pub(crate) fn fail_queued(&self, reason: &StopReason) {
         for request in self.requests_rx.try_iter() {
             request.fail(reason);
         }
     }
 
-    pub(crate) fn stop_reason(&self) -> String {
-        self.stopped.get().cloned().unwrap_or_else(|| "shut down".to_string())
+    /// Records why the node stops, unless a reason was recorded already;
+    /// returns the one that stands.
+    pub(crate) fn record_stop(&self, reason: StopReason) -> StopReason {
+        self.stopped.get_or_init(|| reason).clone()
+    }
+
+    pub(crate) fn stop_reason(&self) -> StopReason {
+        self.stopped.get().cloned().unwrap_or(StopReason::Abandoned)
     }
 }
 
@@ -499,9 +517,12 @@ impl Runtime {
         let bound = listener.local_addr().map_err(StartError::Thread)?;
         let listed = peers.iter().find(|p| p.id == id).map(|p| p.addr);
         if listed != Some(bound) {
-            return Err(StartError::Config(format!(
-                "the listener is bound to {bound}, but the peers list {id} at {listed:?}; give them the same address"
-            )));
+            return Err(StartError::Config(ConfigError {
+                field: "peers",
+                reason: format!(
+                    "the listener is bound to {bound}, but the peers list {id} at {listed:?}; give them the same address"
+                ),
+            }));
         }
         event_loop::start(config, PathBuf::from(data_dir.as_ref()), peers, Some(listener), state_machine)
     }
@@ -525,13 +546,14 @@ impl Handle {
     pub fn propose(&self, command: &[u8]) -> Result<Vec<u8>, RequestError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.propose_with(command, Completion::new(move |result| drop(tx.send(result))));
-        self.wait(&rx)
+        self.wait(&rx, true)
     }
 
     /// Proposes `command` and returns at once; `done` is called with the
     /// answer (or the error) later, on a runtime thread. For servers that
     /// keep many requests in flight without a thread each.
-    pub fn propose_with(&self, command: &[u8], done: Completion) {
+    pub fn propose_with(&self, command: &[u8], mut done: Completion) {
+        done.node = Arc::downgrade(&self.shared);
         let bytes = (ENVELOPE_BYTES + command.len()) as u64;
         if bytes > self.shared.entry_bytes_max {
             return done.complete(Err(RequestError::TooLarge { bytes, max: self.shared.entry_bytes_max }));
@@ -550,11 +572,12 @@ impl Handle {
     pub fn read(&self, query: &[u8]) -> Result<Vec<u8>, RequestError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.read_with(query, Completion::new(move |result| drop(tx.send(result))));
-        self.wait(&rx)
+        self.wait(&rx, false)
     }
 
     /// [`read`](Handle::read) without blocking: `done` gets the answer.
-    pub fn read_with(&self, query: &[u8], done: Completion) {
+    pub fn read_with(&self, query: &[u8], mut done: Completion) {
+        done.node = Arc::downgrade(&self.shared);
         self.submit(Request::Read { query: Bytes::copy_from_slice(query), done });
     }
 
@@ -562,7 +585,7 @@ impl Handle {
     pub fn status(&self) -> Result<Status, RequestError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.submit(Request::Status(tx));
-        rx.recv_timeout(self.shared.request_timeout).map_err(|e| self.recv_error(e))
+        rx.recv_timeout(self.shared.request_timeout).map_err(|e| self.recv_error(e, false))
     }
 
     /// Asks this node, if it leads, to hand leadership to `to`. Returns once
@@ -571,7 +594,7 @@ impl Handle {
     pub fn transfer_leadership(&self, to: NodeId) -> Result<Result<(), TransferError>, RequestError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.submit(Request::Transfer(to, tx));
-        rx.recv_timeout(self.shared.request_timeout).map_err(|e| self.recv_error(e))
+        rx.recv_timeout(self.shared.request_timeout).map_err(|e| self.recv_error(e, false))
     }
 
     /// Adds node `id`, listening for peers at `addr`, as a learner: it
@@ -608,8 +631,10 @@ impl Handle {
     ) -> Result<Result<Membership, MembershipChangeError>, RequestError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.submit(Request::ChangeMembership(change, tx));
-        // Joint changes take two commits; the loop answers Timeout itself.
-        rx.recv_timeout(self.shared.request_timeout * 2).map_err(|e| self.recv_error(e))?
+        // Joint changes take two commits; the loop answers a timeout itself.
+        // Every refusal before the hand-off is answered explicitly, so a
+        // reply channel that closes unanswered may hide an appended change.
+        rx.recv_timeout(self.shared.request_timeout * 2).map_err(|e| self.recv_error(e, true))?
     }
 
     /// The configuration in force on this node: the last one its log holds.
@@ -633,6 +658,14 @@ impl Handle {
         }
     }
 
+    /// Where each node serves its clients, as far as this node knows: its
+    /// own [`RuntimeConfig::client_addr`] and those its peers gave when they
+    /// last connected (a peer that never connected is missing). For
+    /// sending a client to the leader.
+    pub fn client_addresses(&self) -> BTreeMap<NodeId, String> {
+        self.shared.client_addrs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Running totals since the node started.
     pub fn metrics(&self) -> Metrics {
         let c = &self.shared.counters;
@@ -645,7 +678,7 @@ impl Handle {
 
     /// Why the node stopped, once it has (after [`shutdown`](Handle::shutdown)
     /// or a fatal error).
-    pub fn stopped(&self) -> Option<String> {
+    pub fn stopped(&self) -> Option<StopReason> {
         self.shared.stopped.get().cloned()
     }
 
@@ -667,20 +700,30 @@ impl Handle {
         }
     }
 
-    fn wait(&self, rx: &Receiver<Result<Vec<u8>, RequestError>>) -> Result<Vec<u8>, RequestError> {
+    /// Waits for the answer to a proposal (`writes`) or a read.
+    fn wait(
+        &self,
+        rx: &Receiver<Result<Vec<u8>, RequestError>>,
+        writes: bool,
+    ) -> Result<Vec<u8>, RequestError> {
         // The apply thread answers timed-out waiters itself; the margin
         // only covers a runtime that stopped without answering.
         match rx.recv_timeout(self.shared.request_timeout + Duration::from_secs(1)) {
             Ok(result) => result,
-            Err(e) => Err(self.recv_error(e)),
+            Err(e) => Err(self.recv_error(e, writes)),
         }
     }
 
-    fn recv_error(&self, error: crossbeam_channel::RecvTimeoutError) -> RequestError {
-        match error {
-            crossbeam_channel::RecvTimeoutError::Timeout => RequestError::Timeout,
-            crossbeam_channel::RecvTimeoutError::Disconnected => {
-                RequestError::Stopped(self.shared.stop_reason())
+    /// The error for a reply that did not come: for a request that may
+    /// write (`writes`), the outcome is unknown.
+    fn recv_error(&self, error: crossbeam_channel::RecvTimeoutError, writes: bool) -> RequestError {
+        use crossbeam_channel::RecvTimeoutError::{Disconnected, Timeout};
+        match (error, writes) {
+            (Timeout, false) => RequestError::Timeout,
+            (Timeout, true) => RequestError::OutcomeUnknown { why: Unanswered::Timeout },
+            (Disconnected, false) => RequestError::Stopped(self.shared.stop_reason()),
+            (Disconnected, true) => {
+                RequestError::OutcomeUnknown { why: Unanswered::Stopped(self.shared.stop_reason()) }
             }
         }
     }

@@ -10,12 +10,12 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::{debug, info, warn};
 
 use super::log_writer::FromWriter;
-use super::StateMachine;
+use super::{StateMachine, StopReason};
 use crate::membership::SnapshotMeta;
 use crate::message::{SnapshotAck, SnapshotChunk};
 use crate::storage::{parse_snapshot_file_name, snapshot_file_name, SnapshotStore, StorageError};
@@ -45,7 +45,7 @@ impl Snapshots {
         &self,
         meta: &SnapshotMeta,
         state_machine: &S,
-    ) -> Result<Option<SnapshotMeta>, String> {
+    ) -> Result<Option<SnapshotMeta>, StopReason> {
         let mut store = self.lock();
         if let Some(current) = store.current().filter(|c| c.index >= meta.index) {
             return Ok(Some(current.clone()));
@@ -55,7 +55,7 @@ impl Snapshots {
                 warn!("cannot take a snapshot at {}: {e}; trying again later", meta.index);
                 Ok(None)
             }
-            e => Err(e.to_string()),
+            e => Err(StopReason::Storage(Arc::new(e))),
         };
         let mut writer = match store.begin(meta) {
             Ok(writer) => writer,
@@ -69,7 +69,7 @@ impl Snapshots {
         // full disk is told apart from the state machine's own failure.
         if let Err(e) = produced {
             if !writer.failed() {
-                return Err(format!("the state machine's snapshot: {e}"));
+                return Err(StopReason::TakeSnapshot { index: meta.index, error: Arc::new(e) });
             }
         }
         writer.finish().map(Some).or_else(failed)
@@ -85,15 +85,20 @@ impl Snapshots {
         &self,
         meta: &SnapshotMeta,
         state_machine: &mut S,
-    ) -> Result<SnapshotMeta, String> {
+    ) -> Result<SnapshotMeta, StopReason> {
         let store = self.lock();
-        let current =
-            store.current().filter(|c| *c == meta || c.index > meta.index).cloned().ok_or_else(|| {
-                format!("snapshot {} is not stored (the store holds {:?})", meta.index, store.current())
-            })?;
-        let reader = store.reader().map_err(|e| e.to_string())?;
+        let failed = |error: Arc<dyn std::error::Error + Send + Sync>| StopReason::Restore {
+            index: meta.index,
+            error,
+        };
+        let Some(current) = store.current().filter(|c| *c == meta || c.index > meta.index).cloned() else {
+            let stored =
+                format!("snapshot {} is not stored (the store holds {:?})", meta.index, store.current());
+            return Err(failed(Arc::new(std::io::Error::other(stored))));
+        };
+        let reader = store.reader().map_err(|e| failed(Arc::new(e)))?;
         let mut buffered = BufReader::with_capacity(1 << 20, reader);
-        state_machine.restore(&mut buffered)?;
+        state_machine.restore(&mut buffered).map_err(|e| failed(Arc::new(e)))?;
         Ok(current)
     }
 
@@ -160,7 +165,7 @@ pub(crate) fn receive_chunk(
             warn!("{id}: receiving snapshot {index} from {from} failed: {e}");
             return vec![ack(0, true)];
         }
-        Err(e) => return vec![FromWriter::Failed(e)],
+        Err(e) => return vec![FromWriter::Failed(StopReason::Storage(Arc::new(e)))],
     };
     if received < chunk.total_bytes {
         return vec![ack(received, false)];
@@ -177,6 +182,6 @@ pub(crate) fn receive_chunk(
             warn!("{id}: snapshot {index} from {from} refused: {e}");
             vec![ack(0, true)]
         }
-        Err(e) => vec![FromWriter::Failed(e)],
+        Err(e) => vec![FromWriter::Failed(StopReason::Storage(Arc::new(e)))],
     }
 }

@@ -58,6 +58,8 @@ pub(crate) struct TransportConfig {
     pub(crate) advertise: String,
     /// This node's storage incarnation, told to the nodes it dials.
     pub(crate) incarnation: Incarnation,
+    /// Where this node serves its clients, told to the nodes it dials.
+    pub(crate) client_addr: String,
     /// Whether this node belongs to a cluster yet, told to the nodes it
     /// dials (see [`Transport::set_state`]).
     pub(crate) state: PeerState,
@@ -126,6 +128,9 @@ pub(crate) struct Transport {
     /// What each peer's latest handshake said of it: its incarnation and
     /// whether it belongs to a cluster.
     greetings: HashMap<NodeId, (Incarnation, PeerState)>,
+    /// Client addresses peers gave in handshakes since the last
+    /// [`take_client_addrs`](Transport::take_client_addrs).
+    client_addrs: Vec<(NodeId, String)>,
     scratch: Vec<u8>,
 }
 
@@ -159,6 +164,7 @@ impl Transport {
             next_inbound: FIRST_INBOUND,
             unreachable: Vec::new(),
             greetings: HashMap::new(),
+            client_addrs: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES],
         };
         transport.set_peers(registry, peers, now);
@@ -190,6 +196,12 @@ impl Transport {
     /// What `peer`'s latest handshake said of it, if it has dialed.
     pub(crate) fn greeting(&self, peer: NodeId) -> Option<(Incarnation, PeerState)> {
         self.greetings.get(&peer).copied()
+    }
+
+    /// The client addresses peers gave in the handshakes received since
+    /// the last call (a peer that gave none is left out).
+    pub(crate) fn take_client_addrs(&mut self) -> impl Iterator<Item = (NodeId, String)> + '_ {
+        self.client_addrs.drain(..)
     }
 
     /// Brings the links in line with the configured and learned peers.
@@ -390,8 +402,11 @@ impl Transport {
         let Some(conn) = self.inbound.get_mut(&token) else { return };
         match conn.receive(&self.config, &mut self.scratch, peer_closed, deliver) {
             Ok(None) => {}
-            Ok(Some((peer, addr, greeting))) => {
+            Ok(Some((peer, addr, greeting, client_addr))) => {
                 self.greetings.insert(peer, greeting);
+                if !client_addr.is_empty() {
+                    self.client_addrs.push((peer, client_addr));
+                }
                 if !self.links.iter().any(|l| l.peer == peer) {
                     self.learn(registry, peer, &addr, now);
                 }
@@ -433,8 +448,8 @@ impl Transport {
 }
 
 /// What a peer's handshake said: who, where it listens, its incarnation and
-/// whether it belongs to a cluster.
-type Greeted = (NodeId, String, (Incarnation, PeerState));
+/// whether it belongs to a cluster, and where it serves its clients.
+type Greeted = (NodeId, String, (Incarnation, PeerState), String);
 
 /// Why a connection ends.
 enum Close {
@@ -474,7 +489,12 @@ impl Inbound {
                         decoder.extend(&buf[len..]);
                         debug!("{}: {} connected from {}", config.id, peer, self.addr);
                         self.state = InboundState::Receiving { peer, decoder };
-                        greeted = Some((peer, handshake.addr, (handshake.incarnation, handshake.state)));
+                        greeted = Some((
+                            peer,
+                            handshake.addr,
+                            (handshake.incarnation, handshake.state),
+                            handshake.client_addr,
+                        ));
                     }
                     n
                 }
@@ -569,6 +589,7 @@ impl Link {
                         addr: config.advertise.clone(),
                         incarnation: config.incarnation,
                         state: config.state,
+                        client_addr: config.client_addr.clone(),
                     },
                     &mut self.out,
                 );

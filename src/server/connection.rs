@@ -238,7 +238,8 @@ impl Connection {
                     .name("oar-member".into())
                     .spawn(move || done.complete(Ok(super::member::answer(&node, op))));
                 if let Err(e) = spawned {
-                    // `done` was dropped with the closure: it answers Stopped.
+                    // `done` was dropped with the closure, unanswered and
+                    // never handed off: it answers that nothing was done.
                     debug!("cannot start a thread for OAR.MEMBER: {e}");
                 }
             }
@@ -293,17 +294,32 @@ fn encode_answer(out: &mut Vec<u8>, result: Result<Vec<u8>, RequestError>, write
     }
 }
 
-/// The error line for a request the node could not answer.
-fn error_reply(e: &RequestError, write: bool) -> String {
+/// The error line for a request the node could not answer (see the
+/// README's reply table). `-TIMEOUT` is the one that leaves a write's
+/// outcome open; every other line guarantees nothing was appended.
+pub(super) fn error_reply(e: &RequestError, write: bool) -> String {
     match e {
         RequestError::NoLeader => "TRYAGAIN no leader".to_string(),
         RequestError::Busy => "TRYAGAIN the leader is busy, retry".to_string(),
-        RequestError::Timeout if write => "TIMEOUT outcome unknown".to_string(),
+        RequestError::Timeout if write => {
+            // A write never gets it (it gets `OutcomeUnknown`); were one
+            // to, it would not say what was done.
+            "TIMEOUT outcome unknown: no answer in time".to_string()
+        }
         RequestError::Timeout => "TRYAGAIN the read was not confirmed in time".to_string(),
         RequestError::TooLarge { bytes, max } => {
             format!("ERR command of {bytes} bytes exceeds the entry limit of {max}")
         }
-        RequestError::Stopped(reason) => format!("ERR the node stopped: {reason}"),
+        RequestError::Removed => {
+            "ERR this node was removed from the cluster; nothing was done: send commands to a member"
+                .to_string()
+        }
+        RequestError::Stopped(reason) => {
+            format!("ERR the node stopped; nothing was done: {reason}")
+        }
+        RequestError::OutcomeUnknown { why } => {
+            format!("TIMEOUT outcome unknown: {why}")
+        }
         // Says the disk, as an operator needs to hear; nothing was written.
         RequestError::Disk(crate::core::DiskTrouble::Full) => format!("ERR {e}"),
         RequestError::Disk(crate::core::DiskTrouble::Stalled) => format!("TRYAGAIN {e}"),

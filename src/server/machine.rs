@@ -1,8 +1,9 @@
 //! The replicated map as a runtime [`StateMachine`].
 
+use std::fmt;
 use std::io::{self, Read, Write};
 
-use crate::kv::{decode_read, decode_write, Reply, Store};
+use crate::kv::{decode_read, decode_write, EntryDecodeError, Reply, SnapshotError, Store};
 use crate::runtime::StateMachine;
 use crate::types::LogIndex;
 
@@ -25,9 +26,40 @@ impl KvMachine {
     }
 }
 
+/// Why the map stops its node: a committed write it cannot decode, or a
+/// snapshot it cannot read.
+#[derive(Debug)]
+pub enum KvMachineError {
+    /// A committed write that does not decode (a damaged log, or a peer of
+    /// an incompatible version).
+    Write(EntryDecodeError),
+    /// A snapshot that does not read back.
+    Snapshot(SnapshotError),
+}
+
+impl fmt::Display for KvMachineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KvMachineError::Write(e) => write!(f, "not a key-value write: {e}"),
+            KvMachineError::Snapshot(e) => write!(f, "not a key-value snapshot: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for KvMachineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KvMachineError::Write(e) => Some(e),
+            KvMachineError::Snapshot(e) => Some(e),
+        }
+    }
+}
+
 impl StateMachine for KvMachine {
-    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Vec<u8>, String> {
-        let op = decode_write(command).map_err(|e| e.to_string())?;
+    type Error = KvMachineError;
+
+    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Vec<u8>, KvMachineError> {
+        let op = decode_write(command).map_err(KvMachineError::Write)?;
         Ok(self.store.apply(op).to_vec())
     }
 
@@ -48,8 +80,8 @@ impl StateMachine for KvMachine {
     /// Replaces the map with the snapshot `input` holds, all of it. On an
     /// error the map is unchanged and the error says what was wrong with
     /// the snapshot.
-    fn restore(&mut self, input: &mut dyn Read) -> Result<(), String> {
-        self.store = Store::read_snapshot(input).map_err(|e| e.to_string())?;
+    fn restore(&mut self, input: &mut dyn Read) -> Result<(), KvMachineError> {
+        self.store = Store::read_snapshot(input).map_err(KvMachineError::Snapshot)?;
         Ok(())
     }
 }
@@ -75,7 +107,7 @@ mod tests {
         machine.snapshot(&mut again).expect("writes");
         assert_eq!(again, bytes);
 
-        let error = machine.restore(&mut &bytes[..bytes.len() - 1]).expect_err("a cut snapshot");
+        let error = machine.restore(&mut &bytes[..bytes.len() - 1]).expect_err("a cut snapshot").to_string();
         assert!(error.contains("ends inside `crc`"), "{error}");
         assert_eq!(machine.store(), source.store());
     }

@@ -18,6 +18,8 @@
 mod connection;
 mod machine;
 mod member;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::io;
@@ -32,7 +34,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use self::connection::Connection;
-pub use self::machine::KvMachine;
+pub use self::machine::{KvMachine, KvMachineError};
 use crate::kv::{RespLimits, ServerInfo};
 use crate::runtime::{Handle, RequestError};
 use crate::types::{LogIndex, Term};

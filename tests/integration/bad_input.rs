@@ -35,6 +35,7 @@ fn handshake(cluster_id: &str, from: u64, to: u64) -> Vec<u8> {
             addr: String::new(),
             incarnation: oar::Incarnation(from),
             state: oar::codec::PeerState::Member,
+            client_addr: String::new(),
         },
         &mut out,
     );

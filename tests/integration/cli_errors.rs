@@ -30,9 +30,11 @@ fn bad_serve_arguments_are_refused_with_what_to_fix() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_fails_saying(&args, needle);
     };
-    run(&["--id", "0"], "--id 0 is reserved");
+    run(&["--id", "0"], "node id 0 is reserved; number nodes from 1");
+    run(&["--id", "x"], "node id \"x\" is not a number");
     run(&["--id", "1", "--peer", "2"], "expected ID=HOST:PORT");
-    run(&["--id", "1", "--peer", "x=127.0.0.1:3"], "bad node id");
+    run(&["--id", "1", "--peer", "x=127.0.0.1:3"], "node id \"x\" is not a number");
+    run(&["--id", "1", "--peer", "0=127.0.0.1:3"], "node id 0 is reserved; number nodes from 1");
     run(&["--id", "1", "--peer", "1=127.0.0.1:3"], "names this node");
     run(&["--id", "1", "--peer", "2=127.0.0.1:3", "--peer", "2=127.0.0.1:4"], "listed twice");
     run(&["--id", "1", "--cluster-id", ""], "cluster_id");

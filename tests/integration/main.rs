@@ -15,6 +15,8 @@ mod bad_input;
 #[cfg(feature = "cli")]
 mod cli_errors;
 #[cfg(feature = "cli")]
+mod cluster_command;
+#[cfg(feature = "cli")]
 mod disk_faults;
 #[cfg(feature = "cli")]
 mod disk_full;

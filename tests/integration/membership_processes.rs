@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     assert_values, await_db_size, await_leader, await_member_list, change_membership, cluster_nodes,
-    serve_cluster, set_pipelined, voter_line, Client, Reply, ServeNode,
+    member_identity, serve_cluster, set_pipelined, voter_line, Client, Reply, ServeNode,
 };
 
 /// How long an election may take.
@@ -241,7 +241,16 @@ fn the_leaders_machine_is_replaced() {
     writers.await_progress(50, ELECTION_WITHIN);
 
     let raft = nodes[3].raft.to_string();
-    change_membership(&nodes, &["ADD", "4", &raft], CHANGE_WITHIN);
+    // `oar member` asked of a follower goes on to the leader by itself.
+    let leader = await_leader(&nodes[..3], ELECTION_WITHIN);
+    let follower = nodes[(leader + 1) % 3].resp.to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_oar"))
+        .args(["member", "add", "4", &raft, "--via", &follower, "--retry-secs", "30"])
+        .output()
+        .expect("run oar member add");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "oar member add via a follower: {stderr}");
+    assert!(stderr.contains("does not lead; asking the leader at"), "{stderr}");
     change_membership(&nodes, &["PROMOTE", "4"], CHANGE_WITHIN);
     let old = await_leader(&nodes, ELECTION_WITHIN);
     assert_ne!(nodes[old].id, 4, "the newcomer leads already; nothing to replace");
@@ -253,6 +262,23 @@ fn the_leaders_machine_is_replaced() {
         assert!(Instant::now() < give_up, "removed node {old_id} still leads\n{}", nodes[old].log());
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Asked to write, it says it was removed (not TRYAGAIN forever), and
+    // that nothing was done.
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = Client::connect(nodes[old].resp).and_then(|mut c| c.command(&["SET", "to-removed", "x"]));
+        match reply {
+            Ok(Reply::Error(e)) if e.starts_with("ERR this node was removed from the cluster") => break,
+            other => {
+                assert!(
+                    Instant::now() < give_up,
+                    "removed node {old_id} answers {other:?}\n{}",
+                    nodes[old].log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
     nodes[old].kill();
     let new = await_leader(&nodes, ELECTION_WITHIN);
     assert_ne!(new, old);
@@ -263,8 +289,25 @@ fn the_leaders_machine_is_replaced() {
     let three: Vec<String> = remaining.iter().map(|n| voter_line(n)).collect();
     let give_up = Instant::now() + Duration::from_secs(10);
     for node in &remaining {
-        while cli_member_list(node.resp) != three {
-            assert!(Instant::now() < give_up, "node {} lists {:?}", node.id, cli_member_list(node.resp));
+        // `oar member list` asked of any node answers from the leader: who
+        // leads, where each member serves clients, and how far behind it is.
+        let full = |lines: &[String]| {
+            lines.iter().zip(&remaining).all(|(line, member)| {
+                let words: Vec<&str> = line.split(' ').collect();
+                let state = if member.id == nodes[new].id { "state=leader" } else { "state=follower" };
+                words.len() == 6
+                    && words[3] == format!("resp={}", member.resp)
+                    && words[4] == state
+                    && words[5].strip_prefix("behind=").is_some_and(|n| n.parse::<u64>().is_ok())
+            })
+        };
+        loop {
+            let lines = cli_member_list(node.resp);
+            let identities: Vec<String> = lines.iter().map(|l| member_identity(l)).collect();
+            if identities == three && full(&lines) {
+                break;
+            }
+            assert!(Instant::now() < give_up, "node {} lists {lines:?}", node.id);
             std::thread::sleep(Duration::from_millis(50));
         }
         assert_values(node, &acked);

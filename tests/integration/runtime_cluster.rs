@@ -6,7 +6,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use oar::runtime::{Handle, Peer, RequestError, Runtime, RuntimeConfig, StateMachine};
+use oar::runtime::{
+    Handle, Peer, RequestError, Runtime, RuntimeConfig, StartError, StateMachine, StopReason, Unanswered,
+};
 use oar::{LogIndex, NodeId, Role};
 
 /// Appends every command to a list; answers a command with its position,
@@ -17,7 +19,9 @@ struct Journal {
 }
 
 impl StateMachine for Journal {
-    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Vec<u8>, String> {
+    type Error = std::io::Error;
+
+    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Vec<u8>, std::io::Error> {
         self.commands.push(command.to_vec());
         Ok(self.commands.len().to_string().into_bytes())
     }
@@ -35,15 +39,16 @@ impl StateMachine for Journal {
         Ok(())
     }
 
-    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), String> {
+    fn restore(&mut self, input: &mut dyn std::io::Read) -> Result<(), std::io::Error> {
         let mut bytes = Vec::new();
-        input.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        input.read_to_end(&mut bytes)?;
         let mut commands = Vec::new();
         let mut rest = &bytes[..];
+        let cut = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a cut {what}"));
         while !rest.is_empty() {
-            let (len, tail) = rest.split_first_chunk::<4>().ok_or("a cut length")?;
+            let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(|| cut("length"))?;
             let len = u32::from_le_bytes(*len) as usize;
-            let (command, tail) = tail.split_at_checked(len).ok_or("a cut command")?;
+            let (command, tail) = tail.split_at_checked(len).ok_or_else(|| cut("command"))?;
             commands.push(command.to_vec());
             rest = tail;
         }
@@ -218,9 +223,11 @@ fn elects_writes_fails_over_and_catches_up() {
 struct Fussy;
 
 impl StateMachine for Fussy {
-    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Vec<u8>, String> {
+    type Error = std::io::Error;
+
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Vec<u8>, std::io::Error> {
         if command == b"poison" {
-            return Err(format!("cannot apply entry {index}"));
+            return Err(std::io::Error::other(format!("cannot apply entry {index}")));
         }
         Ok(command.to_vec())
     }
@@ -233,7 +240,7 @@ impl StateMachine for Fussy {
         Ok(())
     }
 
-    fn restore(&mut self, _input: &mut dyn std::io::Read) -> Result<(), String> {
+    fn restore(&mut self, _input: &mut dyn std::io::Read) -> Result<(), std::io::Error> {
         Ok(())
     }
 }
@@ -266,20 +273,33 @@ fn a_fatal_error_stops_the_node_and_fails_every_caller() {
             })
         })
         .collect();
+    // The poison was committed before the state machine refused it: its
+    // caller must not be told it was not done.
     let poisoned = handle.propose(b"poison");
-    assert!(matches!(poisoned, Err(RequestError::Stopped(_))), "the poisoned proposal: {poisoned:?}");
+    assert!(
+        matches!(
+            &poisoned,
+            Err(RequestError::OutcomeUnknown { why: Unanswered::Stopped(StopReason::Apply { .. }) })
+        ),
+        "the poisoned proposal: {poisoned:?}"
+    );
     for caller in callers {
         let outcomes = caller.join().expect("caller thread");
         let last = outcomes.last().expect("at least one outcome");
         // A caller either finished its 1000 proposals before the poison or
-        // ended on the error; never on a timeout, never hanging.
-        assert!(
-            outcomes.len() == 1000 || matches!(last, Err(RequestError::Stopped(_))),
-            "a caller ended with {last:?}"
-        );
+        // ended on the error: refused before the hand-off, or handed off
+        // and unknown; never on a timeout, never hanging.
+        let stopped = |e: &RequestError| {
+            matches!(
+                e,
+                RequestError::Stopped(_) | RequestError::OutcomeUnknown { why: Unanswered::Stopped(_) }
+            )
+        };
+        assert!(outcomes.len() == 1000 || last.as_ref().is_err_and(stopped), "a caller ended with {last:?}");
     }
     let reason = handle.stopped().expect("the node stopped on its own");
-    assert!(reason.contains("cannot apply entry"), "{reason}");
+    assert!(matches!(reason, StopReason::Apply { .. }), "{reason:?}");
+    assert!(reason.to_string().contains("cannot apply entry"), "{reason}");
     assert!(matches!(handle.propose(b"later"), Err(RequestError::Stopped(_))));
     assert!(matches!(handle.read(b""), Err(RequestError::Stopped(_))));
     handle.shutdown();
@@ -619,4 +639,39 @@ fn bootstrapping(id: NodeId) -> RuntimeConfig {
     let mut config = RuntimeConfig::new(id);
     config.bootstrap = true;
     config
+}
+
+/// A node told its peers are the cluster's voters (`peers_are_voters`, as
+/// `oar cluster` runs them) refuses a data directory whose configuration
+/// has other voters, and says which configuration the directory holds;
+/// without the flag, peers only say where nodes listen.
+#[test]
+fn a_directory_made_for_another_cluster_shape_is_refused_with_its_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Node 1 restarts on its port each time; node 2 never runs.
+    let (listeners, peers) = bind_peers(2);
+    drop(listeners);
+    let alone = &peers[..1];
+    let handle = Runtime::start(config(NodeId(1)), dir.path(), alone, Journal::default()).expect("start");
+    assert_eq!(propose(&handle, b"x"), b"1");
+    handle.shutdown();
+
+    let mut fixed = config(NodeId(1));
+    fixed.peers_are_voters = true;
+    let refused = Runtime::start(fixed.clone(), dir.path(), &peers, Journal::default());
+    let Err(error) = refused else { panic!("a directory of a 1-node cluster started as one of 2") };
+    assert!(matches!(&error, StartError::PeersDiffer { given, .. } if given == &[NodeId(1), NodeId(2)]));
+    let text = error.to_string();
+    assert!(
+        text.contains("holds a cluster whose configuration is") && text.contains("(members 1)"),
+        "{text}"
+    );
+    assert!(text.contains("started with the voters 1, 2") && text.contains("--nodes 1"), "{text}");
+
+    // The shape it was made with starts, and so does any shape unchecked.
+    for (config, peers) in [(fixed, alone), (config(NodeId(1)), &peers[..])] {
+        let handle = Runtime::start(config, dir.path(), peers, Journal::default()).expect("restart");
+        assert_eq!(read_all(&handle), ["x"]);
+        handle.shutdown();
+    }
 }

@@ -24,12 +24,14 @@ fn the_layout_is_as_documented() {
         addr: "h:1".into(),
         incarnation: Incarnation(0x0405),
         state: PeerState::Bootstrapping { voters_hash: 7 },
+        client_addr: "c:22".into(),
     });
     let mut want = b"oar\x04\x02ab".to_vec();
     want.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 0]);
     want.extend_from_slice(b"\x03h:1");
     want.extend_from_slice(&[5, 4, 0, 0, 0, 0, 0, 0]);
     want.extend_from_slice(&[1, 7, 0, 0, 0, 0, 0, 0, 0]);
+    want.extend_from_slice(b"\x04c:22");
     assert_eq!(bytes, want);
 }
 
@@ -42,6 +44,7 @@ fn every_prefix_asks_for_more_and_frames_after_it_are_left_alone() {
         addr: "127.0.0.1:7001".into(),
         incarnation: Incarnation(9),
         state: PeerState::Member,
+        client_addr: "127.0.0.1:7379".into(),
     };
     let mut bytes = encoded(&handshake);
     let len = bytes.len();
@@ -58,14 +61,12 @@ fn strangers_are_refused_at_once() {
     assert_eq!(refused, Err(HandshakeError::BadMagic { found: *b"GET " }));
     // Even from the first wrong byte.
     assert_eq!(decode_handshake(b"x"), Err(HandshakeError::BadMagic { found: [b'x', 0, 0, 0] }));
-    // A node of the previous protocol (its heartbeat answers lack the
-    // disk's state) is a stranger too.
-    assert_eq!(decode_handshake(b"oar\x03"), Err(HandshakeError::BadMagic { found: *b"oar\x03" }));
     assert_eq!(decode_handshake(b"oar\x04\x00"), Err(HandshakeError::BadClusterId));
     assert_eq!(decode_handshake(b"oar\x04\x01\xff"), Err(HandshakeError::BadClusterId));
     // The previous versions' peers are strangers too.
-    assert!(matches!(decode_handshake(b"oar\x01\x01a"), Err(HandshakeError::BadMagic { .. })));
-    assert!(matches!(decode_handshake(b"oar\x02\x01a"), Err(HandshakeError::BadMagic { .. })));
+    for old in [&b"oar\x01\x01a"[..], b"oar\x02\x01a", b"oar\x03\x01a"] {
+        assert!(matches!(decode_handshake(old), Err(HandshakeError::BadMagic { .. })));
+    }
     let mut bad_addr = b"oar\x04\x01a".to_vec();
     bad_addr.extend_from_slice(&[0; 16]);
     bad_addr.extend_from_slice(b"\x01\xff");
@@ -81,6 +82,17 @@ fn strangers_are_refused_at_once() {
         bad_state.extend_from_slice(&[hash, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(decode_handshake(&bad_state), Err(HandshakeError::BadState), "state {state} hash {hash}");
     }
+    let mut bad_client = encoded(&Handshake {
+        cluster_id: "a".into(),
+        from: NodeId(1),
+        to: NodeId(2),
+        addr: String::new(),
+        incarnation: Incarnation(1),
+        state: PeerState::Member,
+        client_addr: "x".into(),
+    });
+    *bad_client.last_mut().expect("not empty") = 0xff;
+    assert_eq!(decode_handshake(&bad_client), Err(HandshakeError::BadAddress));
 }
 
 proptest! {
@@ -90,6 +102,7 @@ proptest! {
         from in any::<u64>(),
         to in any::<u64>(),
         addr in "[a-z0-9.:]{0,60}",
+        client_addr in "[a-z0-9.:]{0,60}",
         incarnation in any::<u64>(),
         state in prop_oneof![
             Just(PeerState::New),
@@ -98,7 +111,7 @@ proptest! {
         ],
     ) {
         let handshake =
-            Handshake { cluster_id, from: NodeId(from), to: NodeId(to), addr, incarnation: Incarnation(incarnation), state };
+            Handshake { cluster_id, from: NodeId(from), to: NodeId(to), addr, incarnation: Incarnation(incarnation), state, client_addr };
         let bytes = encoded(&handshake);
         prop_assert!(bytes.len() <= HANDSHAKE_BYTES_MAX);
         prop_assert_eq!(decode_handshake(&bytes), Ok(Some((handshake, bytes.len()))));

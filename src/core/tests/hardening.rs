@@ -148,3 +148,34 @@ fn check_quorum_counts_only_replies_to_the_leader() {
     }
     assert_eq!(c.node(leader).role(), Role::Follower, "a leader that hears no replies kept leading");
 }
+
+/// A recovered state that contradicts itself is refused with a typed
+/// error naming what is wrong, not a string.
+#[test]
+fn a_contradictory_recovered_state_is_refused_with_a_typed_error() {
+    use super::harness::{config, log_of, recovered};
+    use crate::core::{RecoveryError, StartError};
+    use crate::membership::Membership;
+    use crate::types::Instant;
+
+    let start = |state| {
+        let voters = Membership::with_voters([NodeId(1)]);
+        crate::core::Node::with_membership(config(NodeId(1)), voters, state, Instant::ZERO).map(drop)
+    };
+    let refused = |state| match start(state) {
+        Err(StartError::State(e)) => e,
+        other => panic!("started: {other:?}"),
+    };
+    assert_eq!(
+        refused(recovered(1, &[1, 2])),
+        RecoveryError::LogAheadOfTerm { log_term: Term(2), stored_term: Term(1) }
+    );
+    assert_eq!(refused(recovered(3, &[2, 1])), RecoveryError::TermDecreases { index: LogIndex(2) });
+    let mut gap = recovered(3, &[1, 1]);
+    gap.entries = log_of(&[1, 1, 1]).split_off(1);
+    assert_eq!(refused(gap), RecoveryError::IndexGap { found: LogIndex(2), expected: LogIndex(1) });
+    let mut ahead = recovered(3, &[1]);
+    ahead.applied = LogIndex(2);
+    assert_eq!(refused(ahead), RecoveryError::AppliedBeyondLog { applied: LogIndex(2), last: LogIndex(1) });
+    assert!(start(recovered(3, &[1, 2])).is_ok());
+}

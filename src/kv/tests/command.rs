@@ -8,7 +8,7 @@ use crate::kv::{
     answer_local, ClientOp, ClientState, Command, CommandClass, CommandError, CommandQuery, LocalOp,
     MemberOp, ReadOp, Reply, ServerInfo, SetCondition, WriteOp, COMMAND_NAMES,
 };
-use crate::types::{LogIndex, NodeId, Term};
+use crate::types::{LogIndex, NodeId, NodeIdError, Term};
 use crate::Role;
 
 fn parse(words: &[&[u8]]) -> Result<Command, CommandError> {
@@ -370,8 +370,19 @@ fn oar_member_subcommands_parse_and_bad_ones_say_why() {
         member(&[b"OAR.MEMBER", b"ADD", b"4"]),
         Err(CommandError::WrongArity { command: "oar.member|add" })
     );
-    assert_eq!(member(&[b"OAR.MEMBER", b"PROMOTE", b"0"]), Err(CommandError::NotInteger));
-    assert_eq!(member(&[b"OAR.MEMBER", b"REMOVE", b"x"]), Err(CommandError::NotInteger));
+    // Ids are checked as `oar serve --id` checks them, with the same words.
+    let reserved = member(&[b"OAR.MEMBER", b"PROMOTE", b"0"]);
+    assert_eq!(reserved, Err(CommandError::BadNodeId(NodeIdError::Reserved)));
+    assert_eq!(
+        reserved.expect_err("0").reply(),
+        Reply::error("ERR node id 0 is reserved; number nodes from 1")
+    );
+    assert_eq!(
+        member(&[b"OAR.MEMBER", b"REMOVE", b"x"]),
+        Err(CommandError::BadNodeId(NodeIdError::NotANumber("x".into())))
+    );
+    assert!(matches!(member(&[b"OAR.MEMBER", b"REMOVE", b"+2"]), Err(CommandError::BadNodeId(_))));
+    assert_eq!(member(&[b"OAR.MEMBER", b"REMOVE", b"n2"]), Ok(Command::Member(MemberOp::Remove { id: 2 })));
     assert_eq!(
         member(&[b"OAR.MEMBER", b"LIST", b"extra"]),
         Err(CommandError::WrongArity { command: "oar.member|list" })

@@ -345,7 +345,9 @@ pub fn change_membership(nodes: &[ServeNode], args: &[&str], within: Duration) {
         match reply {
             Ok(Reply::Simple(ok)) if ok == "OK" => return,
             Ok(Reply::Error(e)) if e.starts_with("TRYAGAIN not the leader; send it to node ") => {
-                let leader = e.rsplit(' ').next().and_then(|id| id.parse::<u64>().ok());
+                // `... send it to node <id>`, then ` at <resp-addr>` if known.
+                let named = e.trim_start_matches("TRYAGAIN not the leader; send it to node ");
+                let leader = named.split(' ').next().and_then(|id| id.parse::<u64>().ok());
                 match running.iter().position(|n| Some(n.id) == leader) {
                     Some(k) => target = k,
                     None => target = (target + 1) % running.len(),
@@ -377,14 +379,24 @@ pub fn change_membership(nodes: &[ServeNode], args: &[&str], within: Duration) {
     }
 }
 
+/// The first three words of an `OAR.MEMBER LIST` line, `<id> <role>
+/// <raft-addr>`: what stays put while leadership and lag change.
+pub fn member_identity(line: &str) -> String {
+    line.split(' ').take(3).collect::<Vec<_>>().join(" ")
+}
+
 /// `OAR.MEMBER LIST` through `node`: one `<id> <role> <raft-addr>` line
-/// per member, by id.
+/// per member (the [`member_identity`] of each), by id.
 pub fn member_list(node: &ServeNode) -> std::io::Result<Vec<String>> {
     match Client::connect(node.resp)?.command(&["OAR.MEMBER", "LIST"])? {
         Reply::Array(Some(items)) => {
             let mut lines: Vec<String> = items
                 .iter()
-                .map(|item| item.bulk_text().ok_or_else(|| std::io::Error::other(format!("{item:?}"))))
+                .map(|item| {
+                    item.bulk_text()
+                        .map(|line| member_identity(&line))
+                        .ok_or_else(|| std::io::Error::other(format!("{item:?}")))
+                })
                 .collect::<Result<_, _>>()?;
             lines.sort_by_key(|line| line.split(' ').next().and_then(|id| id.parse::<u64>().ok()));
             Ok(lines)
