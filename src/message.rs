@@ -172,7 +172,7 @@ pub struct HeartbeatResponse {
     /// What keeps the follower's disk from taking writes, if anything: a
     /// leader whose own disk cannot write hands leadership only to a
     /// follower whose disk can.
-    pub disk: Option<crate::core::DiskTrouble>,
+    pub disk: Option<crate::types::DiskTrouble>,
 }
 
 /// A follower's request for a read index.

@@ -12,12 +12,12 @@ use super::{
     ENTRY_KIND_BLANK, ENTRY_KIND_COMMAND, ENTRY_KIND_MEMBERSHIP, FRAME_LEN_BYTES, MAX_ENTRY_COUNT,
     MAX_FRAME_BYTES, READ_INDEX_NONE, READ_INDEX_SOME, RESERVED_KINDS,
 };
-use crate::core::DiskTrouble;
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
     ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, SnapshotAck, SnapshotChunk,
     ENTRIES_BYTES_LIMIT,
 };
+use crate::types::DiskTrouble;
 use crate::types::{Entry, EntryKind, Incarnation, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
 /// Decodes the frame at the start of `buf`, returning the message and the

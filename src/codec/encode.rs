@@ -8,10 +8,10 @@ use super::{
     FRAME_KIND_BYTES, FRAME_LEN_BYTES, MAX_FRAME_BYTES, MESSAGE_HEADER_BYTES, PROPOSE_FIXED_BYTES,
     READ_INDEX_NONE, READ_INDEX_SOME,
 };
-use crate::core::DiskTrouble;
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Message, MessageBody, Propose, ENTRIES_BYTES_LIMIT,
 };
+use crate::types::DiskTrouble;
 use crate::types::{Entry, EntryKind, ENTRY_OVERHEAD_BYTES};
 
 /// The number of bytes [`encode_message`] appends for `msg`: the whole frame,

@@ -7,11 +7,11 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
-use crate::core::DiskTrouble;
 use crate::message::{
     AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody, Propose,
     ReadIndex, ReadIndexResponse, RequestVote, RequestVoteResponse, ENTRIES_BYTES_LIMIT,
 };
+use crate::types::DiskTrouble;
 use crate::types::{Entry, EntryKind, Incarnation, LogIndex, NodeId, Term, ENTRY_OVERHEAD_BYTES};
 
 mod handshake;

@@ -67,27 +67,7 @@ impl fmt::Display for Admission {
     }
 }
 
-/// What keeps a node's disk from taking writes (see `core::disk`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DiskTrouble {
-    /// A write was refused for want of space: nothing was written, and the
-    /// runtime tries again until space is freed.
-    Full,
-    /// Writes are outstanding and none was reported durable for
-    /// `persist_stall_timeout`: the disk hangs.
-    Stalled,
-}
-
-impl fmt::Display for DiskTrouble {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DiskTrouble::Full => f.write_str(
-                "the disk is full: writes are refused until space is freed (they resume by themselves)",
-            ),
-            DiskTrouble::Stalled => f.write_str("the disk is stalled: no write has completed for too long"),
-        }
-    }
-}
+pub use crate::types::DiskTrouble;
 
 /// Something a runtime may want to log or count.
 #[derive(Clone, Debug, PartialEq, Eq)]
