@@ -146,6 +146,7 @@ pub(crate) fn start<S: StateMachine>(
         client_addrs: Mutex::new(
             Some((id, config.client_addr.clone())).into_iter().filter(|(_, a)| !a.is_empty()).collect(),
         ),
+        disk_hang: (Mutex::new(false), std::sync::Condvar::new()),
     });
 
     let node_membership = node.membership().clone();

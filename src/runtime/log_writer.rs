@@ -242,6 +242,7 @@ impl Writer {
         }
         let synced = result.is_ok() && needs_sync;
         if synced {
+            shared.wait_while_disk_hangs();
             result = self.wal.sync();
             shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }

@@ -442,9 +442,24 @@ pub(crate) struct Shared {
     /// `client_addr`, and what each peer's handshake said, kept after it
     /// disconnects (the last word heard).
     client_addrs: Mutex<BTreeMap<NodeId, String>>,
+    /// While set, the log writer's fsync hangs (tests of a stalled disk).
+    disk_hang: (Mutex<bool>, std::sync::Condvar),
 }
 
 impl Shared {
+    /// Blocks the log writer while a test hangs the disk.
+    pub(crate) fn wait_while_disk_hangs(&self) {
+        let (hung, changed) = &self.disk_hang;
+        let guard = hung.lock().unwrap_or_else(|e| e.into_inner());
+        drop(changed.wait_while(guard, |hung| *hung).unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn hang_disk(&self, hang: bool) {
+        let (hung, changed) = &self.disk_hang;
+        *hung.lock().unwrap_or_else(|e| e.into_inner()) = hang;
+        changed.notify_all();
+    }
+
     /// Wakes the event loop unless a wakeup is already pending.
     pub(crate) fn wake(&self) {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
@@ -647,6 +662,7 @@ impl Handle {
     /// handles, is harmless. Never call it from a [`Completion`]: it would
     /// wait for the thread it runs on.
     pub fn shutdown(&self) {
+        self.shared.hang_disk(false);
         // Ignore a failure: the node already stopped on its own.
         let _ = self.shared.requests.send(Request::Shutdown);
         self.shared.wake();
@@ -656,6 +672,13 @@ impl Handle {
                 log::error!("{}: a runtime thread panicked", self.shared.id);
             }
         }
+    }
+
+    /// Makes the log writer's next fsyncs hang until called with `false`
+    /// (or until shutdown): a stalled disk, for tests.
+    #[doc(hidden)]
+    pub fn debug_hang_disk(&self, hang: bool) {
+        self.shared.hang_disk(hang);
     }
 
     /// Where each node serves its clients, as far as this node knows: its

@@ -675,3 +675,56 @@ fn a_directory_made_for_another_cluster_shape_is_refused_with_its_configuration(
         handle.shutdown();
     }
 }
+
+/// Issue 12: a leader whose fsync hangs (no error, no progress) stops
+/// leading: a write through it gets an answer, another node leads and
+/// serves within a few election timeouts of the stall being noticed, and
+/// nothing is applied twice.
+#[test]
+fn a_leader_whose_fsync_hangs_is_replaced_and_the_cluster_serves() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.await_leader(Duration::from_secs(10));
+    propose(cluster.handles[leader].as_ref().expect("live"), b"before");
+    let config = config(NodeId(1)).raft;
+    let hung = cluster.handles[leader].take().expect("live");
+    hung.debug_hang_disk(true);
+    let stalled_at = Instant::now();
+    // A write through the stalled leader: it needs the disk, so the stall
+    // shows. Its answer comes (whatever it is), never a hang.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    hung.propose_with(
+        b"during",
+        oar::runtime::Completion::new(move |result| {
+            let _ = tx.send(result);
+        }),
+    );
+    // Another node leads, and serves writes and reads.
+    let new_leader = cluster.await_leader(Duration::from_secs(10));
+    let moved_after = stalled_at.elapsed();
+    assert_ne!(new_leader, leader);
+    let bound = config.persist_stall_timeout + 10 * config.election_timeout_max;
+    assert!(moved_after < bound, "leadership moved {moved_after:?} after the stall, beyond {bound:?}");
+    eprintln!("leadership moved {moved_after:?} after the leader's fsync hung");
+    let serving = cluster.handles[new_leader].as_ref().expect("live");
+    propose(serving, b"after");
+    let log = read_all(serving);
+    assert_eq!(log.iter().filter(|c| *c == "before").count(), 1);
+    assert_eq!(log.iter().filter(|c| *c == "during").count(), log.contains(&"during".to_string()) as usize);
+    assert_eq!(log.last().map(String::as_str), Some("after"));
+    let status = hung.status().expect("the stalled node still answers");
+    assert_eq!(status.disk, Some(oar::DiskTrouble::Stalled));
+    assert_ne!(status.role, Role::Leader);
+    let answer =
+        rx.recv_timeout(Duration::from_secs(30)).expect("the write through the stalled leader is answered");
+    match answer {
+        Ok(_) => assert!(log.contains(&"during".to_string()), "acknowledged but not in the log"),
+        Err(RequestError::OutcomeUnknown { .. } | RequestError::Disk(_)) => {}
+        Err(e) => panic!("the write through the stalled leader got {e:?}"),
+    }
+    // The disk comes back: the node catches up and follows.
+    hung.debug_hang_disk(false);
+    cluster.handles[leader] = Some(hung);
+    let handle = cluster.handles[leader].as_ref().expect("live");
+    assert_eq!(read_all(handle), log);
+}
