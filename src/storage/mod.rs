@@ -257,6 +257,7 @@ mod fs;
 mod identity;
 mod node;
 mod recovery;
+mod segment;
 mod sim_fs;
 mod snapshot;
 mod wal;

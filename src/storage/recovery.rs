@@ -10,7 +10,7 @@ use log::{info, warn};
 use super::error::StorageError;
 use super::format::{decode_header, decode_record, find_record_from, RecordView, SEGMENT_HEADER_BYTES};
 use super::fs::{Fs, FsFile};
-use super::wal::{Segment, TermRuns};
+use super::segment::{Segment, TermRuns};
 use crate::types::{Entry, HardState, LogIndex, Term};
 
 /// The extension of segment files.

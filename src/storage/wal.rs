@@ -8,7 +8,7 @@ use log::{debug, info};
 
 use super::error::StorageError;
 use super::format::{
-    self, decode_record, encode_hard_state, encode_header, encode_truncate, RecordView, SegmentHeader,
+    self, decode_record, encode_hard_state, encode_truncate, RecordView, SegmentHeader,
     HARD_STATE_RECORD_BYTES, MAX_ENTRY_DATA_BYTES, MAX_FIRST_INDEX, SEGMENT_HEADER_BYTES,
 };
 use super::fs::{Fs, FsFile, RealFs};
@@ -16,6 +16,7 @@ use super::identity::{Floor, FloorFile, FLOOR_FILE};
 use super::recovery::{
     finish_reset, replay, scan_dir, segment_name, RecoveredLog, RESET_EXTENSION, TEMP_EXTENSION,
 };
+use super::segment::{create_segment, segment_from_spare, write_segment_file, Segment, TermRuns};
 use crate::types::{Entry, HardState, LogIndex, Term};
 
 /// The file a log preallocates for its next segment (see [`Wal::write`]).
@@ -60,80 +61,6 @@ impl WalOptions {
             });
         }
         Ok(())
-    }
-}
-
-/// One segment file as the log knows it.
-#[derive(Clone, Debug)]
-pub(crate) struct Segment {
-    /// The index its header names: its first entry, when it has one.
-    pub(crate) first: LogIndex,
-    /// The term of the entry before `first`.
-    pub(crate) prev_term: Term,
-    pub(crate) path: PathBuf,
-    /// The byte offset of each live entry, `first + i` at position `i`.
-    /// Invariant: strictly increasing, each below `end`.
-    pub(crate) entry_offsets: Vec<u64>,
-    /// Where the next record goes: the end of the last whole record.
-    pub(crate) end: u64,
-}
-
-impl Segment {
-    pub(crate) fn new(first: LogIndex, prev_term: Term, path: PathBuf) -> Segment {
-        Segment { first, prev_term, path, entry_offsets: Vec::new(), end: SEGMENT_HEADER_BYTES as u64 }
-    }
-
-    /// One past its last live entry: where the next segment must start.
-    fn end_index(&self) -> LogIndex {
-        self.first.plus(self.entry_offsets.len() as u64)
-    }
-}
-
-/// The term of every entry, stored as runs (terms change rarely).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct TermRuns {
-    /// The entry just before the log and its term.
-    base: (LogIndex, Term),
-    /// `(first index of the run, term)`, by index. Invariant: indexes
-    /// increasing, terms increasing, every index above `base.0`.
-    runs: Vec<(LogIndex, Term)>,
-}
-
-impl TermRuns {
-    pub(crate) fn new(first: LogIndex, prev_term: Term) -> TermRuns {
-        TermRuns { base: (first.prev(), prev_term), runs: Vec::new() }
-    }
-
-    pub(crate) fn push(&mut self, index: LogIndex, term: Term) {
-        if self.runs.last().map(|&(_, t)| t) != Some(term) {
-            self.runs.push((index, term));
-        }
-    }
-
-    /// The term of `index`, for an index from the base to the last pushed.
-    pub(crate) fn term(&self, index: LogIndex) -> Option<Term> {
-        if index == self.base.0 {
-            return Some(self.base.1);
-        }
-        if index < self.base.0 {
-            return None;
-        }
-        let run = self.runs.partition_point(|&(start, _)| start <= index);
-        run.checked_sub(1).map(|r| self.runs[r].1)
-    }
-
-    pub(crate) fn truncate_after(&mut self, last_kept: LogIndex) {
-        let keep = self.runs.partition_point(|&(start, _)| start <= last_kept);
-        self.runs.truncate(keep);
-    }
-
-    fn compact(&mut self, first: LogIndex, prev_term: Term) {
-        let covering = self.runs.partition_point(|&(start, _)| start <= first);
-        if covering > 0 {
-            self.runs.drain(..covering - 1);
-            self.runs[0].0 = self.runs[0].0.max(first);
-        }
-        self.base = (first.prev(), prev_term);
     }
 }
 
@@ -849,80 +776,4 @@ impl<F: Fs> Wal<F> {
         self.dirty = false;
         Ok(())
     }
-}
-
-/// Creates the segment `header` describes, starting with `hard_state`, and
-/// makes it durable before anything is written to it: written under a
-/// temporary name, preallocated, fsynced, renamed into place (replacing a
-/// segment of the same name), and the directory fsynced. A crash at any
-/// point leaves either no segment or a whole one (and maybe a temporary
-/// file, which the next open removes).
-fn create_segment<F: Fs>(
-    fs: &F,
-    dir: &Path,
-    header: SegmentHeader,
-    hard_state: HardState,
-    size_bytes: u64,
-    scratch: &mut Vec<u8>,
-) -> Result<(F::File, Segment), StorageError> {
-    let name = segment_name(header.first_index);
-    let path = dir.join(&name);
-    let temp = dir.join(format!("{name}{TEMP_EXTENSION}"));
-    let file = write_segment_file(fs, &temp, header, hard_state, size_bytes, scratch)?;
-    fs.rename(&temp, &path).map_err(|e| StorageError::io("rename", &temp, e))?;
-    fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))?;
-    let mut segment = Segment::new(header.first_index, header.prev_term, path);
-    segment.end = scratch.len() as u64;
-    Ok((file, segment))
-}
-
-/// Makes the preallocated `spare` (at `from`) the segment `header`
-/// describes, as [`create_segment`] does a new file: its header and
-/// `hard_state` written and fsynced, then renamed into place and the
-/// directory fsynced.
-fn segment_from_spare<F: Fs>(
-    fs: &F,
-    dir: &Path,
-    mut spare: F::File,
-    from: &Path,
-    header: SegmentHeader,
-    hard_state: HardState,
-    scratch: &mut Vec<u8>,
-) -> Result<(F::File, Segment), StorageError> {
-    scratch.clear();
-    encode_header(header, scratch);
-    encode_hard_state(hard_state, scratch);
-    spare.write_at(0, scratch).map_err(|e| StorageError::io("write", from, e))?;
-    spare.sync_data().map_err(|e| StorageError::sync(from, e))?;
-    let path = dir.join(segment_name(header.first_index));
-    fs.rename(from, &path).map_err(|e| StorageError::io("rename", from, e))?;
-    fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))?;
-    let mut segment = Segment::new(header.first_index, header.prev_term, path);
-    segment.end = scratch.len() as u64;
-    Ok((spare, segment))
-}
-
-/// Writes a new segment file at `temp`: preallocated, with its header and
-/// `hard_state`, and fsynced. The caller gives it its real name. Leaves the
-/// bytes written in `scratch`.
-fn write_segment_file<F: Fs>(
-    fs: &F,
-    temp: &Path,
-    header: SegmentHeader,
-    hard_state: HardState,
-    size_bytes: u64,
-    scratch: &mut Vec<u8>,
-) -> Result<F::File, StorageError> {
-    let mut file = fs.create(temp).map_err(|e| StorageError::out_of_space("create", temp, e))?;
-    if let Err(e) = file.allocate(size_bytes) {
-        // Best effort: leave no half-made file using space on a full disk.
-        let _ = fs.remove(temp);
-        return Err(StorageError::out_of_space("preallocate", temp, e));
-    }
-    scratch.clear();
-    encode_header(header, scratch);
-    encode_hard_state(hard_state, scratch);
-    file.write_at(0, scratch).map_err(|e| StorageError::io("write", temp, e))?;
-    file.sync_data().map_err(|e| StorageError::sync(temp, e))?;
-    Ok(file)
 }
