@@ -45,6 +45,7 @@ pub use crate::core::{
 };
 pub use crate::membership::{Membership, MembershipChange, MembershipError, SnapshotMeta};
 pub use crate::message::{Message, MessageBody};
+pub use crate::runtime::Session;
 pub use crate::session::SessionId;
 pub use crate::types::{
     Bytes, Entry, EntryKind, HardState, Incarnation, Instant, LogIndex, NodeId, NodeIdError, Term,
