@@ -248,7 +248,7 @@ pub enum Admission<'a> {
 }
 
 /// What [`SessionTable::apply_entry`] did with an entry.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// The answer for the proposer: the application's (a plain command, a
     /// new session command) or the one kept (a retry).
