@@ -101,7 +101,7 @@ impl Session {
     /// Retries with the same number while the outcome is unknown
     /// ([`RequestError::OutcomeUnknown`] from a timeout) or nothing was
     /// appended and a retry may work ([`RequestError::NoLeader`],
-    /// [`Busy`](RequestError::NoLeader), [`Disk`](RequestError::Disk)),
+    /// [`Busy`](RequestError::Busy), [`Disk`](RequestError::Disk)),
     /// until the retry deadline. An error returned after an attempt whose
     /// outcome was unknown is [`RequestError::OutcomeUnknown`]: that
     /// attempt may still have been applied (once).
