@@ -224,10 +224,13 @@ pub enum SessionRefusal {
 impl fmt::Display for SessionRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SessionRefusal::Expired => f.write_str("the session expired or never existed; open a new one"),
-            SessionRefusal::Stale { applied_seq } => {
-                write!(f, "older than command {applied_seq}, the last the session applied")
+            SessionRefusal::Expired => {
+                f.write_str("the session expired or never existed, and nothing was applied; open a new one")
             }
+            SessionRefusal::Stale { applied_seq } => write!(
+                f,
+                "older than command {applied_seq}, the last the session applied; nothing was applied"
+            ),
             SessionRefusal::AnswerNotKept => {
                 f.write_str("the command was applied once, and its answer was too large to keep for a retry")
             }

@@ -302,7 +302,7 @@ impl fmt::Display for RequestError {
             RequestError::Timeout => write!(f, "no answer in time; nothing was changed, retry"),
             RequestError::Stopped(reason) => write!(f, "the node stopped (nothing was appended): {reason}"),
             RequestError::Session { session, refusal } => {
-                write!(f, "{session} applied nothing: {refusal}")
+                write!(f, "{session} refused the command: {refusal}")
             }
             RequestError::OutcomeUnknown { why } => write!(f, "the outcome is unknown: {why}"),
         }
