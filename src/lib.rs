@@ -32,6 +32,7 @@ pub mod message;
 pub mod rng;
 pub mod runtime;
 pub mod server;
+pub mod session;
 pub mod sim;
 pub mod storage;
 pub mod types;
@@ -44,6 +45,8 @@ pub use crate::core::{
 };
 pub use crate::membership::{Membership, MembershipChange, MembershipError, SnapshotMeta};
 pub use crate::message::{Message, MessageBody};
+pub use crate::runtime::Session;
+pub use crate::session::SessionId;
 pub use crate::types::{
     Bytes, Entry, EntryKind, HardState, Incarnation, Instant, LogIndex, NodeId, NodeIdError, Term,
 };

@@ -62,6 +62,7 @@ pub fn run(args: SimArgs) -> ExitCode {
     let (mut changes, mut taken, mut installed) = (0u64, 0u64, 0u64);
     let (mut wipes, mut lost_tails, mut readmissions) = (0u64, 0u64, 0u64);
     let (mut full_disks, mut hangs) = (0u64, 0u64);
+    let (mut session_commands, mut session_retries, mut session_refusals) = (0u64, 0u64, 0u64);
     let count = seeds.end - seeds.start;
     for seed in seeds {
         let mut opts = oar::sim::SimOptions::new(seed, args.nodes);
@@ -82,6 +83,9 @@ pub fn run(args: SimArgs) -> ExitCode {
         readmissions += report.readmissions;
         full_disks += report.disk_full_faults;
         hangs += report.disk_hangs;
+        session_commands += report.session_commands;
+        session_retries += report.session_retries_answered;
+        session_refusals += report.session_refusals;
         if let Some(v) = &report.violation {
             violations += 1;
             eprintln!("seed {seed}: VIOLATION of {}: {}", v.property, v.detail);
@@ -97,7 +101,8 @@ pub fn run(args: SimArgs) -> ExitCode {
         "sim committed={committed} proposals_accepted={accepted} crashes={crashes} transfers={transfers} \
          membership_changes={changes} snapshots_taken={taken} snapshots_installed={installed} \
          disk_wipes={wipes} lost_tails={lost_tails} readmissions={readmissions} disks_full={full_disks} \
-         disk_hangs={hangs}"
+         disk_hangs={hangs} session_commands={session_commands} session_retries_answered={session_retries} \
+         session_refusals={session_refusals}"
     );
     println!(
         "sim seeds={count} nodes={} violations={violations} liveness_failures={liveness_failures} reads_checked={reads} steps={steps} secs={:.1}",

@@ -14,6 +14,7 @@ use super::pending::Pending;
 use super::snapshots::Snapshots;
 use super::{open_envelope, Completion, RequestError, Shared, StateMachine, StopReason, Unanswered};
 use crate::membership::{Membership, SnapshotMeta};
+use crate::session::{ApplyError, Reply, SessionTable};
 use crate::types::{Entry, EntryKind, LogIndex, Term};
 
 /// What the event loop sends the apply thread. One channel carries all of
@@ -70,6 +71,9 @@ pub(crate) fn run<S: StateMachine>(
     // The state machine starts empty: nothing applied. A snapshot, if the
     // node has one, arrives first as an `Install`.
     let mut applied = Applied { index: LogIndex(0), term: Term(0), membership: bootstrap };
+    // Replicated state next to the state machine's: in every snapshot, and
+    // restored with it.
+    let mut sessions = SessionTable::new();
     let fail = |reason: StopReason| {
         error!("{id}: stopping the node: {reason}");
         // Before any waiter learns of the stop: whoever sees the error must
@@ -95,7 +99,7 @@ pub(crate) fn run<S: StateMachine>(
             Ok(ToApply::Entries(entries)) => {
                 let Some(last) = entries.last().map(|e| e.index) else { continue };
                 let result = entries.iter().try_for_each(|entry| {
-                    apply_one(&mut state_machine, entry, id, &mut waiters, &mut applied)
+                    apply_one(&mut state_machine, &mut sessions, entry, id, &mut waiters, &mut applied)
                 });
                 if let Err(reason) = result {
                     break fail(reason);
@@ -120,7 +124,7 @@ pub(crate) fn run<S: StateMachine>(
                     term: applied.term,
                     membership: applied.membership.clone(),
                 };
-                match snapshots.take(&meta, &state_machine) {
+                match snapshots.take(&meta, &state_machine, &sessions) {
                     Ok(None) => {
                         if outbox.send(FromApply::SnapshotNotTaken).is_err() {
                             break event_loop_gone();
@@ -147,7 +151,7 @@ pub(crate) fn run<S: StateMachine>(
                 shared.wake();
             }
             Ok(ToApply::Install(meta)) => {
-                let restored = match snapshots.restore(&meta, &mut state_machine) {
+                let restored = match snapshots.restore(&meta, &mut state_machine, &mut sessions) {
                     Ok(restored) => restored,
                     Err(reason) => break fail(reason),
                 };
@@ -205,6 +209,7 @@ impl Drop for StopOnPanic<'_> {
 
 fn apply_one<S: StateMachine>(
     state_machine: &mut S,
+    sessions: &mut SessionTable,
     entry: &Entry,
     id: crate::types::NodeId,
     waiters: &mut Pending<Completion, Instant>,
@@ -225,14 +230,23 @@ fn apply_one<S: StateMachine>(
         }
         EntryKind::Command => {}
     }
-    let (proposer, request_id, command) = open_envelope(&entry.data)
+    let (proposer, request_id, data) = open_envelope(&entry.data)
         .ok_or_else(|| malformed(format!("{} bytes, shorter than its envelope", entry.data.len())))?;
-    let answer = state_machine
-        .apply(entry.index, command)
-        .map_err(|e| StopReason::Apply { index: entry.index, error: Arc::new(e) })?;
+    // Plain commands go straight to the state machine; session commands
+    // only when new (a retry gets the answer kept).
+    let reply = sessions
+        .apply_entry(entry.index, data, |command| state_machine.apply(entry.index, command))
+        .map_err(|e| match e {
+            ApplyError::Envelope(e) => malformed(e.to_string()),
+            ApplyError::StateMachine(e) => StopReason::Apply { index: entry.index, error: Arc::new(e) },
+        })?;
     if proposer == id {
         if let Some(done) = waiters.remove(request_id) {
-            done.complete(Ok(answer));
+            done.complete(match reply {
+                Reply::Answer(answer) => Ok(answer),
+                Reply::Opened(session) => Ok(session.0.to_le_bytes().to_vec()),
+                Reply::Refused { session, refusal } => Err(RequestError::Session { session, refusal }),
+            });
         }
     }
     Ok(())

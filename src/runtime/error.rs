@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::config::ConfigError;
 use crate::core::DiskTrouble;
 use crate::membership::Membership;
+use crate::session::{SessionId, SessionRefusal};
 use crate::storage::StorageError;
 use crate::types::{LogIndex, NodeId};
 
@@ -254,6 +255,17 @@ pub enum RequestError {
     /// it was refused before it was handed to Raft, or it was a read. The
     /// node answers nothing more until restarted; use another node.
     Stopped(StopReason),
+    /// A command of a [`Session`](super::Session) was refused when its
+    /// entry was applied: it reached the log but changed nothing in the
+    /// state machine (see [`SessionRefusal`] for each case). Retrying it in
+    /// the same session fails the same way; after
+    /// [`SessionRefusal::Expired`], open a new session.
+    Session {
+        /// The session.
+        session: SessionId,
+        /// Why the command was not applied.
+        refusal: SessionRefusal,
+    },
     /// The command was handed to Raft, and then no answer came: it may have
     /// been appended, committed and applied (on a follower, the leader may
     /// have it), or lost with a deposed leader. Read to find out before
@@ -267,7 +279,9 @@ pub enum RequestError {
 impl RequestError {
     /// Whether the command may have been appended (and so may be applied):
     /// `true` only for [`OutcomeUnknown`](RequestError::OutcomeUnknown).
-    /// After any other error, retrying cannot apply the command twice.
+    /// After any other error, retrying cannot apply the command twice
+    /// ([`Session`](RequestError::Session): the entry was appended, but it
+    /// applied nothing).
     pub fn may_have_been_appended(&self) -> bool {
         matches!(self, RequestError::OutcomeUnknown { .. })
     }
@@ -287,6 +301,9 @@ impl fmt::Display for RequestError {
             RequestError::Disk(trouble) => write!(f, "{trouble}; nothing was written, retry shortly"),
             RequestError::Timeout => write!(f, "no answer in time; nothing was changed, retry"),
             RequestError::Stopped(reason) => write!(f, "the node stopped (nothing was appended): {reason}"),
+            RequestError::Session { session, refusal } => {
+                write!(f, "{session} refused the command: {refusal}")
+            }
             RequestError::OutcomeUnknown { why } => write!(f, "the outcome is unknown: {why}"),
         }
     }

@@ -139,6 +139,8 @@ pub(crate) fn start<S: StateMachine>(
         wake_pending: AtomicBool::new(false),
         next_request_id: AtomicU64::new(first_request_id()),
         request_timeout: config.request_timeout,
+        session_ttl: config.session_ttl,
+        session_retry_for: config.session_retry_for,
         entry_bytes_max: config.raft.entry_bytes_max,
         stopped: OnceLock::new(),
         counters: Counters::default(),

@@ -26,10 +26,13 @@
 //! naming the cluster and itself; it receives on the connections peers
 //! dialed. A peer is known by its handshake, never by its address.
 //!
-//! Every command carries an envelope: the proposing node and a request id.
-//! When the entry is applied, on whatever node proposed it, the apply
-//! thread finds the waiting caller by that id and hands it the state
-//! machine's answer.
+//! Every command carries an envelope: the proposing node and a request id,
+//! then a [session envelope](crate::session::Envelope) tag. When the entry
+//! is applied, on whatever node proposed it, the apply thread finds the
+//! waiting caller by that id and hands it the state machine's answer. A
+//! command of a [`Session`] goes through the replicated
+//! [`SessionTable`](crate::session::SessionTable) first, so that a retry is
+//! applied once.
 
 mod apply;
 mod bootstrap;
@@ -38,6 +41,7 @@ mod error;
 mod event_loop;
 mod log_writer;
 mod pending;
+mod session;
 mod snapshots;
 mod transport;
 
@@ -45,6 +49,7 @@ mod transport;
 mod tests;
 
 pub use self::error::{RequestError, StartError, StopReason, Unanswered};
+pub use self::session::Session;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -62,12 +67,17 @@ use crate::codec::{ADDRESS_BYTES_MAX, CLUSTER_ID_BYTES_MAX};
 use crate::config::{Config, ConfigError};
 use crate::core::{MembershipChangeError, Status, TransferError};
 use crate::membership::{Membership, MembershipChange};
+use crate::session::Envelope;
 use crate::storage::{SnapshotOptions, WalOptions};
 use crate::types::{LogIndex, NodeId};
 
-/// The bytes of the envelope in front of every command: the proposing node
-/// and its request id, both `u64` little-endian.
-pub const ENVELOPE_BYTES: usize = 16;
+/// The bytes of the envelope in front of every plain command: the proposing
+/// node and its request id, both `u64` little-endian, and the one-byte
+/// [session envelope](crate::session::Envelope) tag.
+pub const ENVELOPE_BYTES: usize = REQUEST_ENVELOPE_BYTES + 1;
+
+/// The proposing node and the request id.
+const REQUEST_ENVELOPE_BYTES: usize = 16;
 
 /// The application's replicated state.
 ///
@@ -127,6 +137,15 @@ pub struct RuntimeConfig {
     pub client_addr: String,
     /// How long [`Handle::propose`] and [`Handle::read`] wait for an answer.
     pub request_timeout: Duration,
+    /// How long a session opened here ([`Handle::open_session`]) lives
+    /// unused, in log time (the proposers' clocks as the log carries
+    /// them). It is written into the session's opening entry, so every
+    /// node expires the session alike whatever its own setting.
+    pub session_ttl: Duration,
+    /// How long [`Session::propose`] (and [`Handle::open_session`]) keep
+    /// retrying a command whose outcome is unknown, or that found no
+    /// leader, before they return the error.
+    pub session_retry_for: Duration,
     /// Bytes queued for one peer's connection beyond which messages to it
     /// are dropped and the core told it is unreachable.
     pub peer_queue_bytes_max: usize,
@@ -182,6 +201,8 @@ impl RuntimeConfig {
             cluster_id: "oar".to_string(),
             client_addr: String::new(),
             request_timeout: Duration::from_secs(5),
+            session_ttl: Duration::from_secs(3600),
+            session_retry_for: Duration::from_secs(30),
             peer_queue_bytes_max: 64 << 20,
             reconnect_delay_min: Duration::from_millis(20),
             reconnect_delay_max: Duration::from_secs(1),
@@ -217,6 +238,9 @@ impl RuntimeConfig {
                 "client_addr",
                 format!("{:?} is longer than {ADDRESS_BYTES_MAX} bytes", self.client_addr),
             );
+        }
+        if self.session_ttl.is_zero() {
+            return fail("session_ttl", "zero; a session would expire at once".into());
         }
         if self.request_timeout.is_zero() {
             return fail("request_timeout", "zero; give callers time to be answered".into());
@@ -432,6 +456,8 @@ pub(crate) struct Shared {
     wake_pending: AtomicBool,
     next_request_id: AtomicU64,
     request_timeout: Duration,
+    session_ttl: Duration,
+    session_retry_for: Duration,
     entry_bytes_max: u64,
     /// Why the node stopped, once it has. The first reason recorded wins:
     /// the thread that failed records it before anyone learns of the stop.
@@ -550,7 +576,9 @@ impl Handle {
     }
 
     /// The largest command [`propose`](Handle::propose) accepts: the entry
-    /// limit less the envelope.
+    /// limit less the envelope. A [`Session`] command may be
+    /// [`COMMAND_HEADER_BYTES`](crate::session::COMMAND_HEADER_BYTES) - 1
+    /// bytes shorter.
     pub fn command_bytes_max(&self) -> u64 {
         self.shared.entry_bytes_max.saturating_sub(ENVELOPE_BYTES as u64)
     }
@@ -567,18 +595,30 @@ impl Handle {
     /// Proposes `command` and returns at once; `done` is called with the
     /// answer (or the error) later, on a runtime thread. For servers that
     /// keep many requests in flight without a thread each.
-    pub fn propose_with(&self, command: &[u8], mut done: Completion) {
+    pub fn propose_with(&self, command: &[u8], done: Completion) {
+        self.propose_envelope(Envelope::Plain(command), done);
+    }
+
+    /// Proposes `envelope` behind this node's request envelope.
+    fn propose_envelope(&self, envelope: Envelope<'_>, mut done: Completion) {
         done.node = Arc::downgrade(&self.shared);
-        let bytes = (ENVELOPE_BYTES + command.len()) as u64;
+        let bytes = (REQUEST_ENVELOPE_BYTES + envelope.encoded_len()) as u64;
         if bytes > self.shared.entry_bytes_max {
             return done.complete(Err(RequestError::TooLarge { bytes, max: self.shared.entry_bytes_max }));
         }
         let request_id = self.shared.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let mut enveloped = Vec::with_capacity(ENVELOPE_BYTES + command.len());
+        let mut enveloped = Vec::with_capacity(bytes as usize);
         enveloped.put_u64_le(self.shared.id.0);
         enveloped.put_u64_le(request_id);
-        enveloped.put_slice(command);
+        envelope.encode(&mut enveloped);
         self.submit(Request::Propose { command: Bytes::from(enveloped), request_id, done });
+    }
+
+    /// Proposes `envelope` and blocks until it is applied.
+    fn propose_envelope_wait(&self, envelope: Envelope<'_>) -> Result<Vec<u8>, RequestError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.propose_envelope(envelope, Completion::new(move |result| drop(tx.send(result))));
+        self.wait(&rx, true)
     }
 
     /// Runs `query` on the state machine once it reflects every write

@@ -8,7 +8,7 @@
 //! thread writes a snapshot (a follower both taking and receiving one).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,6 +18,7 @@ use super::log_writer::FromWriter;
 use super::{StateMachine, StopReason};
 use crate::membership::SnapshotMeta;
 use crate::message::{SnapshotAck, SnapshotChunk};
+use crate::session::{SessionTable, TABLE_BYTES_MAX};
 use crate::storage::{parse_snapshot_file_name, snapshot_file_name, SnapshotStore, StorageError};
 use crate::types::{LogIndex, NodeId, Term};
 
@@ -37,7 +38,9 @@ impl Snapshots {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes a snapshot `meta` of `state_machine`, durably, unless the
+    /// Writes a snapshot `meta` of `state_machine` and `sessions`, durably
+    /// (the session table first, length-prefixed, then the state machine's
+    /// own bytes), unless the
     /// store already holds one as new (received from a leader); returns the
     /// snapshot stored, or `None` if the disk had no room for it (the
     /// unfinished file is removed, and the node goes on without it).
@@ -45,6 +48,7 @@ impl Snapshots {
         &self,
         meta: &SnapshotMeta,
         state_machine: &S,
+        sessions: &SessionTable,
     ) -> Result<Option<SnapshotMeta>, StopReason> {
         let mut store = self.lock();
         if let Some(current) = store.current().filter(|c| c.index >= meta.index) {
@@ -63,7 +67,13 @@ impl Snapshots {
         };
         let produced = {
             let mut buffered = BufWriter::with_capacity(1 << 20, &mut writer);
-            state_machine.snapshot(&mut buffered).and_then(|()| buffered.flush())
+            let mut table = Vec::new();
+            sessions.encode(&mut table);
+            buffered
+                .write_all(&(table.len() as u64).to_le_bytes())
+                .and_then(|()| buffered.write_all(&table))
+                .and_then(|()| state_machine.snapshot(&mut buffered))
+                .and_then(|()| buffered.flush())
         };
         // A failed write to the file is reported by `finish`, so that a
         // full disk is told apart from the state machine's own failure.
@@ -85,6 +95,7 @@ impl Snapshots {
         &self,
         meta: &SnapshotMeta,
         state_machine: &mut S,
+        sessions: &mut SessionTable,
     ) -> Result<SnapshotMeta, StopReason> {
         let store = self.lock();
         let failed = |error: Arc<dyn std::error::Error + Send + Sync>| StopReason::Restore {
@@ -98,7 +109,9 @@ impl Snapshots {
         };
         let reader = store.reader().map_err(|e| failed(Arc::new(e)))?;
         let mut buffered = BufReader::with_capacity(1 << 20, reader);
+        let table = read_session_table(&mut buffered).map_err(|e| failed(Arc::new(e)))?;
         state_machine.restore(&mut buffered).map_err(|e| failed(Arc::new(e)))?;
+        *sessions = table;
         Ok(current)
     }
 
@@ -127,6 +140,27 @@ impl Snapshots {
         let len = file.metadata()?.len();
         Ok((file, len, (index, term)))
     }
+}
+
+/// Reads the session table at the head of a snapshot: its length, checked
+/// against [`TABLE_BYTES_MAX`] before anything is read, then the table.
+fn read_session_table(input: &mut impl Read) -> std::io::Result<SessionTable> {
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let mut len = [0; 8];
+    input.read_exact(&mut len)?;
+    let len = u64::from_le_bytes(len);
+    if len > TABLE_BYTES_MAX {
+        return Err(invalid(format!(
+            "a session table of {len} bytes; at most {TABLE_BYTES_MAX} are written"
+        )));
+    }
+    // Grows with the bytes actually there, not with the length claimed.
+    let mut bytes = Vec::new();
+    input.take(len).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != len {
+        return Err(invalid(format!("the session table is cut at {} of {len} bytes", bytes.len())));
+    }
+    SessionTable::decode(&bytes).map_err(|e| invalid(e.to_string()))
 }
 
 /// The log writer's side of receiving a snapshot: stores `chunk` from the

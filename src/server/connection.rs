@@ -320,6 +320,9 @@ pub(super) fn error_reply(e: &RequestError, write: bool) -> String {
         RequestError::OutcomeUnknown { why } => {
             format!("TIMEOUT outcome unknown: {why}")
         }
+        // The server proposes no session commands; were one refused, it
+        // applied nothing.
+        RequestError::Session { .. } => format!("ERR {e}"),
         // Says the disk, as an operator needs to hear; nothing was written.
         RequestError::Disk(crate::core::DiskTrouble::Full) => format!("ERR {e}"),
         RequestError::Disk(crate::core::DiskTrouble::Stalled) => format!("TRYAGAIN {e}"),

@@ -140,7 +140,10 @@ pub(super) fn request_error(e: &RequestError) -> String {
         RequestError::NoLeader | RequestError::Busy | RequestError::Timeout | RequestError::Disk(_) => {
             format!("TRYAGAIN {e}")
         }
-        RequestError::TooLarge { .. } | RequestError::Stopped(_) | RequestError::Removed => {
+        RequestError::TooLarge { .. }
+        | RequestError::Stopped(_)
+        | RequestError::Removed
+        | RequestError::Session { .. } => {
             format!("ERR {e}")
         }
     }

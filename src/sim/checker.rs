@@ -64,6 +64,8 @@ pub(crate) struct Checker {
     chain: Vec<u64>,
     pub(crate) reads_checked: u64,
     pub(crate) violation: Option<Violation>,
+    /// Sessions: replies per entry and where each command first applied.
+    pub(crate) sessions: super::sessions::SessionCheck,
 }
 
 /// A stable digest of an entry's content (FNV-1a), so that checks never

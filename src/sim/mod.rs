@@ -31,6 +31,7 @@
 mod checker;
 mod disk;
 mod network;
+mod sessions;
 #[cfg(test)]
 mod tests;
 mod workload;
@@ -125,6 +126,13 @@ pub struct SimReport {
     pub disk_full_faults: u64,
     /// Disks that hang for seconds.
     pub disk_hangs: u64,
+    /// Session commands applied (first applies, counted once per node).
+    pub session_commands: u64,
+    /// Session commands proposed again and answered from the session
+    /// table instead of applied (per node).
+    pub session_retries_answered: u64,
+    /// Session commands refused (expired or stale session; per node).
+    pub session_refusals: u64,
     /// The first safety property broken, if any.
     pub violation: Option<Violation>,
     /// Why the cluster failed to make progress after healing, if it did.
@@ -173,6 +181,8 @@ enum Event {
 struct Snapshot {
     meta: SnapshotMeta,
     digest: u64,
+    /// The application's session table (encoded) and model there.
+    sessions: sessions::SessionsSnapshot,
 }
 
 struct SimNode {
@@ -184,6 +194,10 @@ struct SimNode {
     /// if `app_durable`.
     app_applied: LogIndex,
     app_digest: u64,
+    /// The application's sessions, which go with `app_applied`.
+    app_sessions: sessions::AppSessions,
+    /// What its application answered the workload's session clients.
+    session_replies: Vec<sessions::Observed>,
     sync_scheduled: bool,
     disk_slow_until: Instant,
     /// The node's file system, which outlives its crashes.
@@ -278,6 +292,9 @@ struct World {
     disk_faults: bool,
     /// Whether every first node bootstraps, rather than the first alone.
     bootstrap_all: bool,
+    /// The session clients and their own random stream.
+    clients: Vec<sessions::SimClient>,
+    client_rng: Rng,
 }
 
 impl World {
@@ -321,6 +338,8 @@ impl World {
             bootstrap,
             disk_faults,
             bootstrap_all,
+            clients: sessions::new_clients(),
+            client_rng: sessions::client_rng(opts.seed),
         };
         info!(
             target: "oar::sim",
@@ -357,6 +376,8 @@ impl World {
             life: 0,
             app_applied: LogIndex(0),
             app_digest: APP_DIGEST_START,
+            app_sessions: sessions::AppSessions::default(),
+            session_replies: Vec::new(),
             sync_scheduled: false,
             disk_slow_until: Instant::ZERO,
             fs,
@@ -435,6 +456,12 @@ impl World {
             }
             self.step();
         }
+        if self.checker.violation.is_none() {
+            self.check_sessions_applied();
+        }
+        self.report.session_commands = self.checker.sessions.commands_applied;
+        self.report.session_retries_answered = self.checker.sessions.retries_answered;
+        self.report.session_refusals = self.checker.sessions.refused;
         self.report.reads_checked = self.checker.reads_checked;
         self.report.violation = self.checker.violation.clone();
         self.report.committed = self.checker.committed_len();
@@ -488,6 +515,7 @@ impl World {
             Event::Propose => {
                 if !self.healed {
                     self.propose_random();
+                    self.session_step();
                     let next = Duration::from_millis(self.rng.range(2, 40));
                     self.schedule(next, Event::Propose);
                 }
@@ -599,7 +627,8 @@ impl World {
         let Some(term) = node.term_at(index) else { return };
         let meta = SnapshotMeta { index, term, membership: node.membership_at(index).clone() };
         checker.on_snapshot(id, &meta, sim.app_digest);
-        sim.snapshot = Some(Snapshot { meta: meta.clone(), digest: sim.app_digest });
+        let sessions = sim.app_sessions.snapshot();
+        sim.snapshot = Some(Snapshot { meta: meta.clone(), digest: sim.app_digest, sessions });
         report.snapshots_taken += 1;
         node.handle_snapshot_taken(meta);
         let first = node.first_index();
@@ -976,6 +1005,7 @@ impl World {
         // log now: it starts over from the snapshot.
         sim.app_applied = LogIndex(0);
         sim.app_digest = APP_DIGEST_START;
+        sim.app_sessions = sessions::AppSessions::default();
         sim.lost_writes.clear();
     }
 
@@ -995,6 +1025,7 @@ impl World {
         if !self.app_durable {
             sim.app_applied = LogIndex(0);
             sim.app_digest = APP_DIGEST_START;
+            sim.app_sessions = sessions::AppSessions::default();
         }
         // The process dies first (its log and lock with it), then the power.
         sim.wal = None;
@@ -1019,6 +1050,9 @@ impl SimNode {
                 checker.on_apply(id, self.app_applied, &entry);
                 self.app_applied = entry.index;
                 self.app_digest = chain_step(self.app_digest, digest(&entry));
+                if let Some(observed) = self.app_sessions.apply(id, &entry, checker) {
+                    self.session_replies.push(observed);
+                }
                 if entry.data.as_ref() == PROBE {
                     self.probe_applied = true;
                 }
@@ -1039,8 +1073,16 @@ impl SimNode {
                 };
                 checker.on_install(id, &snapshot.meta, snapshot.digest);
                 report.snapshots_installed += 1;
+                let Some(sessions) = sessions::AppSessions::restore(&snapshot.sessions) else {
+                    checker.fail(
+                        "sessions",
+                        format!("{id}: snapshot {}'s session table does not decode", meta.index),
+                    );
+                    return;
+                };
                 self.app_applied = snapshot.meta.index;
                 self.app_digest = snapshot.digest;
+                self.app_sessions = sessions;
                 node.handle_applied(meta.index);
             }
         }

@@ -368,7 +368,7 @@ impl World {
         }
     }
 
-    fn propose_at(&mut self, id: NodeId, data: Bytes, follow_hint: bool) {
+    pub(super) fn propose_at(&mut self, id: NodeId, data: Bytes, follow_hint: bool) {
         let now = self.now;
         let Some(node) = self.nodes.get_mut(&id).and_then(|n| n.node.as_mut()) else { return };
         match node.propose(now, data.clone()) {

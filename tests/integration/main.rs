@@ -30,6 +30,7 @@ mod serve_processes;
 mod redis_client;
 mod runtime_cluster;
 mod server_pipeline;
+mod sessions;
 mod storage_crash;
 mod storage_model;
 mod tidy;

@@ -60,7 +60,7 @@ impl StateMachine for Journal {
 /// `n` listeners on ephemeral loopback ports, and the peer list they make.
 /// The nodes are started on the listeners themselves (`Runtime::start_on`),
 /// so no other test can take a port in between.
-fn bind_peers(n: usize) -> (Vec<TcpListener>, Vec<Peer>) {
+pub(crate) fn bind_peers(n: usize) -> (Vec<TcpListener>, Vec<Peer>) {
     let listeners: Vec<TcpListener> =
         (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
     let peers = listeners
@@ -332,13 +332,13 @@ fn leadership_moves_where_it_is_sent() {
 /// drops every connection through it and refuses new ones until healed.
 /// Nodes reach each other only through proxies here, so peers are known by
 /// their handshakes, not by the addresses connections come from.
-struct Proxy {
-    addr: SocketAddr,
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proxy {
-    fn start(target: SocketAddr) -> Proxy {
+    pub(crate) fn start(target: SocketAddr) -> Proxy {
         use std::sync::atomic::Ordering;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a proxy");
         let addr = listener.local_addr().expect("proxy addr");
@@ -389,7 +389,7 @@ impl Proxy {
         Proxy { addr, cut }
     }
 
-    fn set_cut(&self, cut: bool) {
+    pub(crate) fn set_cut(&self, cut: bool) {
         self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
     }
 }

@@ -104,6 +104,35 @@ fn lower_layers_do_not_depend_on_the_core_or_the_runtime() {
 }
 
 #[test]
+fn sessions_are_plain_logic_over_the_types() {
+    // The session table is replicated state: it must be deterministic, so
+    // it reads no clock and does no IO, and it needs nothing above `types`.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/session.rs");
+    let forbidden = [
+        "crate::core",
+        "crate::codec",
+        "crate::storage",
+        "crate::runtime",
+        "crate::sim",
+        "crate::kv",
+        "crate::server",
+        "std::fs",
+        "std::net",
+        "std::io",
+        "std::thread",
+        "std::time",
+        "SystemTime",
+        "HashMap",
+    ];
+    let bad: Vec<String> = code_lines(&path)
+        .into_iter()
+        .filter(|(_, l)| forbidden.iter().any(|w| l.contains(w)))
+        .map(|(n, l)| format!("src/session.rs:{n}: {}", l.trim()))
+        .collect();
+    assert!(bad.is_empty(), "the session table must stay sans-IO:\n{}", bad.join("\n"));
+}
+
+#[test]
 fn the_key_value_service_and_the_runtime_stay_apart() {
     // kv is the service without IO: the server puts it on a runtime node.
     let found = violations(
