@@ -11,7 +11,7 @@ use crate::types::{Bytes, Entry, EntryKind, Instant, LogIndex, NodeId, ENTRY_OVE
 impl Node {
     /// Proposes a command. A leader appends it to its log (see
     /// [`Proposed`]); a follower with
-    /// [`forward_proposals`](Config::forward_proposals) sends it to the
+    /// [`forward_proposals`](crate::Config::forward_proposals) sends it to the
     /// leader it knows. Either way the command is committed once
     /// [`poll_apply`](Node::poll_apply) hands it out, and a leader that loses
     /// its term may lose it: the caller learns the outcome from what is

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::ConfigError;
-use crate::core::DiskTrouble;
+use crate::core::{DiskTrouble, ProposeError, ReadError};
 use crate::membership::Membership;
 use crate::session::{SessionId, SessionRefusal};
 use crate::storage::StorageError;
@@ -316,5 +316,25 @@ impl Error for RequestError {
             | RequestError::OutcomeUnknown { why: Unanswered::Stopped(reason) } => Some(reason),
             _ => None,
         }
+    }
+}
+
+/// What a caller hears of a proposal the core refused.
+pub(super) fn propose_error(e: ProposeError) -> RequestError {
+    match e {
+        ProposeError::NotLeader { .. } | ProposeError::TransferInProgress { .. } => RequestError::NoLeader,
+        ProposeError::Backpressure => RequestError::Busy,
+        ProposeError::EntryTooLarge { bytes, max } => RequestError::TooLarge { bytes, max },
+        ProposeError::Disk(trouble) => RequestError::Disk(trouble),
+    }
+}
+
+/// What a caller hears of a read the core refused.
+pub(super) fn read_error(e: ReadError) -> RequestError {
+    match e {
+        ReadError::NotLeader { .. } | ReadError::LeadershipLost | ReadError::Timeout => {
+            RequestError::NoLeader
+        }
+        ReadError::Backpressure => RequestError::Busy,
     }
 }

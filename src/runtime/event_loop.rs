@@ -16,8 +16,10 @@ use mio::{Events, Poll, Waker};
 use super::apply::{self, FromApply, ToApply};
 use super::bootstrap::{check_peers, ever_member, Bootstrap};
 use super::clock::Clock;
+use super::error::{propose_error, read_error};
 use super::log_writer::{self, FromWriter, ToWriter};
 use super::pending::Pending;
+use super::snapshot_send::{read_chunk, Transfer, RESEND_AFTER};
 use super::snapshots::Snapshots;
 use super::transport::{Transport, TransportConfig, WAKER};
 use super::{
@@ -265,56 +267,6 @@ pub(super) struct EventLoop {
     removal_logged: bool,
     /// Why the loop ends, once it must.
     stop: Option<StopReason>,
-}
-
-/// A snapshot on its way to one follower. The file stays open, so a newer
-/// snapshot replacing it on disk does not cut the transfer short.
-struct Transfer {
-    meta: SnapshotMeta,
-    /// The leader's term when it started.
-    term: Term,
-    file: std::fs::File,
-    total_bytes: u64,
-    /// The next byte to send.
-    next_offset: u64,
-    /// The bytes the follower holds.
-    acked: u64,
-    /// When an acknowledgement last moved the transfer.
-    last_progress: Instant,
-    /// When the unacknowledged chunks were last sent again.
-    last_resend: Instant,
-}
-
-impl Transfer {
-    /// When the transfer next needs attention if nothing arrives: a resend
-    /// of what is unacknowledged, or giving up.
-    fn next_deadline(&self, stall_timeout: std::time::Duration) -> Instant {
-        let give_up = self.last_progress + stall_timeout;
-        if self.next_offset > self.acked {
-            give_up.min(self.last_progress.max(self.last_resend) + RESEND_AFTER)
-        } else {
-            give_up
-        }
-    }
-
-    /// Sends again from what the follower holds: chunks were lost (the
-    /// connection dropped, or nothing moved for a while).
-    fn rewind(&mut self, now: Instant) {
-        self.next_offset = self.acked;
-        self.last_resend = now;
-    }
-}
-
-/// How long a snapshot transfer may make no progress before the chunks
-/// after the acknowledged ones are sent again.
-const RESEND_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Reads `len` bytes at `offset` of `file`.
-fn read_chunk(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0; len];
-    file.read_exact_at(&mut buf, offset)?;
-    Ok(Bytes::from(buf))
 }
 
 type MembershipReply =
@@ -837,23 +789,5 @@ impl Drop for StopOnPanic {
             // queue after this themselves.
             self.0.fail_queued(&reason);
         }
-    }
-}
-
-fn propose_error(e: ProposeError) -> RequestError {
-    match e {
-        ProposeError::NotLeader { .. } | ProposeError::TransferInProgress { .. } => RequestError::NoLeader,
-        ProposeError::Backpressure => RequestError::Busy,
-        ProposeError::EntryTooLarge { bytes, max } => RequestError::TooLarge { bytes, max },
-        ProposeError::Disk(trouble) => RequestError::Disk(trouble),
-    }
-}
-
-fn read_error(e: ReadError) -> RequestError {
-    match e {
-        ReadError::NotLeader { .. } | ReadError::LeadershipLost | ReadError::Timeout => {
-            RequestError::NoLeader
-        }
-        ReadError::Backpressure => RequestError::Busy,
     }
 }
