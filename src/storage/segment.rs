@@ -98,13 +98,9 @@ pub(super) fn create_segment<F: Fs>(
     scratch: &mut Vec<u8>,
 ) -> Result<(F::File, Segment), StorageError> {
     let name = segment_name(header.first_index);
-    let path = dir.join(&name);
     let temp = dir.join(format!("{name}{TEMP_EXTENSION}"));
     let file = write_segment_file(fs, &temp, header, hard_state, size_bytes, scratch)?;
-    fs.rename(&temp, &path).map_err(|e| StorageError::io("rename", &temp, e))?;
-    fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))?;
-    let mut segment = Segment::new(header.first_index, header.prev_term, path);
-    segment.end = scratch.len() as u64;
+    let segment = put_in_place(fs, dir, &temp, header, scratch.len())?;
     Ok((file, segment))
 }
 
@@ -126,12 +122,26 @@ pub(super) fn segment_from_spare<F: Fs>(
     encode_hard_state(hard_state, scratch);
     spare.write_at(0, scratch).map_err(|e| StorageError::io("write", from, e))?;
     spare.sync_data().map_err(|e| StorageError::sync(from, e))?;
+    let segment = put_in_place(fs, dir, from, header, scratch.len())?;
+    Ok((spare, segment))
+}
+
+/// Renames the synced segment file at `from` to the name `header` gives it
+/// and fsyncs the directory; returns the segment, whose first `written`
+/// bytes (its header and hard state) are its only records.
+fn put_in_place<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    from: &Path,
+    header: SegmentHeader,
+    written: usize,
+) -> Result<Segment, StorageError> {
     let path = dir.join(segment_name(header.first_index));
     fs.rename(from, &path).map_err(|e| StorageError::io("rename", from, e))?;
     fs.sync_dir(dir).map_err(|e| StorageError::sync(dir, e))?;
     let mut segment = Segment::new(header.first_index, header.prev_term, path);
-    segment.end = scratch.len() as u64;
-    Ok((spare, segment))
+    segment.end = written as u64;
+    Ok(segment)
 }
 
 /// Writes a new segment file at `temp`: preallocated, with its header and
