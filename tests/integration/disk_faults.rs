@@ -10,15 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    assert_values, await_leader, change_membership, cluster_nodes, set_pipelined, Client, Reply, ServeNode,
+    assert_values, await_leader, change_membership, cluster_nodes, info_field, set_pipelined, Client, Reply,
+    ServeNode,
 };
-
-/// The value of `field` in node's `INFO`, if it answers.
-fn info_field(node: &ServeNode, field: &str) -> Option<String> {
-    let reply = Client::connect(node.resp).ok()?.command(&["INFO", "replication"]).ok()?;
-    let text = reply.bulk_text()?;
-    text.split("\r\n").find_map(|line| line.strip_prefix(&format!("{field}:")).map(str::to_string))
-}
 
 /// Waits until node's `INFO` reports `field` as `value`.
 fn await_info(node: &ServeNode, field: &str, value: &str, within: Duration) {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{assert_values, await_leader, cluster_nodes, set_pipelined, Client, Reply, ServeNode};
+use crate::support::{assert_values, await_leader, cluster_nodes, info_field, set_pipelined, Reply};
 
 /// A tmpfs mounted on a directory, unmounted when dropped.
 struct Tmpfs {
@@ -66,13 +66,6 @@ fn run(cmd: &mut Command) {
         "{cmd:?} failed (mounting a tmpfs needs root, or sudo without a password): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// The value of `field` in node's `INFO replication`, if it answers.
-fn info_field(node: &ServeNode, field: &str) -> Option<String> {
-    let reply = Client::connect(node.resp).ok()?.command(&["INFO", "replication"]).ok()?;
-    let text = reply.bulk_text()?;
-    text.split("\r\n").find_map(|line| line.strip_prefix(&format!("{field}:")).map(str::to_string))
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod disk;
 mod disk_trouble;
 mod durability;
 mod election;
+mod fixtures;
 mod flow_control;
 mod forwarding;
 mod hardening;

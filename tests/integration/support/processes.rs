@@ -427,3 +427,10 @@ pub fn await_member_list(node: &ServeNode, expected: &[String], within: Duration
 pub fn voter_line(node: &ServeNode) -> String {
     format!("{} voter {}", node.id, node.raft)
 }
+
+/// The value of `field` in node's `INFO replication`, if it answers.
+pub fn info_field(node: &ServeNode, field: &str) -> Option<String> {
+    let reply = Client::connect(node.resp).ok()?.command(&["INFO", "replication"]).ok()?;
+    let text = reply.bulk_text()?;
+    text.split("\r\n").find_map(|line| line.strip_prefix(&format!("{field}:")).map(str::to_string))
+}
