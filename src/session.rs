@@ -6,6 +6,12 @@
 //! state keeps, per session, the highest number applied and its answer, and
 //! a retry of that number gets the stored answer instead of a second apply.
 //!
+//! A client may keep several commands of one session in flight (the
+//! runtime does, for the commands it sends again after a leader change):
+//! each command also carries the number of the oldest command the client
+//! still waits for, and the table keeps the answers from there on (a
+//! window), so any of them can be retried; the answers below are dropped.
+//!
 //! Every command the state machine layer receives starts with a one-byte
 //! [`Envelope`] tag: a plain command, the opening of a session, or a command
 //! of a session. [`SessionTable::apply_entry`] reads the tag, keeps the
@@ -44,14 +50,21 @@ impl fmt::Display for SessionId {
 pub const TAG_PLAIN: u8 = 0;
 /// The tag of a session opening: `proposer_time_ms` and `ttl_ms` follow.
 pub const TAG_OPEN: u8 = 1;
-/// The tag of a session command: session, seq, `proposer_time_ms`, then the
-/// command.
+/// The tag of a session command whose client waits for no older command:
+/// session, seq, `proposer_time_ms`, then the command.
 pub const TAG_COMMAND: u8 = 2;
+/// The tag of a session command sent with older ones in flight: session,
+/// seq, `proposer_time_ms`, the oldest seq still unanswered, then the
+/// command.
+pub const TAG_WINDOW_COMMAND: u8 = 3;
 
 /// The bytes of a session opening.
 pub const OPEN_BYTES: usize = 1 + 8 + 8;
 /// The bytes a session command adds in front of the command.
 pub const COMMAND_HEADER_BYTES: usize = 1 + 8 + 8 + 8;
+/// The bytes a session command with older ones in flight adds in front of
+/// the command.
+pub const WINDOW_COMMAND_HEADER_BYTES: usize = COMMAND_HEADER_BYTES + 8;
 
 /// Sessions the table keeps at most; opening one more drops the session
 /// closest to expiry first (deterministically: the table is the same on
@@ -63,15 +76,30 @@ pub const SESSIONS_MAX: usize = 4096;
 /// [`SessionRefusal::AnswerNotKept`].
 pub const ANSWER_BYTES_MAX: usize = 64 << 10;
 
-/// The largest encoded table: [`SESSIONS_MAX`] sessions, each with an
-/// answer of [`ANSWER_BYTES_MAX`]. A length prefix beyond it is refused
-/// before anything is read.
-pub const TABLE_BYTES_MAX: u64 =
-    (TABLE_HEADER_BYTES + SESSIONS_MAX * (SESSION_FIXED_BYTES + ANSWER_BYTES_MAX) + 4) as u64;
+/// The most answers a session keeps (its window): beyond, the oldest
+/// answer is dropped, and a retry of its command is refused
+/// ([`SessionRefusal::Stale`]). A client keeps at most this many commands
+/// of one session in flight.
+pub const WINDOW_ANSWERS_MAX: usize = 4096;
 
-const TABLE_VERSION: u8 = 1;
+/// The most bytes of answers a session keeps: beyond, the oldest answers
+/// are dropped as for [`WINDOW_ANSWERS_MAX`] (the newest is always kept).
+pub const WINDOW_BYTES_MAX: usize = 256 << 10;
+
+/// The largest encoded table: [`SESSIONS_MAX`] sessions, each with a full
+/// window. A length prefix beyond it is refused before anything is read.
+pub const TABLE_BYTES_MAX: u64 = (TABLE_HEADER_BYTES
+    + SESSIONS_MAX
+        * (SESSION_FIXED_BYTES
+            + WINDOW_ANSWERS_MAX * ANSWER_FIXED_BYTES
+            + WINDOW_BYTES_MAX
+            + ANSWER_BYTES_MAX)
+    + 4) as u64;
+
+const TABLE_VERSION: u8 = 2;
 const TABLE_HEADER_BYTES: usize = 1 + 8 + 4;
-const SESSION_FIXED_BYTES: usize = 8 + 8 + 8 + 8 + 1 + 4;
+const SESSION_FIXED_BYTES: usize = 8 + 8 + 8 + 8 + 8 + 4;
+const ANSWER_FIXED_BYTES: usize = 8 + 1 + 4;
 
 /// What an entry's data says to the state machine layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +119,10 @@ pub enum Envelope<'a> {
         session: SessionId,
         /// The command's number within the session, from 1.
         seq: u64,
+        /// The oldest command of the session its client still waits for
+        /// (`seq` itself when it waits for no other): the table drops the
+        /// answers of older ones, and refuses their late copies.
+        floor: u64,
         /// The proposer's wall clock when it proposed, in milliseconds.
         proposer_time_ms: u64,
         /// The command itself.
@@ -118,6 +150,14 @@ pub enum EnvelopeError {
     },
     /// A session command numbered 0; numbers start at 1.
     ZeroSeq,
+    /// A session command whose oldest unanswered command is newer than
+    /// itself, or numbered 0.
+    Floor {
+        /// The command's number.
+        seq: u64,
+        /// The oldest unanswered command it names.
+        floor: u64,
+    },
 }
 
 impl fmt::Display for EnvelopeError {
@@ -128,6 +168,9 @@ impl fmt::Display for EnvelopeError {
             EnvelopeError::Short { field } => write!(f, "the envelope is cut in its {field}"),
             EnvelopeError::Trailing { bytes } => write!(f, "{bytes} bytes after a session opening"),
             EnvelopeError::ZeroSeq => f.write_str("a session command numbered 0"),
+            EnvelopeError::Floor { seq, floor } => {
+                write!(f, "session command {seq} waits for command {floor}, which is not older")
+            }
         }
     }
 }
@@ -150,48 +193,73 @@ impl<'a> Envelope<'a> {
                 }
                 Ok(Envelope::Open { proposer_time_ms, ttl_ms })
             }
-            TAG_COMMAND => {
+            TAG_COMMAND | TAG_WINDOW_COMMAND => {
                 let session = SessionId(reader.u64("session").map_err(short)?);
                 let seq = reader.u64("seq").map_err(short)?;
                 let proposer_time_ms = reader.u64("proposer_time_ms").map_err(short)?;
+                let floor = match tag {
+                    TAG_COMMAND => seq,
+                    _ => reader.u64("floor").map_err(short)?,
+                };
                 if seq == 0 {
                     return Err(EnvelopeError::ZeroSeq);
                 }
-                Ok(Envelope::Command { session, seq, proposer_time_ms, command: reader.rest })
+                if floor == 0 || floor > seq {
+                    return Err(EnvelopeError::Floor { seq, floor });
+                }
+                Ok(Envelope::Command { session, seq, floor, proposer_time_ms, command: reader.rest })
             }
             other => Err(EnvelopeError::UnknownTag(other)),
         }
     }
 
-    /// Appends the envelope (and, for a command, the command) to `out`.
+    /// Appends the envelope and its command to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_header(out);
         match *self {
-            Envelope::Plain(command) => {
-                out.push(TAG_PLAIN);
-                out.extend_from_slice(command);
-            }
+            Envelope::Plain(command) | Envelope::Command { command, .. } => out.extend_from_slice(command),
+            Envelope::Open { .. } => {}
+        }
+    }
+
+    /// Writes the envelope without its command: [`header_len`](Envelope::header_len)
+    /// bytes, which the command follows.
+    pub fn encode_header(&self, out: &mut impl bytes::BufMut) {
+        match *self {
+            Envelope::Plain(_) => out.put_u8(TAG_PLAIN),
             Envelope::Open { proposer_time_ms, ttl_ms } => {
-                out.push(TAG_OPEN);
-                out.extend_from_slice(&proposer_time_ms.to_le_bytes());
-                out.extend_from_slice(&ttl_ms.to_le_bytes());
+                out.put_u8(TAG_OPEN);
+                out.put_u64_le(proposer_time_ms);
+                out.put_u64_le(ttl_ms);
             }
-            Envelope::Command { session, seq, proposer_time_ms, command } => {
-                assert!(seq > 0, "session commands are numbered from 1");
-                out.push(TAG_COMMAND);
-                out.extend_from_slice(&session.0.to_le_bytes());
-                out.extend_from_slice(&seq.to_le_bytes());
-                out.extend_from_slice(&proposer_time_ms.to_le_bytes());
-                out.extend_from_slice(command);
+            Envelope::Command { session, seq, floor, proposer_time_ms, .. } => {
+                assert!(0 < floor && floor <= seq, "session command {seq} waits for {floor}");
+                out.put_u8(if floor == seq { TAG_COMMAND } else { TAG_WINDOW_COMMAND });
+                out.put_u64_le(session.0);
+                out.put_u64_le(seq);
+                out.put_u64_le(proposer_time_ms);
+                if floor != seq {
+                    out.put_u64_le(floor);
+                }
             }
         }
     }
 
-    /// The bytes [`encode`](Envelope::encode) appends.
+    /// The bytes [`encode_header`](Envelope::encode_header) writes.
+    pub fn header_len(&self) -> usize {
+        match *self {
+            Envelope::Plain(_) => 1,
+            Envelope::Open { .. } => OPEN_BYTES,
+            Envelope::Command { seq, floor, .. } if seq == floor => COMMAND_HEADER_BYTES,
+            Envelope::Command { .. } => WINDOW_COMMAND_HEADER_BYTES,
+        }
+    }
+
+    /// The bytes [`encode`](Envelope::encode) writes.
     pub fn encoded_len(&self) -> usize {
         match self {
-            Envelope::Plain(command) => 1 + command.len(),
+            Envelope::Plain(command) | Envelope::Command { command, .. } => self.header_len() + command.len(),
             Envelope::Open { .. } => OPEN_BYTES,
-            Envelope::Command { command, .. } => COMMAND_HEADER_BYTES + command.len(),
         }
     }
 }
@@ -209,11 +277,13 @@ pub enum SessionRefusal {
     /// open), or it never existed. Open a new session; the command's
     /// outcome under the old one is unknown unless it was answered.
     Expired,
-    /// A command older than the last one the session applied: its answer is
-    /// no longer kept. Only one command per session may be outstanding.
+    /// A command older than the oldest one the session's client still
+    /// waits for (the last command's `floor`, or older than the window
+    /// kept): its client no longer waits for it. If an earlier copy was
+    /// applied, it was applied once; this copy is not applied.
     Stale {
-        /// The highest number the session applied.
-        applied_seq: u64,
+        /// The oldest command whose answer the session still keeps.
+        floor: u64,
     },
     /// A retry of the last command applied, whose answer exceeded
     /// [`ANSWER_BYTES_MAX`] and was not kept. The command was applied,
@@ -227,9 +297,9 @@ impl fmt::Display for SessionRefusal {
             SessionRefusal::Expired => {
                 f.write_str("the session expired or never existed, and nothing was applied; open a new one")
             }
-            SessionRefusal::Stale { applied_seq } => write!(
+            SessionRefusal::Stale { floor } => write!(
                 f,
-                "older than command {applied_seq}, the last the session applied; nothing was applied"
+                "older than command {floor}, the oldest the session still answers; not applied again"
             ),
             SessionRefusal::AnswerNotKept => {
                 f.write_str("the command was applied once, and its answer was too large to keep for a retry")
@@ -244,7 +314,7 @@ pub enum Admission<'a> {
     /// A new command: apply it, then [`record`](SessionTable::record) its
     /// answer.
     Apply,
-    /// A retry of the last command applied: answer this, apply nothing.
+    /// A retry of a command applied: answer this, apply nothing.
     Retry(&'a [u8]),
     /// Apply nothing, answer the refusal.
     Refused(SessionRefusal),
@@ -284,14 +354,44 @@ struct SessionState {
     last_used_ms: u64,
     /// The highest seq applied; 0 before the first.
     applied_seq: u64,
-    /// The answer of `applied_seq`; `None` while `applied_seq == 0`.
-    answer: Option<Kept>,
+    /// The oldest command the client still waits for, as its commands
+    /// said (or as the window's bounds forced): older copies are refused.
+    floor: u64,
+    /// The answers of the commands applied from `floor` on, by seq.
+    answers: BTreeMap<u64, Kept>,
+    /// The bytes of the answers in `answers`.
+    answer_bytes: usize,
 }
 
 impl SessionState {
     /// The log time past which the session is expired.
     fn expires_ms(&self) -> u64 {
         self.last_used_ms.saturating_add(self.ttl_ms)
+    }
+
+    /// Drops the answers below `floor`, which no client waits for.
+    fn raise_floor(&mut self, floor: u64) {
+        if floor <= self.floor {
+            return;
+        }
+        self.floor = floor;
+        while let Some(entry) = self.answers.first_entry() {
+            if *entry.key() >= floor {
+                break;
+            }
+            self.answer_bytes -= entry.remove().len();
+        }
+    }
+
+    /// Keeps the window within [`WINDOW_ANSWERS_MAX`] and
+    /// [`WINDOW_BYTES_MAX`], dropping the oldest answers first.
+    fn bound_window(&mut self) {
+        while self.answers.len() > WINDOW_ANSWERS_MAX
+            || (self.answer_bytes > WINDOW_BYTES_MAX && self.answers.len() > 1)
+        {
+            let Some((&oldest, _)) = self.answers.first_key_value() else { break };
+            self.raise_floor(oldest + 1);
+        }
     }
 }
 
@@ -301,8 +401,17 @@ enum Kept {
     TooLarge,
 }
 
-/// The sessions of the replicated state: per session the last command
-/// applied and its answer. Every replica holds the same table at the same
+impl Kept {
+    fn len(&self) -> usize {
+        match self {
+            Kept::Answer(answer) => answer.len(),
+            Kept::TooLarge => 0,
+        }
+    }
+}
+
+/// The sessions of the replicated state: per session the commands applied
+/// and the answers its client may still ask for again. Every replica holds the same table at the same
 /// index; the runtime keeps it next to the application's state machine
 /// and in its snapshots.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -357,8 +466,8 @@ impl SessionTable {
             Envelope::Open { proposer_time_ms, ttl_ms } => {
                 Ok(Reply::Opened(self.open(index, proposer_time_ms, ttl_ms)))
             }
-            Envelope::Command { session, seq, proposer_time_ms, command } => {
-                match self.admit(session, seq, proposer_time_ms) {
+            Envelope::Command { session, seq, floor, proposer_time_ms, command } => {
+                match self.admit(session, seq, floor, proposer_time_ms) {
                     Admission::Apply => {}
                     Admission::Retry(answer) => return Ok(Reply::Answer(answer.to_vec())),
                     Admission::Refused(refusal) => return Ok(Reply::Refused { session, refusal }),
@@ -380,34 +489,46 @@ impl SessionTable {
             let Some(&(_, oldest)) = self.by_expiry.first() else { break };
             self.remove(oldest);
         }
-        let state = SessionState { ttl_ms, last_used_ms: self.log_time_ms, applied_seq: 0, answer: None };
+        let state = SessionState {
+            ttl_ms,
+            last_used_ms: self.log_time_ms,
+            applied_seq: 0,
+            floor: 1,
+            answers: BTreeMap::new(),
+            answer_bytes: 0,
+        };
         self.insert(id, state);
         id
     }
 
-    /// Decides what to do with command `seq` of `session`, proposed at
-    /// `proposer_time_ms`: advances the log time (expiring what it must)
-    /// and marks the session used.
-    pub fn admit(&mut self, session: SessionId, seq: u64, proposer_time_ms: u64) -> Admission<'_> {
+    /// Decides what to do with command `seq` of `session`, whose client
+    /// waits for nothing older than `floor`, proposed at
+    /// `proposer_time_ms`: advances the log time (expiring what it must),
+    /// marks the session used and drops the answers below `floor`.
+    pub fn admit(
+        &mut self,
+        session: SessionId,
+        seq: u64,
+        floor: u64,
+        proposer_time_ms: u64,
+    ) -> Admission<'_> {
         self.advance(proposer_time_ms);
         let Some(mut state) = self.remove(session) else {
             return Admission::Refused(SessionRefusal::Expired);
         };
         state.last_used_ms = self.log_time_ms;
+        state.raise_floor(floor.min(seq));
         self.insert(session, state);
         let Some(state) = self.sessions.get(&session) else {
             unreachable!("{session} was just inserted");
         };
-        if seq > state.applied_seq {
-            return Admission::Apply;
+        if seq < state.floor {
+            return Admission::Refused(SessionRefusal::Stale { floor: state.floor });
         }
-        if seq < state.applied_seq {
-            return Admission::Refused(SessionRefusal::Stale { applied_seq: state.applied_seq });
-        }
-        match &state.answer {
+        match state.answers.get(&seq) {
+            None => Admission::Apply,
             Some(Kept::Answer(answer)) => Admission::Retry(answer),
             Some(Kept::TooLarge) => Admission::Refused(SessionRefusal::AnswerNotKept),
-            None => unreachable!("seq 0 is never admitted and applied_seq > 0 has an answer"),
         }
     }
 
@@ -417,13 +538,14 @@ impl SessionTable {
     pub fn record(&mut self, session: SessionId, seq: u64, answer: &[u8]) {
         let state = self.sessions.get_mut(&session);
         let Some(state) = state else { panic!("{session} recorded without being admitted") };
-        assert!(seq > state.applied_seq, "{session}: seq {seq} recorded after {}", state.applied_seq);
-        state.applied_seq = seq;
-        state.answer = Some(if answer.len() <= ANSWER_BYTES_MAX {
-            Kept::Answer(answer.to_vec())
-        } else {
-            Kept::TooLarge
-        });
+        assert!(seq >= state.floor, "{session}: seq {seq} recorded below the floor {}", state.floor);
+        let kept =
+            if answer.len() <= ANSWER_BYTES_MAX { Kept::Answer(answer.to_vec()) } else { Kept::TooLarge };
+        state.answer_bytes += kept.len();
+        let replaced = state.answers.insert(seq, kept);
+        assert!(replaced.is_none(), "{session}: seq {seq} recorded twice");
+        state.applied_seq = state.applied_seq.max(seq);
+        state.bound_window();
     }
 
     /// Moves log time to `proposer_time_ms` if later, and drops the
@@ -459,7 +581,14 @@ impl SessionTable {
             assert!(self.by_expiry.contains(&(state.expires_ms(), *id)));
             assert!(state.last_used_ms <= self.log_time_ms);
             assert!(state.expires_ms() >= self.log_time_ms, "{id} should have expired");
-            assert_eq!(state.applied_seq == 0, state.answer.is_none());
+            assert!(state.floor >= 1);
+            assert!(state.answers.len() <= WINDOW_ANSWERS_MAX);
+            assert_eq!(state.answer_bytes, state.answers.values().map(Kept::len).sum::<usize>());
+            assert!(state.answer_bytes <= WINDOW_BYTES_MAX || state.answers.len() == 1);
+            assert!(state.answers.keys().all(|&seq| state.floor <= seq && seq <= state.applied_seq));
+            if state.applied_seq == 0 {
+                assert!(state.answers.is_empty());
+            }
         }
     }
 
@@ -475,14 +604,18 @@ impl SessionTable {
             out.extend_from_slice(&state.ttl_ms.to_le_bytes());
             out.extend_from_slice(&state.last_used_ms.to_le_bytes());
             out.extend_from_slice(&state.applied_seq.to_le_bytes());
-            match &state.answer {
-                None => out.push(0),
-                Some(Kept::Answer(answer)) => {
-                    out.push(1);
-                    out.extend_from_slice(&(answer.len() as u32).to_le_bytes());
-                    out.extend_from_slice(answer);
+            out.extend_from_slice(&state.floor.to_le_bytes());
+            out.extend_from_slice(&(state.answers.len() as u32).to_le_bytes());
+            for (seq, kept) in &state.answers {
+                out.extend_from_slice(&seq.to_le_bytes());
+                match kept {
+                    Kept::Answer(answer) => {
+                        out.push(1);
+                        out.extend_from_slice(&(answer.len() as u32).to_le_bytes());
+                        out.extend_from_slice(answer);
+                    }
+                    Kept::TooLarge => out.push(2),
                 }
-                Some(Kept::TooLarge) => out.push(2),
             }
         }
         let crc = crc32c::crc32c(&out[start..]);
@@ -512,29 +645,52 @@ impl SessionTable {
             let ttl_ms = reader.u64_field("ttl_ms")?;
             let last_used_ms = reader.u64_field("last_used_ms")?;
             let applied_seq = reader.u64_field("applied_seq")?;
-            let answer = match reader.u8("answer kind")? {
-                0 => None,
-                1 => {
-                    let len = reader.u32("answer length")? as usize;
-                    if len > ANSWER_BYTES_MAX {
-                        return Err(TableError::Invalid { session: id, what: "an answer longer than kept" });
-                    }
-                    Some(Kept::Answer(reader.take(len, "answer")?.to_vec()))
-                }
-                2 => Some(Kept::TooLarge),
-                _ => return Err(TableError::Invalid { session: id, what: "an unknown answer kind" }),
+            let floor = reader.u64_field("floor")?;
+            let count = reader.u32("answer count")? as usize;
+            let invalid = |what| TableError::Invalid { session: id, what };
+            if count > WINDOW_ANSWERS_MAX {
+                return Err(invalid("more answers than a window keeps"));
+            }
+            if floor == 0 {
+                return Err(invalid("a floor of 0"));
+            }
+            let mut state = SessionState {
+                ttl_ms,
+                last_used_ms,
+                applied_seq,
+                floor,
+                answers: BTreeMap::new(),
+                answer_bytes: 0,
             };
+            for _ in 0..count {
+                let seq = reader.u64_field("answer seq")?;
+                let kept = match reader.u8("answer kind")? {
+                    1 => {
+                        let len = reader.u32("answer length")? as usize;
+                        if len > ANSWER_BYTES_MAX {
+                            return Err(invalid("an answer longer than kept"));
+                        }
+                        Kept::Answer(reader.take(len, "answer")?.to_vec())
+                    }
+                    2 => Kept::TooLarge,
+                    _ => return Err(invalid("an unknown answer kind")),
+                };
+                if seq < floor
+                    || seq > applied_seq
+                    || state.answers.last_key_value().is_some_and(|(&s, _)| s >= seq)
+                {
+                    return Err(invalid("an answer outside its window, or out of order"));
+                }
+                state.answer_bytes += kept.len();
+                state.answers.insert(seq, kept);
+            }
+            if state.answer_bytes > WINDOW_BYTES_MAX && state.answers.len() > 1 {
+                return Err(invalid("more answer bytes than a window keeps"));
+            }
             if previous.is_some_and(|p| p >= id) {
-                return Err(TableError::Invalid { session: id, what: "sessions out of order" });
+                return Err(invalid("sessions out of order"));
             }
             previous = Some(id);
-            let state = SessionState { ttl_ms, last_used_ms, applied_seq, answer };
-            if (applied_seq == 0) != state.answer.is_none() {
-                return Err(TableError::Invalid {
-                    session: id,
-                    what: "an answer without a command, or none",
-                });
-            }
             if last_used_ms > log_time_ms || state.expires_ms() < log_time_ms {
                 return Err(TableError::Invalid { session: id, what: "a use outside its lifetime" });
             }

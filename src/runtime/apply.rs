@@ -14,7 +14,7 @@ use super::pending::Pending;
 use super::snapshots::Snapshots;
 use super::{open_envelope, Completion, RequestError, Shared, StateMachine, StopReason, Unanswered};
 use crate::membership::{Membership, SnapshotMeta};
-use crate::session::{ApplyError, Reply, SessionTable};
+use crate::session::{ApplyError, Reply, SessionId, SessionRefusal, SessionTable};
 use crate::types::{Entry, EntryKind, LogIndex, Term};
 
 /// What the event loop sends the apply thread. One channel carries all of
@@ -46,6 +46,9 @@ pub(crate) enum FromApply {
     SnapshotTaken(SnapshotMeta),
     /// The snapshot asked for could not be written: the disk is full.
     SnapshotNotTaken,
+    /// A command this node proposed named a session that expired: if it
+    /// is the node's own, it needs another.
+    SessionExpired(SessionId),
     /// The state machine refused an entry, or a snapshot could not be
     /// written or restored; the node must stop.
     Failed(StopReason),
@@ -98,11 +101,19 @@ pub(crate) fn run<S: StateMachine>(
         match message {
             Ok(ToApply::Entries(entries)) => {
                 let Some(last) = entries.last().map(|e| e.index) else { continue };
+                let mut expired = None;
                 let result = entries.iter().try_for_each(|entry| {
-                    apply_one(&mut state_machine, &mut sessions, entry, id, &mut waiters, &mut applied)
+                    let mut a =
+                        Applying { id, waiters: &mut waiters, applied: &mut applied, expired: &mut expired };
+                    apply_one(&mut state_machine, &mut sessions, entry, &mut a)
                 });
                 if let Err(reason) = result {
                     break fail(reason);
+                }
+                if let Some(session) = expired {
+                    if outbox.send(FromApply::SessionExpired(session)).is_err() {
+                        break event_loop_gone();
+                    }
                 }
                 shared.counters.applied.fetch_add(entries.len() as u64, Ordering::Relaxed);
                 if outbox.send(FromApply::Applied(last)).is_err() {
@@ -207,14 +218,22 @@ impl Drop for StopOnPanic<'_> {
     }
 }
 
+/// What applying an entry reads and updates besides the state.
+struct Applying<'a> {
+    id: crate::types::NodeId,
+    waiters: &'a mut Pending<Completion, Instant>,
+    applied: &'a mut Applied,
+    /// A session that a command of this node's found expired.
+    expired: &'a mut Option<SessionId>,
+}
+
 fn apply_one<S: StateMachine>(
     state_machine: &mut S,
     sessions: &mut SessionTable,
     entry: &Entry,
-    id: crate::types::NodeId,
-    waiters: &mut Pending<Completion, Instant>,
-    applied: &mut Applied,
+    a: &mut Applying<'_>,
 ) -> Result<(), StopReason> {
+    let applied = &mut *a.applied;
     if entry.index <= applied.index {
         // In the snapshot restored (see `Snapshots::restore`).
         return Ok(());
@@ -240,8 +259,11 @@ fn apply_one<S: StateMachine>(
             ApplyError::Envelope(e) => malformed(e.to_string()),
             ApplyError::StateMachine(e) => StopReason::Apply { index: entry.index, error: Arc::new(e) },
         })?;
-    if proposer == id {
-        if let Some(done) = waiters.remove(request_id) {
+    if proposer == a.id {
+        if let Reply::Refused { session, refusal: SessionRefusal::Expired } = reply {
+            *a.expired = Some(session);
+        }
+        if let Some(done) = a.waiters.remove(request_id) {
             done.complete(match reply {
                 Reply::Answer(answer) => Ok(answer),
                 Reply::Opened(session) => Ok(session.0.to_le_bytes().to_vec()),

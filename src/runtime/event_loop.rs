@@ -19,6 +19,7 @@ use super::clock::Clock;
 use super::error::{propose_error, read_error};
 use super::log_writer::{self, FromWriter, ToWriter};
 use super::pending::Pending;
+use super::resend::Resender;
 use super::snapshot_send::{read_chunk, Transfer, RESEND_AFTER};
 use super::snapshots::Snapshots;
 use super::transport::{Transport, TransportConfig, WAKER};
@@ -172,6 +173,7 @@ pub(crate) fn start<S: StateMachine>(
         applied: LogIndex(0),
         apply_backlog_max: config.apply_backlog_max as u64,
         apply_batch: Vec::new(),
+        resender: Resender::new(id, config.request_timeout, config.session_ttl),
         waits: Vec::new(),
         membership_waits: Vec::new(),
         membership_seen: node_membership,
@@ -239,6 +241,9 @@ pub(super) struct EventLoop {
     applied: LogIndex,
     apply_backlog_max: u64,
     apply_batch: Vec<Entry>,
+    /// Proposals this node made, until seen committed: sent again if they
+    /// may have been lost with a leader.
+    resender: Resender,
     /// Callers of proposals accepted in this turn, for the apply thread:
     /// one message per turn rather than one wakeup per proposal.
     waits: Vec<(u64, Completion)>,
@@ -313,6 +318,7 @@ impl EventLoop {
                 self.reads.next_deadline(),
                 self.membership_waits.iter().map(|w| w.1).min(),
                 self.transfers.values().map(|t| t.next_deadline(self.stall_timeout)).min(),
+                self.resender.next_deadline(),
             ]
             .into_iter()
             .flatten()
@@ -412,6 +418,7 @@ impl EventLoop {
                     }
                 }
                 FromApply::SnapshotNotTaken => self.node.handle_snapshot_not_taken(),
+                FromApply::SessionExpired(session) => self.resender.session_lost(session),
                 FromApply::Failed(reason) => {
                     self.stop.get_or_insert(reason);
                 }
@@ -425,7 +432,13 @@ impl EventLoop {
 
     fn on_request(&mut self, now: Instant, request: Request) {
         match request {
-            Request::Propose { command, request_id, mut done } => match self.node.propose(now, command) {
+            Request::Propose { command, request_id, mut done } => match self.resender.propose(
+                &mut self.node,
+                now,
+                request_id,
+                command,
+                self.shared.entry_bytes_max,
+            ) {
                 // Appended, or forwarded to the leader: from here on the
                 // command may be applied whatever this node learns of it.
                 Ok(_) => {
@@ -467,6 +480,9 @@ impl EventLoop {
 
     /// Hands every output of the core to where it goes.
     fn drain_node(&mut self, now: Instant) {
+        let shared = &self.shared;
+        self.resender.poll(&mut self.node, now, || shared.next_request_id.fetch_add(1, Ordering::Relaxed));
+        shared.counters.resent.store(self.resender.resent, Ordering::Relaxed);
         // Before any entry: a proposal's waiter must be registered before
         // the entry can be applied.
         if !self.waits.is_empty() {
@@ -496,6 +512,7 @@ impl EventLoop {
         self.pump_transfers(now);
         while self.sent_to_apply.0 - self.applied.0 < self.apply_backlog_max {
             let Some(entry) = self.node.poll_apply() else { break };
+            self.resender.committed(&entry);
             self.sent_to_apply = entry.index;
             self.apply_batch.push(entry);
         }

@@ -42,6 +42,7 @@ mod error;
 mod event_loop;
 mod log_writer;
 mod pending;
+mod resend;
 mod session;
 mod snapshot_send;
 mod snapshots;
@@ -52,6 +53,7 @@ mod tests;
 
 pub use self::config::RuntimeConfig;
 pub use self::error::{RequestError, StartError, StopReason, Unanswered};
+use self::session::wall_clock_ms;
 pub use self::session::Session;
 
 use std::collections::BTreeMap;
@@ -78,7 +80,7 @@ use crate::types::{LogIndex, NodeId};
 pub const ENVELOPE_BYTES: usize = REQUEST_ENVELOPE_BYTES + 1;
 
 /// The proposing node and the request id.
-const REQUEST_ENVELOPE_BYTES: usize = 16;
+pub(crate) const REQUEST_ENVELOPE_BYTES: usize = 16;
 
 /// The application's replicated state.
 ///
@@ -201,7 +203,7 @@ impl fmt::Debug for Completion {
 /// Work handed to the event loop.
 pub(crate) enum Request {
     Propose {
-        command: Bytes,
+        command: resend::Proposal,
         request_id: u64,
         done: Completion,
     },
@@ -224,6 +226,7 @@ pub(crate) struct Counters {
     fsyncs: AtomicU64,
     writes: AtomicU64,
     applied: AtomicU64,
+    resent: AtomicU64,
 }
 
 /// Running totals since the node started.
@@ -236,6 +239,10 @@ pub struct Metrics {
     pub writes: u64,
     /// Entries applied to the state machine.
     pub applied: u64,
+    /// Proposals this node sent again because they may have been lost
+    /// with a leader (or on the way to one); each is applied once however
+    /// many copies commit.
+    pub resent: u64,
 }
 
 impl Request {
@@ -418,11 +425,19 @@ impl Handle {
             return done.complete(Err(RequestError::TooLarge { bytes, max: self.shared.entry_bytes_max }));
         }
         let request_id = self.shared.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let mut enveloped = Vec::with_capacity(bytes as usize);
+        // A plain command leaves room for the event loop to put it in the
+        // node's own session (see `resend`), without a copy.
+        let room = if matches!(envelope, Envelope::Plain(_)) { resend::ROOM } else { 0 };
+        let mut enveloped = Vec::with_capacity(room + bytes as usize);
+        enveloped.resize(room, 0);
         enveloped.put_u64_le(self.shared.id.0);
         enveloped.put_u64_le(request_id);
         envelope.encode(&mut enveloped);
-        self.submit(Request::Propose { command: Bytes::from(enveloped), request_id, done });
+        let command = match envelope {
+            Envelope::Plain(_) => resend::Proposal::Plain(enveloped),
+            _ => resend::Proposal::Ready(Bytes::from(enveloped)),
+        };
+        self.submit(Request::Propose { command, request_id, done });
     }
 
     /// Proposes `envelope` and blocks until it is applied.
@@ -547,6 +562,7 @@ impl Handle {
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
             writes: c.writes.load(Ordering::Relaxed),
             applied: c.applied.load(Ordering::Relaxed),
+            resent: c.resent.load(Ordering::Relaxed),
         }
     }
 

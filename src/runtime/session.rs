@@ -109,7 +109,8 @@ impl Session {
         self.seq += 1;
         let (session, seq) = (self.id, self.seq);
         retry(self.retry_for, &mut self.retries, || {
-            let envelope = Envelope::Command { session, seq, proposer_time_ms: wall_clock_ms(), command };
+            let envelope =
+                Envelope::Command { session, seq, floor: seq, proposer_time_ms: wall_clock_ms(), command };
             self.handle.propose_envelope_wait(envelope)
         })
     }
@@ -162,7 +163,7 @@ fn retry(
 
 /// This node's wall clock in milliseconds: the time a session entry
 /// carries, from which the log time that expires sessions is made.
-fn wall_clock_ms() -> u64 {
+pub(crate) fn wall_clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

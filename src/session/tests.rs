@@ -11,8 +11,13 @@ fn counting(count: &mut u64) -> impl FnOnce(&[u8]) -> Result<Vec<u8>, std::conve
 }
 
 fn command(session: SessionId, seq: u64, time_ms: u64, body: &[u8]) -> Vec<u8> {
+    window_command(session, seq, seq, time_ms, body)
+}
+
+/// Command `seq` sent while its client still waits for `floor` and on.
+fn window_command(session: SessionId, seq: u64, floor: u64, time_ms: u64, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    Envelope::Command { session, seq, proposer_time_ms: time_ms, command: body }.encode(&mut out);
+    Envelope::Command { session, seq, floor, proposer_time_ms: time_ms, command: body }.encode(&mut out);
     out
 }
 
@@ -42,7 +47,8 @@ fn envelopes_round_trip_and_bad_ones_are_typed_errors() {
         Envelope::Plain(b"set x"),
         Envelope::Plain(b""),
         Envelope::Open { proposer_time_ms: 7, ttl_ms: 60_000 },
-        Envelope::Command { session: SessionId(3), seq: 9, proposer_time_ms: 11, command: b"incr" },
+        Envelope::Command { session: SessionId(3), seq: 9, floor: 9, proposer_time_ms: 11, command: b"incr" },
+        Envelope::Command { session: SessionId(3), seq: 9, floor: 2, proposer_time_ms: 11, command: b"incr" },
     ];
     for envelope in cases {
         let mut bytes = Vec::new();
@@ -62,6 +68,76 @@ fn envelopes_round_trip_and_bad_ones_are_typed_errors() {
     let mut zero = cmd.clone();
     zero[9..17].copy_from_slice(&0u64.to_le_bytes());
     assert_eq!(Envelope::decode(&zero), Err(EnvelopeError::ZeroSeq));
+    // A window command waits for an older command, never a newer one.
+    let windowed = window_command(SessionId(1), 5, 4, 0, b"");
+    assert_eq!(windowed[0], TAG_WINDOW_COMMAND);
+    assert_eq!(Envelope::decode(&windowed[..32]), Err(EnvelopeError::Short { field: "floor" }));
+    for floor in [0, 6] {
+        let mut bad = windowed.clone();
+        bad[25..33].copy_from_slice(&u64::to_le_bytes(floor));
+        assert_eq!(Envelope::decode(&bad), Err(EnvelopeError::Floor { seq: 5, floor }));
+    }
+}
+
+#[test]
+fn a_window_answers_each_command_in_flight_once_in_any_order() {
+    let mut table = SessionTable::new();
+    let mut count = 0;
+    let s = opened(&mut table, 1, 0, 60_000);
+    // Commands 1 to 4 in flight; 3 commits first, then 1, then copies.
+    let third = apply(&mut table, 2, &window_command(s, 3, 1, 10, b""), &mut count);
+    let first = apply(&mut table, 3, &window_command(s, 1, 1, 10, b""), &mut count);
+    assert_eq!((third.clone(), first.clone()), (answer(1), answer(2)));
+    assert_eq!(apply(&mut table, 4, &window_command(s, 3, 1, 20, b""), &mut count), third);
+    assert_eq!(apply(&mut table, 5, &window_command(s, 1, 1, 20, b""), &mut count), first);
+    let second = apply(&mut table, 6, &window_command(s, 2, 1, 20, b""), &mut count);
+    assert_eq!(second, answer(3));
+    assert_eq!(count, 3, "three commands, each applied once");
+    // The client has 1 to 3 answered and waits for 4: older answers go,
+    // and a late copy of one of them is refused, not applied again.
+    let fourth = apply(&mut table, 7, &window_command(s, 5, 4, 30, b""), &mut count);
+    assert_eq!(fourth, answer(4));
+    let late = apply(&mut table, 8, &window_command(s, 2, 1, 30, b""), &mut count);
+    assert_eq!(late, Reply::Refused { session: s, refusal: SessionRefusal::Stale { floor: 4 } });
+    assert_eq!(apply(&mut table, 9, &window_command(s, 4, 4, 30, b""), &mut count), answer(5));
+    assert_eq!(count, 5);
+}
+
+fn answer(count: u64) -> Reply {
+    Reply::Answer(count.to_le_bytes().to_vec())
+}
+
+#[test]
+fn a_window_keeps_a_bounded_number_of_answers_and_bytes() {
+    let mut table = SessionTable::new();
+    let mut count = 0;
+    let s = opened(&mut table, 1, 0, 60_000);
+    let n = WINDOW_ANSWERS_MAX as u64 + 1;
+    for seq in 1..=n {
+        apply(&mut table, seq + 1, &window_command(s, seq, 1, 0, b""), &mut count);
+    }
+    // The oldest answer went: its retry is refused, the next is answered.
+    let oldest = apply(&mut table, n + 2, &window_command(s, 1, 1, 0, b""), &mut count);
+    assert_eq!(oldest, Reply::Refused { session: s, refusal: SessionRefusal::Stale { floor: 2 } });
+    assert_eq!(apply(&mut table, n + 3, &window_command(s, 2, 1, 0, b""), &mut count), answer(2));
+    assert_eq!(count, n);
+    // Large answers: the window holds what fits in its bytes.
+    let big = vec![7; ANSWER_BYTES_MAX];
+    let mut index = n + 4;
+    for seq in n + 1..n + 10 {
+        table
+            .apply_entry(LogIndex(index), &window_command(s, seq, 2, 0, b""), |_| Ok::<_, ()>(big.clone()))
+            .expect("applied");
+        index += 1;
+        table.check_invariants();
+    }
+    let kept = (WINDOW_BYTES_MAX / ANSWER_BYTES_MAX) as u64;
+    let gone = apply(&mut table, index, &window_command(s, n + 9 - kept, 2, 0, b""), &mut count);
+    assert_eq!(gone, Reply::Refused { session: s, refusal: SessionRefusal::Stale { floor: n + 10 - kept } });
+    let newest = table.apply_entry(LogIndex(index + 1), &window_command(s, n + 9, 2, 0, b""), |_| {
+        Err::<Vec<u8>, _>("a retry must not apply")
+    });
+    assert_eq!(newest.expect("answered"), Reply::Answer(big));
 }
 
 #[test]
@@ -91,7 +167,7 @@ fn an_older_seq_is_stale_and_a_plain_command_always_applies() {
     apply(&mut table, 2, &command(s, 1, 0, b""), &mut count);
     apply(&mut table, 3, &command(s, 4, 0, b""), &mut count);
     let stale = apply(&mut table, 4, &command(s, 3, 0, b""), &mut count);
-    assert_eq!(stale, Reply::Refused { session: s, refusal: SessionRefusal::Stale { applied_seq: 4 } });
+    assert_eq!(stale, Reply::Refused { session: s, refusal: SessionRefusal::Stale { floor: 4 } });
     assert_eq!(count, 2, "a stale command is not applied");
     let mut plain = Vec::new();
     Envelope::Plain(b"x").encode(&mut plain);
@@ -176,6 +252,12 @@ fn sample_table() -> SessionTable {
     apply(&mut table, 10, &command(c, 7, 900, b""), &mut count);
     let long = vec![1; ANSWER_BYTES_MAX + 1];
     table.apply_entry(LogIndex(11), &command(c, 8, 950, b""), |_| Ok::<_, ()>(long)).expect("applied");
+    // A window with three answers, one of them dropped by the floor.
+    let w = opened(&mut table, 12, 960, 40_000);
+    for (index, seq) in [(13, 2), (14, 1), (15, 3)] {
+        apply(&mut table, index, &window_command(w, seq, 1, 970, b""), &mut count);
+    }
+    apply(&mut table, 16, &window_command(w, 5, 2, 980, b""), &mut count);
     table
 }
 
@@ -267,9 +349,9 @@ proptest! {
                     prop_assert_eq!(&*first, &answer, "seq {} answered differently", seq);
                     prop_assert_eq!(seq, last);
                 }
-                Reply::Refused { refusal: SessionRefusal::Stale { applied_seq }, .. } => {
-                    prop_assert!(seq < applied_seq);
-                    prop_assert_eq!(applied_seq, last);
+                Reply::Refused { refusal: SessionRefusal::Stale { floor }, .. } => {
+                    prop_assert!(seq < floor);
+                    prop_assert_eq!(floor, last);
                 }
                 other => prop_assert!(false, "unexpected {:?}", other),
             }
@@ -278,5 +360,65 @@ proptest! {
         sorted.dedup();
         prop_assert_eq!(&sorted, &applied, "a seq applied twice");
         prop_assert!(applied.windows(2).all(|w| w[0] < w[1]), "applied out of order: {:?}", applied);
+    }
+}
+
+proptest! {
+    /// A client with up to 8 commands in flight, whose copies commit in
+    /// any order and any number of times, and which moves its floor to
+    /// the oldest command not yet answered: each command is applied at
+    /// most once, every copy of an answered command gets the first answer,
+    /// and a copy is refused only once its client stopped waiting for it.
+    #[test]
+    fn a_window_applies_each_command_once_whatever_the_copies(
+        steps in proptest::collection::vec((0u8..3, 0usize..8), 1..300),
+    ) {
+        let mut table = SessionTable::new();
+        let s = table.open(LogIndex(1), 0, u64::MAX);
+        let mut in_flight: BTreeSet<u64> = BTreeSet::new();
+        let mut answers: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut applied: BTreeSet<u64> = BTreeSet::new();
+        let mut next_seq = 1;
+        for (index, (kind, pick)) in steps.into_iter().enumerate() {
+            if kind == 0 && in_flight.len() < 8 {
+                in_flight.insert(next_seq);
+                next_seq += 1;
+            }
+            // A copy of a command in flight, or (kind 2) of any sent so far.
+            let seq = match kind {
+                2 if next_seq > 1 => 1 + pick as u64 % (next_seq - 1),
+                _ => match in_flight.iter().nth(pick % in_flight.len().max(1)) {
+                    Some(&seq) => seq,
+                    None => continue,
+                },
+            };
+            let floor = in_flight.first().copied().unwrap_or(next_seq).min(seq);
+            let data = window_command(s, seq, floor, 0, &seq.to_le_bytes());
+            let reply = table
+                .apply_entry(LogIndex(index as u64 + 2), &data, |c: &[u8]| -> Result<Vec<u8>, u64> {
+                    let seq = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                    if !applied.insert(seq) {
+                        return Err(seq);
+                    }
+                    Ok(format!("answer {seq} at {index}").into_bytes())
+                });
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(ApplyError::StateMachine(seq)) => return Err(TestCaseError::fail(format!("seq {seq} applied twice"))),
+                Err(e) => return Err(TestCaseError::fail(format!("{e:?}"))),
+            };
+            table.check_invariants();
+            match reply {
+                Reply::Answer(answer) => {
+                    let first = answers.entry(seq).or_insert_with(|| answer.clone());
+                    prop_assert_eq!(&*first, &answer, "seq {} answered differently", seq);
+                    in_flight.remove(&seq);
+                }
+                Reply::Refused { refusal: SessionRefusal::Stale { .. }, .. } => {
+                    prop_assert!(!in_flight.contains(&seq), "seq {} refused while awaited", seq);
+                }
+                other => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
     }
 }

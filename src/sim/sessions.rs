@@ -1,7 +1,9 @@
 //! Exactly-once sessions in the simulated world: a few clients open
 //! sessions and propose numbered commands, proposing the outstanding one
 //! again (same session, same seq) whenever they act before its answer came
-//! back, as a client does after an unknown outcome. Each node's application
+//! back, as a client does after an unknown outcome. One client keeps
+//! several commands in flight (a window, as the runtime does with its
+//! node's session) and sends any of them again, in any order. Each node's application
 //! sends session entries through its own [`SessionTable`], kept in its
 //! snapshots (encoded and decoded), next to a model of what it applied.
 //!
@@ -21,8 +23,10 @@ use crate::types::{Bytes, Entry, EntryKind, LogIndex, NodeId};
 /// client's number and the session envelope (as the runtime puts its
 /// request envelope in front). Other proposals start with a small counter.
 const MARK: &[u8; 8] = b"oar-sess";
-/// Clients with sessions.
+/// Clients with sessions; the first keeps a window of commands in flight.
 const CLIENTS: u64 = 3;
+/// Commands the window client keeps in flight at most.
+const WINDOW: usize = 4;
 
 /// A client of the workload.
 #[derive(Clone, Debug, Default)]
@@ -32,6 +36,8 @@ pub(super) struct SimClient {
     seq: u64,
     /// Whether `seq` got its answer.
     answered: bool,
+    /// For the window client: the commands sent and not yet answered.
+    in_flight: BTreeSet<u64>,
 }
 
 /// What a client learns when a node applies one of its entries.
@@ -40,6 +46,7 @@ pub(super) enum Observed {
     Opened { client: u64, session: SessionId },
     Answered { client: u64, session: SessionId, seq: u64 },
     Expired { client: u64, session: SessionId },
+    Stale { client: u64, session: SessionId, seq: u64 },
 }
 
 /// One node's application state for sessions.
@@ -144,6 +151,10 @@ impl AppSessions {
                 checker.sessions.refused += 1;
                 Some(Observed::Expired { client, session })
             }
+            (Reply::Refused { session, refusal: SessionRefusal::Stale { .. } }, Some((_, seq))) => {
+                checker.sessions.refused += 1;
+                Some(Observed::Stale { client, session, seq })
+            }
             (Reply::Refused { .. }, _) => {
                 checker.sessions.refused += 1;
                 None
@@ -179,13 +190,35 @@ impl World {
         data.extend_from_slice(&k.to_le_bytes());
         match client.session {
             None => Envelope::Open { proposer_time_ms: now_ms, ttl_ms }.encode(&mut data),
+            Some(session) if k == 0 => {
+                // A new command while the window has room (now and then),
+                // else a copy of one in flight.
+                let fresh = client.in_flight.len() < WINDOW && self.client_rng.chance(1, 2);
+                let seq = if fresh || client.in_flight.is_empty() {
+                    client.seq += 1;
+                    client.in_flight.insert(client.seq);
+                    client.seq
+                } else {
+                    let pick = self.client_rng.below(client.in_flight.len() as u64) as usize;
+                    *client.in_flight.iter().nth(pick).expect("a command in flight")
+                };
+                let floor = client.in_flight.first().copied().unwrap_or(seq).min(seq);
+                let command =
+                    Envelope::Command { session, seq, floor, proposer_time_ms: now_ms, command: b"+1" };
+                command.encode(&mut data);
+            }
             Some(session) => {
                 if client.answered {
                     client.seq += 1;
                     client.answered = false;
                 }
-                let command =
-                    Envelope::Command { session, seq: client.seq, proposer_time_ms: now_ms, command: b"+1" };
+                let command = Envelope::Command {
+                    session,
+                    seq: client.seq,
+                    floor: client.seq,
+                    proposer_time_ms: now_ms,
+                    command: b"+1",
+                };
                 command.encode(&mut data);
             }
         }
@@ -202,13 +235,29 @@ impl World {
                 Observed::Opened { client, session } => {
                     let c = &mut self.clients[client as usize];
                     if c.session.is_none() {
-                        *c = SimClient { session: Some(session), seq: 0, answered: true };
+                        *c = SimClient {
+                            session: Some(session),
+                            seq: 0,
+                            answered: true,
+                            ..SimClient::default()
+                        };
                     }
                 }
                 Observed::Answered { client, session, seq } => {
                     let c = &mut self.clients[client as usize];
                     if c.session == Some(session) && c.seq == seq {
                         c.answered = true;
+                    }
+                    if c.session == Some(session) {
+                        c.in_flight.remove(&seq);
+                    }
+                }
+                Observed::Stale { client, session, seq } => {
+                    let c = &self.clients[client as usize];
+                    if c.session == Some(session) && c.in_flight.contains(&seq) {
+                        let detail =
+                            format!("client {client}: {session} seq {seq} refused while it waits for it");
+                        self.checker.fail("sessions", detail);
                     }
                 }
                 Observed::Expired { client, session } => {

@@ -159,6 +159,7 @@ fn a_command_retried_after_a_timeout_is_applied_once() {
 /// Three nodes; `proxies[i][j]` is how node `i` reaches node `j`, so that
 /// links can be cut.
 struct Cluster {
+    request_timeout: Duration,
     listen: Vec<SocketAddr>,
     proxies: Vec<Vec<Option<Proxy>>>,
     dirs: Vec<tempfile::TempDir>,
@@ -167,18 +168,23 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::start_with(config(NodeId(1)).request_timeout)
+    }
+
+    /// Callers wait `request_timeout` for an answer.
+    fn start_with(request_timeout: Duration) -> Cluster {
         let (listeners, listed) = bind_peers(3);
         let listen: Vec<SocketAddr> = listed.iter().map(|p| p.addr).collect();
         let proxies: Vec<Vec<Option<Proxy>>> =
             (0..3).map(|i| (0..3).map(|j| (i != j).then(|| Proxy::start(listen[j]))).collect()).collect();
         let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-        let mut cluster = Cluster { listen, proxies, dirs, handles: Vec::new() };
+        let mut cluster = Cluster { request_timeout, listen, proxies, dirs, handles: Vec::new() };
         cluster.handles = listeners
             .into_iter()
             .enumerate()
             .map(|(i, listener)| {
                 let handle = Runtime::start_on(
-                    config(NodeId(i as u64 + 1)),
+                    cluster.config(NodeId(i as u64 + 1)),
                     cluster.dirs[i].path(),
                     &cluster.peers_of(i),
                     listener,
@@ -200,6 +206,12 @@ impl Cluster {
             .collect()
     }
 
+    fn config(&self, id: NodeId) -> RuntimeConfig {
+        let mut config = config(id);
+        config.request_timeout = self.request_timeout;
+        config
+    }
+
     fn handle(&self, k: usize) -> &Handle {
         self.handles[k].as_ref().expect("a live node")
     }
@@ -216,8 +228,9 @@ impl Cluster {
 
     fn restart(&mut self, k: usize) {
         let dir: &Path = self.dirs[k].path();
-        let handle = Runtime::start(config(NodeId(k as u64 + 1)), dir, &self.peers_of(k), Counter::new())
-            .expect("restart");
+        let handle =
+            Runtime::start(self.config(NodeId(k as u64 + 1)), dir, &self.peers_of(k), Counter::new())
+                .expect("restart");
         self.handles[k] = Some(handle);
     }
 
@@ -275,6 +288,12 @@ fn increment_during(session: &mut oar::Session, n: u64, fault: impl FnOnce()) ->
     answers
 }
 
+/// Whether some command of `session` (on node `via`) was sent more than
+/// once, by the session or by the node.
+fn sent_again(session: &oar::Session, via: &Handle) -> bool {
+    session.retries() > 0 || via.metrics().resent > 0
+}
+
 #[test]
 fn increments_through_a_leader_kill_and_a_partition_count_exactly_once() {
     let _ = env_logger::builder().is_test(true).try_init();
@@ -316,9 +335,100 @@ fn increments_through_a_leader_kill_and_a_partition_count_exactly_once() {
         for (k, handle) in cluster.live() {
             assert_eq!(read_count(handle), count, "round {round}: node {}", k + 1);
         }
-        if session.retries() > 0 {
+        if sent_again(&session, cluster.handle(via)) {
             break;
         }
     }
-    assert!(session.retries() > 0, "the session never had to retry: the faults missed it");
+    // The event loop sends a command lost with a leader again itself, as
+    // soon as it learns of a new one; the session retries after a timeout.
+    assert!(
+        sent_again(&session, cluster.handle(via)),
+        "no command had to be sent again: the faults missed it"
+    );
+}
+
+/// Increments `per_client * clients` times with plain `propose` through
+/// `via`, from `clients` threads at once, and runs `fault` once a third are
+/// answered. Every increment must be answered (none lost with the leader,
+/// none left to time out), each with its own count: the answers are
+/// `from + 1 ..= from + n`, in some order, if each was applied once.
+fn plain_increments_during(via: &Handle, clients: u64, per_client: u64, from: u64, fault: impl FnOnce()) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let n = clients * per_client;
+    let answered = AtomicU64::new(0);
+    let (mut answers, answered_at_fault) = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..clients)
+            .map(|c| {
+                let answered = &answered;
+                scope.spawn(move || {
+                    (0..per_client)
+                        .map(|k| match via.propose(b"+1") {
+                            Ok(answer) => {
+                                answered.fetch_add(1, Ordering::SeqCst);
+                                count_of(&answer)
+                            }
+                            Err(e) => {
+                                panic!("client {c}: increment {k} through node {} failed: {e}", via.id())
+                            }
+                        })
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        while answered.load(Ordering::SeqCst) < n / 3 && threads.iter().any(|t| !t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let at_fault = answered.load(Ordering::SeqCst);
+        fault();
+        let answers: Vec<u64> =
+            threads.into_iter().flat_map(|t| t.join().expect("a client thread")).collect();
+        (answers, at_fault)
+    });
+    assert!(answered_at_fault < n, "every increment was answered before the fault: the test proves nothing");
+    answers.sort_unstable();
+    assert_eq!(
+        answers,
+        (from + 1..=from + n).collect::<Vec<u64>>(),
+        "an increment was lost or counted twice"
+    );
+}
+
+#[test]
+fn plain_proposals_lost_with_a_leader_are_sent_again_and_applied_once() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    // Callers wait long enough for a new leader: a proposal lost with the
+    // old one must be sent again and answered, not time out.
+    let mut cluster = Cluster::start_with(Duration::from_secs(10));
+    let first_leader = leader_among(&cluster.live(), Duration::from_secs(10));
+    let via = (first_leader + 1) % 3;
+    // Once `via` knows the leader it opens its own session; a first
+    // increment, proposed after that, is applied after the opening.
+    assert_eq!(count_of(&cluster.handle(via).propose(b"+1").expect("a first increment")), 1);
+    let mut count = 1;
+
+    // The leader dies with forwarded increments in flight.
+    let handle = cluster.handle(via).clone();
+    plain_increments_during(&handle, 8, 25, count, || cluster.kill(first_leader));
+    count += 200;
+    for (k, h) in cluster.live() {
+        assert_eq!(read_count(h), count, "node {}", k + 1);
+    }
+    let after_kill = handle.metrics().resent;
+    log::info!("{after_kill} proposals sent again after the leader's death");
+
+    // It comes back; then the leader (never `via`) is cut off, in rounds,
+    // with increments in flight.
+    cluster.restart(first_leader);
+    for round in 0..3 {
+        let leader = leader_off(&cluster, via);
+        plain_increments_during(&handle, 8, 25, count, || cluster.isolate(leader, true));
+        count += 200;
+        cluster.isolate(leader, false);
+        leader_among(&cluster.live(), Duration::from_secs(10));
+        for (k, h) in cluster.live() {
+            assert_eq!(read_count(h), count, "round {round}: node {}", k + 1);
+        }
+    }
+    assert!(after_kill > 0, "nothing was in flight through node {} when the leader died", via + 1);
+    assert!(handle.metrics().resent > after_kill, "no proposal was sent again after a partition");
 }
