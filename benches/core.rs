@@ -7,7 +7,7 @@
 //! Before the timed runs it prints allocations per committed entry, counted
 //! by a global allocator wrapper.
 //!
-//! Run: `cargo bench --bench core`.
+//! Run: `cargo bench -p oar-benches --bench core`.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as WallClock};

@@ -22,7 +22,7 @@
 //! so its memory does not grow with the store) and while reading one,
 //! counted by a global allocator wrapper.
 //!
-//! Run: `cargo bench --bench snapshot`. The file goes to a temporary
+//! Run: `cargo bench -p oar-benches --bench snapshot`. The file goes to a temporary
 //! directory under `target/` (the disk the project lives on, not a tmpfs);
 //! set `OAR_BENCH_DIR` to measure another disk.
 

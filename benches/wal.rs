@@ -10,7 +10,7 @@
 //! (bytes written to the file per second) of both, and the log's
 //! throughput as a fraction of raw: the figure to read.
 //!
-//! Run: `cargo bench --bench wal`. The files go to a temporary directory
+//! Run: `cargo bench -p oar-benches --bench wal`. The files go to a temporary directory
 //! under `target/` (the disk the project lives on, not a tmpfs); set
 //! `OAR_BENCH_DIR` to measure another disk.
 

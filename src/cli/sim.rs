@@ -22,9 +22,21 @@ pub struct SimArgs {
     /// Virtual seconds the healed cluster has to make progress.
     #[arg(long, default_value_t = 10)]
     liveness_secs: u64,
+    /// Lost disks and logs set back to older copies in every run (by
+    /// default, in half of the seeds): `always` or `never`.
+    #[arg(long, value_parser = parse_disk_faults)]
+    disk_faults: Option<bool>,
     /// Print a trace: -v for faults and node events, -vv for every message.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+fn parse_disk_faults(s: &str) -> Result<bool, String> {
+    match s {
+        "always" => Ok(true),
+        "never" => Ok(false),
+        _ => Err(format!("expected always or never, got {s:?}")),
+    }
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -68,6 +80,7 @@ pub fn run(args: SimArgs) -> ExitCode {
         let mut opts = oar::sim::SimOptions::new(seed, args.nodes);
         opts.fault_time = Duration::from_secs(args.fault_secs);
         opts.liveness_time = Duration::from_secs(args.liveness_secs);
+        opts.disk_faults = args.disk_faults;
         let report = oar::sim::run(&opts);
         steps += report.steps;
         committed += report.committed;
