@@ -8,6 +8,7 @@
 //! | state machine safety | the entries applied at an index, by any node, are the committed entry there; a snapshot taken or installed at an index holds the state after exactly the committed entries up to it |
 //! | membership | a node counts exactly the configurations its log holds (the core's own invariants, checked every step); a leader commits only what a majority of each half of the configuration it counted holds durably, including a joint configuration whose commit moved the leader on to C_new in the same step |
 //! | monotonicity | commit and applied indexes never decrease within a node's life; applied advances one index at a time |
+//! | leader commit rule | a leader's commit index only ever moves onto an entry of its own term (Raft §5.4.2, Figure 8): entries of earlier terms are committed by one of its own above them, never by counting their replicas |
 //! | durability | a vote grant leaves only once the vote is durable; an acknowledgement only once the entries are; a leader commits only what a majority holds durably; no node knows an index committed that a majority of the voters in force there does not hold durably |
 //! | linearizable reads | a read's index is at least the highest commit index any node had when the read was invoked; the node serving it has applied that far, and its state equals the committed log up to what it applied |
 
@@ -240,7 +241,15 @@ impl Checker {
             self.fail("monotonicity", format!("{id} commit went from {} back to {commit}", watch.commit));
         }
         if commit > watch.commit {
-            if leader_term.is_some() {
+            if let Some(term) = leader_term {
+                let at = node.term_at(commit);
+                if at != Some(term) {
+                    let detail = format!(
+                        "{id}, leader of {term}, moved its commit from {} to {commit}, an entry of {at:?}",
+                        watch.commit
+                    );
+                    self.fail("leader commit rule", detail);
+                }
                 self.check_durable_on_majority(node, watch.commit, commit, disks);
             }
             self.check_durable_on_voters(node, commit, disks);

@@ -250,6 +250,8 @@ struct World {
     /// The session clients and their own random stream.
     clients: Vec<sessions::SimClient>,
     client_rng: Rng,
+    /// A leader cut off with a minority, which gets most proposals.
+    fed: Option<NodeId>,
 }
 
 impl World {
@@ -295,6 +297,7 @@ impl World {
             bootstrap_all,
             clients: sessions::new_clients(),
             client_rng: sessions::client_rng(opts.seed),
+            fed: None,
         };
         info!(
             target: "oar::sim",

@@ -81,6 +81,19 @@ fn checker_catches_acknowledging_before_persisting() {
     assert_eq!(v.property, "durability");
 }
 
+/// A leader that commits entries of earlier terms by counting their
+/// replicas (Raft Figure 8): caught by the leader commit rule the moment
+/// its commit lands on such an entry, which messages of one entry make
+/// happen before its own entry reaches a majority.
+#[test]
+fn checker_catches_commits_of_earlier_terms_by_counting() {
+    let bugs = InjectedBugs { commit_old_terms_by_counting: true, ..InjectedBugs::default() };
+    let report = first_violation(300, 3, bugs).expect("the checker missed a Figure 8 commit");
+    let v = report.violation.unwrap();
+    println!("seed {} found: {} ({})", report.seed, v.property, v.detail);
+    assert_eq!(v.property, "leader commit rule");
+}
+
 /// A voter that ignores the candidate's log lets a stale node lead and
 /// overwrite committed entries.
 #[test]

@@ -39,11 +39,12 @@ impl World {
 
     pub(super) fn inject_fault(&mut self) {
         let now = self.now;
-        let kinds = if self.disk_faults { 17 } else { 14 };
+        let kinds = if self.disk_faults { 18 } else { 15 };
         match self.rng.below(kinds) {
-            14 => self.disk_fault(DiskFault::Wipe),
-            15 => self.disk_fault(DiskFault::RestoreOldLog),
-            16 => {
+            14 => self.cut_off_leader(),
+            15 => self.disk_fault(DiskFault::Wipe),
+            16 => self.disk_fault(DiskFault::RestoreOldLog),
+            17 => {
                 // The disk fills up: writes that need room wait until it
                 // is freed.
                 let id = self.random_node();
@@ -102,6 +103,7 @@ impl World {
             6 | 7 => {
                 info!(target: "oar::sim", "{now} network heals");
                 self.network.cut.clear();
+                self.fed = None;
             }
             8 => {
                 self.network.drop_percent = self.rng.below(25);
@@ -191,6 +193,7 @@ impl World {
         info!(target: "oar::sim", "{} fault phase over: healing everything", self.now);
         self.healed = true;
         self.network = Network::healthy();
+        self.fed = None;
         let now = self.now;
         for sim in self.nodes.values_mut() {
             sim.disk_slow_until = now;
@@ -214,8 +217,30 @@ impl World {
         self.schedule(Duration::ZERO, Event::LivenessProbe);
     }
 
+    /// Cuts the leader off with a minority of the nodes, and sends it most
+    /// proposals until the network heals: it (and its minority) builds a
+    /// long suffix the majority's next leader will not have, which it must
+    /// discard when it rejoins, never commit.
+    fn cut_off_leader(&mut self) {
+        let Some(leader) = self.newest_leader() else { return };
+        let mut others: Vec<NodeId> = self.ids.iter().copied().filter(|&id| id != leader).collect();
+        let keep = (self.ids.len() - 1) / 2;
+        let mut minority = vec![leader];
+        for _ in 0..keep.saturating_sub(1) {
+            let k = self.rng.below(others.len() as u64) as usize;
+            minority.push(others.swap_remove(k));
+        }
+        info!(target: "oar::sim", "{} cut off the leader with {minority:?} and feed it proposals", self.now);
+        self.network.cut.clear();
+        self.network.split(&minority, &others);
+        self.fed = Some(leader);
+    }
+
     pub(super) fn propose_random(&mut self) {
-        let id = self.random_node();
+        let id = match self.fed {
+            Some(fed) if self.rng.chance(3, 4) => fed,
+            _ => self.random_node(),
+        };
         self.next_payload += 1;
         let mut data = self.next_payload.to_le_bytes().to_vec();
         let extra = if self.rng.chance(1, 100) { self.rng.range(2000, 8000) } else { self.rng.below(48) };
@@ -399,11 +424,23 @@ pub(super) fn random_config(rng: &mut Rng) -> Config {
     if rng.chance(1, 4) {
         c.inflight_messages_max = rng.range(1, 5) as usize;
     }
-    if rng.chance(1, 4) {
-        c.message_bytes_max = 16 << 10;
-        c.entry_bytes_max = 8 << 10;
-        c.inflight_bytes_max = rng.range(16 << 10, 128 << 10);
-        c.uncommitted_bytes_max = rng.range(8 << 10, 256 << 10);
+    match rng.below(8) {
+        0 | 1 => {
+            c.message_bytes_max = 16 << 10;
+            c.entry_bytes_max = 8 << 10;
+            c.inflight_bytes_max = rng.range(16 << 10, 128 << 10);
+            c.uncommitted_bytes_max = rng.range(8 << 10, 256 << 10);
+        }
+        2 => {
+            // Messages of one or two entries: a new leader's entries of
+            // earlier terms reach followers before its own, and a message
+            // vouches for less than a follower's stale suffix holds.
+            c.message_bytes_max = rng.range(96, 161);
+            c.entry_bytes_max = c.message_bytes_max - crate::types::ENTRY_OVERHEAD_BYTES;
+            c.inflight_bytes_max = rng.range(c.message_bytes_max, 4 << 10);
+            c.uncommitted_bytes_max = rng.range(16 << 10, 128 << 10);
+        }
+        _ => {}
     }
     // Snapshot often, compact close, so that followers fall behind the log.
     c.snapshot_entries = [0, 10, 40, 200][rng.below(4) as usize];
