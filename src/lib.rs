@@ -39,9 +39,9 @@ pub mod types;
 
 pub use crate::config::{Config, ConfigError};
 pub use crate::core::{
-    Admission, BootstrapError, DiskTrouble, Event, MembershipChangeError, Node, PeerStatus, Persist,
-    PersistId, ProgressState, ProposeError, Proposed, ReadError, ReadReady, RecoveredState, RecoveryError,
-    Role, SnapshotAction, StartError, Status, TransferError,
+    Admission, BootstrapError, Coverage, DiskTrouble, Event, MembershipChangeError, Node, PeerStatus,
+    Persist, PersistId, ProgressState, ProposeError, Proposed, ReadError, ReadReady, RecoveredState,
+    RecoveryError, Role, SnapshotAction, StartError, Status, TransferError,
 };
 pub use crate::membership::{Membership, MembershipChange, MembershipError, SnapshotMeta};
 pub use crate::message::{Message, MessageBody};

@@ -26,6 +26,14 @@ pub struct SimArgs {
     /// default, in half of the seeds): `always` or `never`.
     #[arg(long, value_parser = parse_disk_faults)]
     disk_faults: Option<bool>,
+    /// Print how often the nodes took each rare branch of Raft's rules
+    /// (the situations a subtle bug would show in).
+    #[arg(long)]
+    coverage: bool,
+    /// Fail the campaign if it never took one of those branches: its seeds
+    /// could not have caught a bug there.
+    #[arg(long)]
+    require_coverage: bool,
     /// Print a trace: -v for faults and node events, -vv for every message.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -75,6 +83,7 @@ pub fn run(args: SimArgs) -> ExitCode {
     let (mut wipes, mut lost_tails, mut readmissions) = (0u64, 0u64, 0u64);
     let (mut full_disks, mut hangs) = (0u64, 0u64);
     let (mut session_commands, mut session_retries, mut session_refusals) = (0u64, 0u64, 0u64);
+    let mut coverage = oar::Coverage::default();
     let count = seeds.end - seeds.start;
     for seed in seeds {
         let mut opts = oar::sim::SimOptions::new(seed, args.nodes);
@@ -99,6 +108,7 @@ pub fn run(args: SimArgs) -> ExitCode {
         session_commands += report.session_commands;
         session_retries += report.session_retries_answered;
         session_refusals += report.session_refusals;
+        coverage.add(&report.coverage);
         if let Some(v) = &report.violation {
             violations += 1;
             eprintln!("seed {seed}: VIOLATION of {}: {}", v.property, v.detail);
@@ -122,6 +132,16 @@ pub fn run(args: SimArgs) -> ExitCode {
         args.nodes,
         started.elapsed().as_secs_f64()
     );
+    let unreached: Vec<&str> =
+        coverage.counters().iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();
+    if args.coverage || args.require_coverage {
+        let counts: Vec<String> = coverage.counters().iter().map(|(name, n)| format!("{name}={n}")).collect();
+        println!("sim coverage {}", counts.join(" "));
+    }
+    if args.require_coverage && !unreached.is_empty() {
+        eprintln!("the campaign never reached: {}", unreached.join(", "));
+        return ExitCode::FAILURE;
+    }
     if violations + liveness_failures > 0 {
         ExitCode::FAILURE
     } else {

@@ -109,6 +109,9 @@ impl Node {
 
     pub(super) fn on_request_vote(&mut self, now: Instant, from: NodeId, term: Term, req: RequestVote) {
         let up_to_date = self.log.is_up_to_date(req.last_log_index, req.last_log_term);
+        if !up_to_date {
+            self.coverage.vote_refused_for_stale_log += 1;
+        }
         #[cfg(test)]
         let up_to_date = up_to_date || self.config.bugs.vote_ignores_log;
         // A node whose log may lack entries its admission vouched for (it

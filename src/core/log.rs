@@ -44,6 +44,8 @@ pub(crate) struct RaftLog {
     /// Writes handed to storage and not yet durable, oldest first, each with
     /// the last index it makes durable (capped by later truncations).
     writes_in_flight: VecDeque<(PersistId, LogIndex)>,
+    /// Conflicting suffixes truncated so far (see [`super::Coverage`]).
+    truncations: u64,
 }
 
 /// Why entries offered by a leader could not be appended.
@@ -79,7 +81,13 @@ impl RaftLog {
             persisted: last,
             unstable_from: last.next(),
             writes_in_flight: VecDeque::new(),
+            truncations: 0,
         }
+    }
+
+    /// Conflicting suffixes truncated since the log was recovered.
+    pub(crate) fn truncations(&self) -> u64 {
+        self.truncations
     }
 
     pub(crate) fn last_index(&self) -> LogIndex {
@@ -235,6 +243,7 @@ impl RaftLog {
         }
         if at <= self.last_index() {
             self.truncate_from(at);
+            self.truncations += 1;
         }
         self.entries.extend(new.iter().cloned());
         Ok(last_new)

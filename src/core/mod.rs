@@ -7,6 +7,7 @@
 
 mod api;
 mod checks;
+mod coverage;
 mod disk;
 mod election;
 mod identity;
@@ -39,6 +40,7 @@ pub use self::api::{
     StartError, Status, TransferError,
 };
 use self::checks::{check_append, check_recovered};
+pub use self::coverage::Coverage;
 use self::log::{Durability, RaftLog};
 use self::membership::Configurations;
 use self::progress::Progress;
@@ -207,6 +209,7 @@ pub struct Node {
 
     scratch_indexes: Vec<LogIndex>,
     scratch_rounds: Vec<u64>,
+    coverage: Coverage,
 }
 
 impl Node {
@@ -315,6 +318,7 @@ impl Node {
             replication_pending: false,
             scratch_indexes: Vec::new(),
             scratch_rounds: Vec::new(),
+            coverage: Coverage::default(),
             config,
         };
         // Forwarded reads are numbered from a point drawn anew at every

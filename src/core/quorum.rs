@@ -141,6 +141,19 @@ impl JointVoters {
         std::iter::once(&self.incoming).chain(joint.then_some(&self.outgoing))
     }
 
+    /// Whether the outgoing half's majority has reached less than the
+    /// incoming half's: in a joint configuration, C_old holds back what
+    /// C_new alone would allow.
+    pub(crate) fn outgoing_holds_back(
+        &self,
+        scratch: &mut Vec<LogIndex>,
+        index_of: impl Fn(NodeId, Incarnation) -> LogIndex,
+    ) -> bool {
+        let mut halves = self.halves();
+        let (Some(incoming), Some(outgoing)) = (halves.next(), halves.next()) else { return false };
+        outgoing.quorum_value(scratch, &index_of) < incoming.quorum_value(scratch, &index_of)
+    }
+
     /// The highest index both halves' majorities have reached. With no
     /// voters at all (a node waiting to be added) nothing is ever reached.
     pub(crate) fn committed_index(

@@ -162,6 +162,7 @@ impl Node {
     /// A read arriving at the leader, from its own client or a follower's.
     fn leader_read(&mut self, now: Instant, ctx: u64, requester: Option<NodeId>) {
         if !self.committed_in_term() {
+            self.coverage.read_waited_for_term_commit += 1;
             self.reads.awaiting_commit.push_back((ctx, requester));
             return;
         }

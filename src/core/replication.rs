@@ -7,7 +7,7 @@ use super::log::AppendError;
 use super::progress::ProgressState;
 use super::{Node, Role};
 use crate::message::{AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, MessageBody};
-use crate::types::{Entry, Instant, LogIndex, NodeId, Term};
+use crate::types::{Entry, Incarnation, Instant, LogIndex, NodeId, Term};
 
 impl Node {
     /// Appends an entry this leader created and schedules its replication.
@@ -50,6 +50,14 @@ impl Node {
                 self.track_appended(now, &req.entries);
                 // Raft Figure 2: commit up to the last entry this message
                 // vouches for, never beyond.
+                // Beyond what this message vouches for, entries of earlier
+                // terms: a suffix the leader may not have.
+                if req.leader_commit > last_new
+                    && self.log.last_index() > last_new
+                    && self.log.last_term() < self.term
+                {
+                    self.coverage.follower_commit_capped += 1;
+                }
                 if self.log.commit_to(req.leader_commit.min(last_new)) {
                     self.commit_changed();
                 }
@@ -242,7 +250,7 @@ impl Node {
         let persisted = self.log.persisted();
         let mut scratch = std::mem::take(&mut self.scratch_indexes);
         let peers = &self.peers;
-        let quorum_index = self.voters.committed_index(&mut scratch, |id, admitted| {
+        let index_of = |id: NodeId, admitted: Incarnation| {
             if id == me {
                 return if self.admits(admitted, mine) { persisted } else { LogIndex(0) };
             }
@@ -250,13 +258,21 @@ impl Node {
                 .iter()
                 .find(|p| p.id == id && self.admits(admitted, p.incarnation))
                 .map_or(LogIndex(0), |p| p.match_index)
-        });
+        };
+        let quorum_index = self.voters.committed_index(&mut scratch, index_of);
+        let held_by_outgoing = self.voters.outgoing_holds_back(&mut scratch, index_of);
         self.scratch_indexes = scratch;
+        if held_by_outgoing {
+            self.coverage.joint_commit_held_by_outgoing += 1;
+        }
         let commit = self.log.commit();
         if quorum_index <= commit {
             return;
         }
         let of_this_term = self.log.term(quorum_index) == Some(self.term);
+        if !of_this_term {
+            self.coverage.commit_held_for_earlier_term += 1;
+        }
         #[cfg(test)]
         let of_this_term = of_this_term || self.config.bugs.commit_old_terms_by_counting;
         if !of_this_term {

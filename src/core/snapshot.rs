@@ -258,7 +258,13 @@ impl Node {
             return;
         }
         info!("{} {}: installing snapshot {} from {}", self.id(), self.term, meta.index, from);
+        let had_suffix = self.log.last_index() > meta.index;
         let kept = self.log.install_snapshot(meta.index, meta.term);
+        match (had_suffix, kept) {
+            (true, true) => self.coverage.snapshot_kept_suffix += 1,
+            (true, false) => self.coverage.snapshot_over_mismatched_log += 1,
+            (false, _) => {}
+        }
         let log = &self.log;
         self.configs.entries.retain(|&(i, t, _)| i > meta.index && log.term(i) == Some(t));
         self.configs.base = (meta.index, meta.membership.clone());

@@ -178,9 +178,8 @@ impl World {
 
     pub(super) fn crash(&mut self, id: NodeId) {
         let sim = self.nodes.get_mut(&id).expect("known node");
-        if sim.node.take().is_none() {
-            return;
-        }
+        let Some(node) = sim.node.take() else { return };
+        self.report.coverage.add(&node.coverage());
         sim.life += 1;
         sim.sync_scheduled = false;
         // Writes never written and work never applied die with the process.

@@ -417,6 +417,9 @@ impl World {
         if self.checker.violation.is_none() {
             self.check_sessions_applied();
         }
+        for node in self.nodes.values().filter_map(|n| n.node.as_ref()) {
+            self.report.coverage.add(&node.coverage());
+        }
         self.report.session_commands = self.checker.sessions.commands_applied;
         self.report.session_retries_answered = self.checker.sessions.retries_answered;
         self.report.session_refusals = self.checker.sessions.refused;

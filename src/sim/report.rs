@@ -46,6 +46,9 @@ pub struct SimReport {
     pub session_retries_answered: u64,
     /// Session commands refused (expired or stale session; per node).
     pub session_refusals: u64,
+    /// The rare branches of Raft's rules the nodes took, summed over every
+    /// node's every life.
+    pub coverage: crate::core::Coverage,
     /// The first safety property broken, if any.
     pub violation: Option<Violation>,
     /// Why the cluster failed to make progress after healing, if it did.

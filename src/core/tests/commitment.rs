@@ -59,6 +59,8 @@ fn figure_8_leader_does_not_commit_an_earlier_term_entry_by_counting_replicas() 
     let (c, _) = figure_8_c(InjectedBugs::default());
     assert_eq!(c.commit_of(1), LogIndex(0), "index 2 is on a majority but of term 2");
     assert!(c.applied[&NodeId(1)].is_empty());
+    // The rare branch is counted, for the simulator's coverage report.
+    assert!(c.node(1).coverage().commit_held_for_earlier_term > 0);
 }
 
 #[test]
@@ -194,12 +196,14 @@ fn follower_commits_up_to_the_last_new_entry_and_no_further() {
     // The leader vouches for entries up to 2 only: commit min(3, 2).
     c.inject(append(3, (2, 1), &[], 3));
     assert_eq!(c.commit_of(1), LogIndex(2));
+    assert_eq!(c.node(1).coverage().follower_commit_capped, 1, "capped before a stale suffix");
     // A stale, shorter message does not lower it.
     c.inject(append(3, (0, 0), &[(1, 1)], 3));
     assert_eq!(c.commit_of(1), LogIndex(2));
     // New entries are committed up to the leader's commit index.
     c.inject(append(3, (2, 1), &[(3, 3), (4, 3), (5, 3)], 4));
     assert_eq!(terms_of(c.node(1)), vec![1, 1, 3, 3, 3]);
+    assert_eq!(c.node(1).coverage().suffix_truncated, 1, "the stale entry at 3 went");
     assert_eq!(c.commit_of(1), LogIndex(4));
     assert_eq!(c.applied_indexes(1), vec![1, 2, 3, 4]);
     assert_eq!(c.disks[&NodeId(1)].hard_state.commit, LogIndex(4), "the commit index is stored");
