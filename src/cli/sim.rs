@@ -39,6 +39,19 @@ pub struct SimArgs {
     verbose: u8,
 }
 
+/// The median, the 99th percentile and the worst of `samples`, with the
+/// worst one's seed.
+fn spread(samples: &mut [(f64, u64)]) -> String {
+    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let at = |q: f64| samples.get(((samples.len() as f64 - 1.0) * q).round() as usize).map_or(0.0, |s| s.0);
+    match samples.last() {
+        Some(&(worst, seed)) => {
+            format!("p50={:.1} p99={:.1} max={worst:.1} (seed {seed})", at(0.5), at(0.99))
+        }
+        None => "none".to_string(),
+    }
+}
+
 fn parse_disk_faults(s: &str) -> Result<bool, String> {
     match s {
         "always" => Ok(true),
@@ -84,6 +97,8 @@ pub fn run(args: SimArgs) -> ExitCode {
     let (mut full_disks, mut hangs) = (0u64, 0u64);
     let (mut session_commands, mut session_retries, mut session_refusals) = (0u64, 0u64, 0u64);
     let mut coverage = oar::Coverage::default();
+    // Recovery after healing, in election timeouts, with each seed.
+    let (mut to_leader, mut to_commit): (Vec<(f64, u64)>, Vec<(f64, u64)>) = (Vec::new(), Vec::new());
     let count = seeds.end - seeds.start;
     for seed in seeds {
         let mut opts = oar::sim::SimOptions::new(seed, args.nodes);
@@ -109,6 +124,9 @@ pub fn run(args: SimArgs) -> ExitCode {
         session_retries += report.session_retries_answered;
         session_refusals += report.session_refusals;
         coverage.add(&report.coverage);
+        let timeouts = |d: Duration| d.as_secs_f64() / report.election_timeout.as_secs_f64();
+        to_leader.extend(report.heal_to_leader.map(|d| (timeouts(d), seed)));
+        to_commit.extend(report.heal_to_commit.map(|d| (timeouts(d), seed)));
         if let Some(v) = &report.violation {
             violations += 1;
             eprintln!("seed {seed}: VIOLATION of {}: {}", v.property, v.detail);
@@ -131,6 +149,11 @@ pub fn run(args: SimArgs) -> ExitCode {
         "sim seeds={count} nodes={} violations={violations} liveness_failures={liveness_failures} reads_checked={reads} steps={steps} secs={:.1}",
         args.nodes,
         started.elapsed().as_secs_f64()
+    );
+    println!(
+        "sim recovery after healing, in election timeouts: to_leader {} to_commit {}",
+        spread(&mut to_leader),
+        spread(&mut to_commit)
     );
     let unreached: Vec<&str> =
         coverage.counters().iter().filter(|(_, n)| *n == 0).map(|(name, _)| *name).collect();

@@ -393,7 +393,11 @@ impl World {
             if !self.healed && self.now >= self.fault_end {
                 self.heal();
             }
+            if self.healed && self.report.heal_to_leader.is_none() && self.newest_leader().is_some() {
+                self.report.heal_to_leader = Some(self.now.saturating_duration_since(self.fault_end));
+            }
             if self.healed && self.members().iter().all(|id| self.nodes[id].probe_applied) {
+                self.report.heal_to_commit = Some(self.now.saturating_duration_since(self.fault_end));
                 break;
             }
             let Some(next) = self.next_time() else { break };
@@ -427,6 +431,7 @@ impl World {
         self.report.violation = self.checker.violation.clone();
         self.report.committed = self.checker.committed_len();
         self.report.end = self.now;
+        self.report.election_timeout = self.template.election_timeout_max;
         self.report
     }
 

@@ -55,4 +55,12 @@ pub struct SimReport {
     pub liveness_failure: Option<String>,
     /// Virtual time at the end.
     pub end: Instant,
+    /// From the end of the fault phase to the first leader after it.
+    pub heal_to_leader: Option<std::time::Duration>,
+    /// From the end of the fault phase to a fresh entry applied on every
+    /// member: the liveness check passed.
+    pub heal_to_commit: Option<std::time::Duration>,
+    /// The nodes' longest election timeout, the unit recovery is measured
+    /// in.
+    pub election_timeout: std::time::Duration,
 }

@@ -378,7 +378,7 @@ impl World {
     }
 
     /// The leader of the highest term, if any node leads.
-    fn newest_leader(&self) -> Option<NodeId> {
+    pub(super) fn newest_leader(&self) -> Option<NodeId> {
         self.nodes
             .iter()
             .filter_map(|(&id, n)| Some((n.node.as_ref()?, id)))
