@@ -98,7 +98,8 @@ pub fn run(args: SimArgs) -> ExitCode {
     let (mut session_commands, mut session_retries, mut session_refusals) = (0u64, 0u64, 0u64);
     let mut coverage = oar::Coverage::default();
     // Recovery after healing, in election timeouts, with each seed.
-    let (mut to_leader, mut to_commit): (Vec<(f64, u64)>, Vec<(f64, u64)>) = (Vec::new(), Vec::new());
+    let mut to_leader: Vec<(f64, u64)> = Vec::new();
+    let mut to_commit: Vec<(f64, u64)> = Vec::new();
     let count = seeds.end - seeds.start;
     for seed in seeds {
         let mut opts = oar::sim::SimOptions::new(seed, args.nodes);
