@@ -117,6 +117,10 @@ pub struct InjectedBugs {
     /// if identities did not exist: a node that lost its disk votes and
     /// acknowledges again at once, under its old id.
     pub ignore_incarnations: bool,
+    /// Every election timeout is the minimum instead of a random draw:
+    /// followers that lose their leader at the same moment split the vote
+    /// again and again.
+    pub fixed_election_timeout: bool,
 }
 
 impl Config {

@@ -785,6 +785,10 @@ impl Node {
     }
 
     fn random_election_timeout(&mut self) -> Duration {
+        #[cfg(test)]
+        if self.config.bugs.fixed_election_timeout {
+            return self.config.election_timeout_min;
+        }
         let min = self.config.election_timeout_min.as_nanos() as u64;
         let max = self.config.election_timeout_max.as_nanos() as u64;
         Duration::from_nanos(self.rng.range(min, max))

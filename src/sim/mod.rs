@@ -252,6 +252,9 @@ struct World {
     client_rng: Rng,
     /// A leader cut off with a minority, which gets most proposals.
     fed: Option<NodeId>,
+    /// Whether delays are constant, network and disk alike: nothing but
+    /// the nodes' own randomized timeouts breaks a symmetry.
+    steady: bool,
 }
 
 impl World {
@@ -267,6 +270,7 @@ impl World {
         let app_durable = rng.chance(1, 2);
         let disk_faults = opts.disk_faults.unwrap_or_else(|| rng.chance(1, 2));
         let bootstrap_all = rng.chance(1, 2);
+        let steady = rng.chance(1, 8);
         let incarnations: Vec<Incarnation> =
             voters.iter().map(|_| Incarnation(rng.next_u64().max(1))).collect();
         let bootstrap =
@@ -280,7 +284,7 @@ impl World {
             disks: voters.iter().map(|&id| (id, SimDisk::default())).collect(),
             events: BTreeMap::new(),
             event_seq: 0,
-            network: Network::healthy(),
+            network: Network::healthy(steady),
             checker: Checker::default(),
             app_durable,
             // Small segments, so that runs rotate through many of them.
@@ -298,10 +302,11 @@ impl World {
             clients: sessions::new_clients(),
             client_rng: sessions::client_rng(opts.seed),
             fed: None,
+            steady,
         };
         info!(
             target: "oar::sim",
-            "seed {} nodes {} pre_vote {} check_quorum {} inflight {} msg_bytes {} app_durable {} disk_faults {} bootstrap_all {}",
+            "seed {} nodes {} pre_vote {} check_quorum {} inflight {} msg_bytes {} app_durable {} disk_faults {} bootstrap_all {} steady {}",
             opts.seed,
             opts.nodes,
             template.pre_vote,
@@ -310,7 +315,8 @@ impl World {
             template.message_bytes_max,
             app_durable,
             disk_faults,
-            bootstrap_all
+            bootstrap_all,
+            steady
         );
         for (k, &id) in voters.iter().enumerate() {
             world.add_node(id, incarnations[k], bootstrap_all || k == 0);
@@ -650,7 +656,8 @@ impl World {
     /// safety properties.
     fn drain(&mut self, id: NodeId) {
         let now = self.now;
-        let World { nodes, disks, checker, network, rng, events, event_seq, report, fates, .. } = self;
+        let World { nodes, disks, checker, network, rng, events, event_seq, report, fates, steady, .. } =
+            self;
         let sim = nodes.get_mut(&id).expect("known node");
         if sim.node.is_none() {
             return;
@@ -720,6 +727,8 @@ impl World {
                         + Duration::from_millis(rng.range(1, 50))
                 } else if now < sim.disk_slow_until {
                     Duration::from_millis(rng.range(50, 800))
+                } else if *steady {
+                    Duration::from_millis(1)
                 } else {
                     Duration::from_micros(rng.range(50, 2000))
                 };

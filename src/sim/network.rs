@@ -26,13 +26,15 @@ pub(crate) struct Network {
 }
 
 impl Network {
-    pub(crate) fn healthy() -> Network {
+    /// A network that loses nothing; `steady`: every message takes the
+    /// same time.
+    pub(crate) fn healthy(steady: bool) -> Network {
         Network {
             cut: BTreeSet::new(),
             drop_percent: 0,
             duplicate_percent: 0,
-            delay_min: Duration::from_micros(100),
-            delay_max: Duration::from_millis(3),
+            delay_min: if steady { Duration::from_millis(1) } else { Duration::from_micros(100) },
+            delay_max: if steady { Duration::from_millis(1) } else { Duration::from_millis(3) },
             long_delay_percent: 0,
         }
     }

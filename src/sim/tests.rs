@@ -94,6 +94,23 @@ fn checker_catches_commits_of_earlier_terms_by_counting() {
     assert_eq!(v.property, "leader commit rule");
 }
 
+/// Every election timeout the minimum: where delays are steady, followers
+/// that lose their leader together time out together and split the vote
+/// again and again, and the cluster never recovers in time.
+#[test]
+fn checker_catches_an_election_timeout_that_is_not_random() {
+    let bugs = InjectedBugs { fixed_election_timeout: true, ..InjectedBugs::default() };
+    let report = (0..300)
+        .map(|seed| {
+            let mut opts = SimOptions::new(seed, 3);
+            opts.bugs = bugs;
+            run(&opts)
+        })
+        .find(|r| r.violation.is_some() || r.liveness_failure.is_some())
+        .expect("the simulator missed election timeouts that are all the same");
+    println!("seed {} found: {:?} {:?}", report.seed, report.violation, report.liveness_failure);
+}
+
 /// A voter that ignores the candidate's log lets a stale node lead and
 /// overwrite committed entries.
 #[test]
@@ -123,7 +140,7 @@ fn checker_catches_a_deposed_leader_serving_reads() {
 #[test]
 fn checker_catches_a_joint_configuration_counted_by_its_incoming_half_only() {
     let bugs = InjectedBugs { joint_counts_only_incoming: true, ..InjectedBugs::default() };
-    let report = first_violation_with(100, 3, Duration::from_secs(30), bugs)
+    let report = first_violation_with(100, 3, Duration::from_secs(20), bugs)
         .expect("the checker missed commits without a majority of C_old");
     let v = report.violation.unwrap();
     println!("seed {} found: {} ({})", report.seed, v.property, v.detail);
@@ -288,3 +305,4 @@ mod recovery_oracle {
         assert!(!disk.explains(&lost, None, hs(1, 0), &[synced.clone(), vec![entry(4, 9)]].concat()));
     }
 }
+

@@ -192,7 +192,7 @@ impl World {
     pub(super) fn heal(&mut self) {
         info!(target: "oar::sim", "{} fault phase over: healing everything", self.now);
         self.healed = true;
-        self.network = Network::healthy();
+        self.network = Network::healthy(self.steady);
         self.fed = None;
         let now = self.now;
         for sim in self.nodes.values_mut() {
