@@ -305,4 +305,3 @@ mod recovery_oracle {
         assert!(!disk.explains(&lost, None, hs(1, 0), &[synced.clone(), vec![entry(4, 9)]].concat()));
     }
 }
-
