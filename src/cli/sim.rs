@@ -94,7 +94,7 @@ pub fn run(args: SimArgs) -> ExitCode {
     let (mut committed, mut accepted, mut crashes, mut reads, mut transfers) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut changes, mut taken, mut installed) = (0u64, 0u64, 0u64);
     let (mut wipes, mut lost_tails, mut readmissions) = (0u64, 0u64, 0u64);
-    let (mut full_disks, mut hangs) = (0u64, 0u64);
+    let (mut full_disks, mut hangs, mut rot_refused) = (0u64, 0u64, 0u64);
     let (mut session_commands, mut session_retries, mut session_refusals) = (0u64, 0u64, 0u64);
     let mut coverage = oar::Coverage::default();
     // Recovery after healing, in election timeouts, with each seed.
@@ -121,6 +121,7 @@ pub fn run(args: SimArgs) -> ExitCode {
         readmissions += report.readmissions;
         full_disks += report.disk_full_faults;
         hangs += report.disk_hangs;
+        rot_refused += report.rot_refused;
         session_commands += report.session_commands;
         session_retries += report.session_retries_answered;
         session_refusals += report.session_refusals;
@@ -142,7 +143,7 @@ pub fn run(args: SimArgs) -> ExitCode {
     println!(
         "sim committed={committed} proposals_accepted={accepted} crashes={crashes} transfers={transfers} \
          membership_changes={changes} snapshots_taken={taken} snapshots_installed={installed} \
-         disk_wipes={wipes} lost_tails={lost_tails} readmissions={readmissions} disks_full={full_disks} \
+         disk_wipes={wipes} lost_tails={lost_tails} rot_refused={rot_refused} readmissions={readmissions} disks_full={full_disks} \
          disk_hangs={hangs} session_commands={session_commands} session_retries_answered={session_retries} \
          session_refusals={session_refusals}"
     );

@@ -24,11 +24,20 @@ impl World {
         };
         let (mut wal, mut recovered) = match Wal::open_with(sim.fs.clone(), DATA_DIR, self.wal_options) {
             Ok(opened) => opened,
+            Err(e) if sim.rotten => {
+                // As it must: the operator replaces the disk.
+                info!(target: "oar::sim", "{now} {id} refuses its rotten log ({e}); its disk is replaced");
+                sim.rotten = false;
+                sim.disk_fault = Some(DiskFault::Wipe);
+                self.report.rot_refused += 1;
+                return self.restart(id);
+            }
             Err(e) => {
                 self.checker.fail("recovery", format!("{id}: the log does not open: {e}"));
                 return;
             }
         };
+        sim.rotten = false;
         // The floor beside the log follows it at every sync: recovery then
         // sees any loss of synced entries (the runtime raises it every
         // tenth of a second instead; see `core::identity`).
@@ -155,6 +164,14 @@ impl World {
                 sim.backup = None;
                 self.report.disk_wipes += 1;
             }
+            DiskFault::Rot => {
+                if let Some((path, at)) = rot_target(&sim.fs, &mut self.rng) {
+                    let bit = 1 << self.rng.below(8);
+                    info!(target: "oar::sim", "{now} {id}'s log rots: {} byte {at}", path.display());
+                    sim.fs.flip_bits(&path, at as u64, bit);
+                    sim.rotten = true;
+                }
+            }
             DiskFault::RestoreOldLog => {
                 let Some(backup) = sim.backup.take() else { return };
                 info!(target: "oar::sim", "{now} {id}'s log is set back to an older copy ({} entries)", backup.disk.entries.len());
@@ -228,6 +245,30 @@ pub(super) fn new_disk(fs: &SimFs, id: NodeId, incarnation: Incarnation) {
 
 /// Whether `path` is part of the log (a segment, or one being made), as
 /// opposed to the identity, the commit floor or the lock.
+/// A byte inside a synced record of some log segment with a whole record
+/// after it (so that no recovery may take the damage for a torn write).
+fn rot_target(fs: &SimFs, rng: &mut Rng) -> Option<(std::path::PathBuf, usize)> {
+    use crate::storage::format::{decode_record, SEGMENT_HEADER_BYTES};
+    let mut candidates = Vec::new();
+    for path in fs.durable_paths().into_iter().filter(|p| is_log_file(p)) {
+        let Some(bytes) = fs.durable_contents(&path) else { continue };
+        let mut offset = SEGMENT_HEADER_BYTES;
+        let mut records = Vec::new();
+        while let Some(Ok((_, len))) = bytes.get(offset..).map(decode_record) {
+            records.push((offset, len));
+            offset += len;
+        }
+        // Every record but the last has a whole one after it.
+        records.pop();
+        candidates.extend(records.into_iter().map(|r| (path.clone(), r)));
+    }
+    if candidates.is_empty() {
+        return None;
+    }
+    let (path, (start, len)) = candidates.swap_remove(rng.below(candidates.len() as u64) as usize);
+    Some((path, start + rng.below(len as u64) as usize))
+}
+
 pub(super) fn is_log_file(path: &std::path::Path) -> bool {
     path.parent() == Some(std::path::Path::new(DATA_DIR))
         && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(".wal"))

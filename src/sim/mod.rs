@@ -174,6 +174,8 @@ struct SimNode {
     bootstraps: bool,
     /// What its next restart does to its disk first.
     disk_fault: Option<DiskFault>,
+    /// Its log holds a rotten record: it must not open.
+    rotten: bool,
     /// An older copy of its log, and the model of what it held then.
     backup: Option<Backup>,
     next_backup: Instant,
@@ -206,6 +208,10 @@ enum DiskFault {
     Wipe,
     /// The log is replaced by an older copy of itself.
     RestoreOldLog,
+    /// A bit of a synced record rots, a whole record after it: recovery
+    /// must refuse the log (then the disk is replaced, as an operator
+    /// would), never cut it as a torn write.
+    Rot,
 }
 
 /// A copy of a node's log files taken when all its writes were synced.
@@ -351,6 +357,7 @@ impl World {
             snapshot: None,
             bootstraps,
             disk_fault: None,
+            rotten: false,
             backup: None,
             next_backup: self.now,
             incarnation,

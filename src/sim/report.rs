@@ -55,6 +55,9 @@ pub struct SimReport {
     pub liveness_failure: Option<String>,
     /// Virtual time at the end.
     pub end: Instant,
+    /// Logs with a rotten record that recovery refused (the disk was then
+    /// replaced).
+    pub rot_refused: u64,
     /// From the end of the fault phase to the first leader after it.
     pub heal_to_leader: Option<std::time::Duration>,
     /// From the end of the fault phase to a fresh entry applied on every

@@ -111,6 +111,21 @@ fn checker_catches_an_election_timeout_that_is_not_random() {
     println!("seed {} found: {:?} {:?}", report.seed, report.violation, report.liveness_failure);
 }
 
+/// Recovery that takes a rotten record with whole ones after it for a torn
+/// write cuts synced entries off the log; the simulator's model of the
+/// disk names the loss when the node restarts.
+#[test]
+fn checker_catches_recovery_that_cuts_damage_as_a_torn_tail() {
+    use crate::storage::recovery::DAMAGE_AS_TORN;
+    DAMAGE_AS_TORN.with(|bug| bug.set(true));
+    let report = first_violation_where(300, 3, InjectedBugs::default(), |opts| opts.disk_faults = Some(true));
+    DAMAGE_AS_TORN.with(|bug| bug.set(false));
+    let report = report.expect("the simulator missed synced records cut as a torn tail");
+    let v = report.violation.unwrap();
+    println!("seed {} found: {} ({})", report.seed, v.property, v.detail);
+    assert_eq!(v.property, "recovery");
+}
+
 /// A voter that ignores the candidate's log lets a stale node lead and
 /// overwrite committed entries.
 #[test]

@@ -42,6 +42,7 @@ impl World {
         let kinds = if self.disk_faults { 18 } else { 15 };
         match self.rng.below(kinds) {
             14 => self.cut_off_leader(),
+            15 if self.rng.chance(1, 3) => self.disk_fault(DiskFault::Rot),
             15 => self.disk_fault(DiskFault::Wipe),
             16 => self.disk_fault(DiskFault::RestoreOldLog),
             17 => {

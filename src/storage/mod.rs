@@ -252,11 +252,11 @@
 
 mod error;
 mod force;
-mod format;
+pub(crate) mod format;
 mod fs;
 mod identity;
 mod node;
-mod recovery;
+pub(crate) mod recovery;
 mod segment;
 mod sim_fs;
 mod snapshot;
