@@ -1,6 +1,8 @@
 //! Terms, votes and roles: Raft §5.1–§5.2, with PreVote (thesis §9.6),
 //! CheckQuorum and the leader lease on votes (thesis §4.2.3, §6.2).
 
+use std::time::Duration;
+
 use ::log::{debug, info};
 
 use super::api::Event;
@@ -369,5 +371,22 @@ impl Node {
             info!("{} {}: no quorum heard within {:?}; stepping down", self.id(), self.term, window);
             self.become_follower(now, self.term, None);
         }
+    }
+}
+
+impl Node {
+    pub(super) fn random_election_timeout(&mut self) -> Duration {
+        #[cfg(test)]
+        if self.config.bugs.fixed_election_timeout {
+            return self.config.election_timeout_min;
+        }
+        let min = self.config.election_timeout_min.as_nanos() as u64;
+        let max = self.config.election_timeout_max.as_nanos() as u64;
+        Duration::from_nanos(self.rng.range(min, max))
+    }
+
+    pub(super) fn reset_election_deadline(&mut self, now: Instant) {
+        let timeout = self.random_election_timeout();
+        self.election_deadline = Some(now + timeout);
     }
 }

@@ -24,7 +24,6 @@ mod tests;
 mod transfer;
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use ::log::{debug, info, warn};
 
@@ -782,21 +781,6 @@ impl Node {
             self.leader = leader;
             self.events.push_back(Event::LeaderChanged { leader, term: self.term });
         }
-    }
-
-    fn random_election_timeout(&mut self) -> Duration {
-        #[cfg(test)]
-        if self.config.bugs.fixed_election_timeout {
-            return self.config.election_timeout_min;
-        }
-        let min = self.config.election_timeout_min.as_nanos() as u64;
-        let max = self.config.election_timeout_max.as_nanos() as u64;
-        Duration::from_nanos(self.rng.range(min, max))
-    }
-
-    fn reset_election_deadline(&mut self, now: Instant) {
-        let timeout = self.random_election_timeout();
-        self.election_deadline = Some(now + timeout);
     }
 }
 

@@ -159,3 +159,32 @@ pub(crate) fn ever_member(
             .filter(|e| e.kind == crate::types::EntryKind::Membership)
             .any(|e| Membership::decode(&e.data).is_ok_and(|m| m.contains(me)))
 }
+
+/// The peers to link to: every member but `me`, at the address the address
+/// book gives (this node's own `peers`: the operator's word for where a node
+/// is reached from here, a proxy say), else at the configuration's; then
+/// the rest of the address book.
+pub(super) fn peer_addresses(
+    m: &Membership,
+    address_book: &[(NodeId, std::net::SocketAddr)],
+    me: NodeId,
+) -> Vec<(NodeId, std::net::SocketAddr)> {
+    let mut out: Vec<(NodeId, std::net::SocketAddr)> = Vec::new();
+    for id in m.members().filter(|&id| id != me) {
+        let addr = address_book
+            .iter()
+            .find(|(p, _)| *p == id)
+            .map(|&(_, a)| a)
+            .or_else(|| m.address(id).and_then(|a| a.parse().ok()));
+        match addr {
+            Some(addr) => out.push((id, addr)),
+            None => log::warn!("{me}: member {id} has no usable address; it cannot be reached"),
+        }
+    }
+    for &(id, addr) in address_book {
+        if !out.iter().any(|(p, _)| *p == id) {
+            out.push((id, addr));
+        }
+    }
+    out
+}

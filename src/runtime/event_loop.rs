@@ -14,7 +14,7 @@ use log::{debug, error, info};
 use mio::{Events, Poll, Waker};
 
 use super::apply::{self, FromApply, ToApply};
-use super::bootstrap::{check_peers, ever_member, Bootstrap};
+use super::bootstrap::{check_peers, ever_member, peer_addresses, Bootstrap};
 use super::clock::Clock;
 use super::error::{propose_error, read_error};
 use super::log_writer::{self, FromWriter, ToWriter};
@@ -276,35 +276,6 @@ pub(super) struct EventLoop {
 
 type MembershipReply =
     crossbeam_channel::Sender<Result<Result<Membership, MembershipChangeError>, RequestError>>;
-
-/// The peers to link to: every member but `me`, at the address the address
-/// book gives (this node's own `peers`: the operator's word for where a node
-/// is reached from here, a proxy say), else at the configuration's; then
-/// the rest of the address book.
-fn peer_addresses(
-    m: &Membership,
-    address_book: &[(NodeId, SocketAddr)],
-    me: NodeId,
-) -> Vec<(NodeId, SocketAddr)> {
-    let mut out: Vec<(NodeId, SocketAddr)> = Vec::new();
-    for id in m.members().filter(|&id| id != me) {
-        let addr = address_book
-            .iter()
-            .find(|(p, _)| *p == id)
-            .map(|&(_, a)| a)
-            .or_else(|| m.address(id).and_then(|a| a.parse().ok()));
-        match addr {
-            Some(addr) => out.push((id, addr)),
-            None => log::warn!("{me}: member {id} has no usable address; it cannot be reached"),
-        }
-    }
-    for &(id, addr) in address_book {
-        if !out.iter().any(|(p, _)| *p == id) {
-            out.push((id, addr));
-        }
-    }
-    out
-}
 
 impl EventLoop {
     fn run(mut self) {

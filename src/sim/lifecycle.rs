@@ -5,6 +5,76 @@
 use super::*;
 
 impl World {
+    /// A snapshot reaches `to` whole: its runtime stores it durably, tells
+    /// the core it was received from the leader `from` of `term`, and tells
+    /// the leader it arrived.
+    pub(super) fn snapshot_arrives(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        term: crate::types::Term,
+        snapshot: Snapshot,
+    ) {
+        let now = self.now;
+        let down = self.nodes.get(&to).is_none_or(|n| n.node.is_none());
+        if down || !self.network.can_send(from, to) {
+            if let Some(node) = self.nodes.get_mut(&from).and_then(|n| n.node.as_mut()) {
+                node.handle_snapshot_failed(to);
+                self.drain(from);
+            }
+            return;
+        }
+        let Some(sim) = self.nodes.get_mut(&to).filter(|n| n.node.is_some()) else { return };
+        debug!(target: "oar::sim", "{now} snapshot {} {from}->{to} arrives", snapshot.meta.index);
+        // As the store does: a snapshot older than the one stored (received
+        // earlier, not installed since its leader's term was over) is
+        // discarded, and the core is told of the stored one, which serves
+        // as well (it too holds only committed entries).
+        if sim.snapshot.as_ref().is_none_or(|s| s.meta.index < snapshot.meta.index) {
+            sim.snapshot = Some(snapshot);
+        }
+        let meta = sim.snapshot.as_ref().expect("stored above").meta.clone();
+        sim.node.as_mut().expect("alive").handle_snapshot_received(now, from, term, meta);
+        self.drain(to);
+        if let Some(node) = self.nodes.get_mut(&from).and_then(|n| n.node.as_mut()) {
+            node.handle_snapshot_sent(to);
+            self.drain(from);
+        }
+    }
+
+    /// Node `id` writes a snapshot of its application's state, as its
+    /// runtime would on `SnapshotAction::Take`, and compacts its log.
+    pub(super) fn take_snapshot(&mut self, id: NodeId) {
+        let World { nodes, checker, report, .. } = self;
+        let sim = nodes.get_mut(&id).expect("known node");
+        let Some(node) = sim.node.as_mut() else { return };
+        let index = sim.app_applied;
+        if index == LogIndex(0) {
+            return;
+        }
+        if let Some(stored) = sim.snapshot.as_ref().filter(|s| s.meta.index >= index) {
+            // One as new is stored already (received, though the core may
+            // not have installed it): report that one, as the runtime does.
+            node.handle_snapshot_taken(stored.meta.clone());
+            let first = node.first_index();
+            if let Err(e) = sim.wal.as_mut().expect("an alive node has its log open").compact_prefix(first) {
+                checker.fail("storage", format!("{id}: compaction failed: {e}"));
+            }
+            return;
+        }
+        let Some(term) = node.term_at(index) else { return };
+        let meta = SnapshotMeta { index, term, membership: node.membership_at(index).clone() };
+        checker.on_snapshot(id, &meta, sim.app_digest);
+        let sessions = sim.app_sessions.snapshot();
+        sim.snapshot = Some(Snapshot { meta: meta.clone(), digest: sim.app_digest, sessions });
+        report.snapshots_taken += 1;
+        node.handle_snapshot_taken(meta);
+        let first = node.first_index();
+        if let Err(e) = sim.wal.as_mut().expect("an alive node has its log open").compact_prefix(first) {
+            checker.fail("storage", format!("{id}: compaction failed: {e}"));
+        }
+    }
+
     /// Starts a node from what its storage recovers, checking that recovery
     /// kept every synced write and invented nothing. A disk fault decided
     /// while the node was down strikes first.
